@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/google/uuid"
+
 	"github.com/onbehalf/onbehalf/internal/testenv"
 	"github.com/onbehalf/onbehalf/internal/testenv/channel"
 	"github.com/onbehalf/onbehalf/internal/testenv/entra"
@@ -16,26 +18,29 @@ import (
 
 // Fixed identities of the test deployment.
 const (
-	TenantID    = "72f988bf-0000-4000-8000-000000000001"
-	BotAppID    = "b07a0000-0000-4000-8000-000000000002"
-	MIClientID  = "e1e10000-0000-4000-8000-000000000003"
-	MIPrincipal = "0b1e0000-0000-4000-8000-000000000004"
+	TenantID = "72f988bf-0000-4000-8000-000000000001"
+	BotAppID = "b07a0000-0000-4000-8000-000000000002"
 )
 
 // Stack is a running set of stand-ins.
 type Stack struct {
 	Entra   *entra.Server
 	Channel *channel.Server
+	// MIClientID and MIPrincipal identify this stack's user-assigned managed identity. Each
+	// stack has its own: MSAL caches managed-identity tokens process-wide by client id.
+	MIClientID  string
+	MIPrincipal string
 }
 
 // New starts the stand-ins. Close them with Close.
 func New() *Stack {
 	e := entra.New(TenantID)
-	e.AddManagedIdentity(entra.ManagedIdentity{ClientID: MIClientID, PrincipalID: MIPrincipal})
+	miClient, miPrincipal := uuid.NewString(), uuid.NewString()
+	e.AddManagedIdentity(entra.ManagedIdentity{ClientID: miClient, PrincipalID: miPrincipal})
 	// The bot's app registration has no secret: federated credential #1 trusts the managed
 	// identity (issuer = the tenant, subject = the identity's principal id).
 	e.AddApp(entra.App{ClientID: BotAppID, FederatedCredentials: []entra.FederatedCredential{{
-		Issuer: e.Issuer(), Subject: MIPrincipal, Audiences: []string{entra.TokenExchangeAud},
+		Issuer: e.Issuer(), Subject: miPrincipal, Audiences: []string{entra.TokenExchangeAud},
 	}}})
 	ch := channel.New()
 	ch.RequireBotToken(func(tok string) error {
@@ -48,7 +53,7 @@ func New() *Stack {
 		}
 		return nil
 	})
-	return &Stack{Entra: e, Channel: ch}
+	return &Stack{Entra: e, Channel: ch, MIClientID: miClient, MIPrincipal: miPrincipal}
 }
 
 // Close stops every stand-in.
@@ -63,7 +68,7 @@ func (s *Stack) Env() map[string]string {
 	return map[string]string{
 		"BOT_APP_ID":                       BotAppID,
 		"BOT_TENANT_ID":                    TenantID,
-		"BOT_MANAGED_IDENTITY_CLIENT_ID":   MIClientID,
+		"BOT_MANAGED_IDENTITY_CLIENT_ID":   s.MIClientID,
 		"ENTRA_AUTHORITY_HOST":             s.Entra.URL,
 		"BOTFRAMEWORK_OPENID_METADATA_URL": s.Channel.MetadataURL,
 		"IDENTITY_ENDPOINT":                s.Entra.IdentityEndpoint,
