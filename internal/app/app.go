@@ -43,7 +43,7 @@ type App struct {
 // New builds the application. It makes no network call; Warm prefetches what it can.
 func New(cfg *config.Config, opts Options) (*App, error) {
 	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+		opts.HTTPClient = DefaultHTTPClient()
 	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
@@ -101,6 +101,16 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	})
 	a.Handler = mux
 	return a, nil
+}
+
+// DefaultHTTPClient is the outbound client: the system trust store, a bounded timeout, and
+// enough idle connections per host that concurrent replies to one connector reuse their TLS
+// sessions instead of handshaking again (net/http keeps only 2 by default).
+func DefaultHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 64
+	t.MaxIdleConns = 256
+	return &http.Client{Timeout: 30 * time.Second, Transport: t}
 }
 
 // Warm prefetches the channel's and tenant's signing keys, so the first activity does not
