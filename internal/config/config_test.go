@@ -1,7 +1,9 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 )
@@ -141,5 +143,30 @@ func TestDevOnlySettingsRefusedInAzure(t *testing.T) {
 				t.Fatalf("want %s refused in Azure, got %v", name, err)
 			}
 		})
+	}
+}
+
+// Every setting Load reads is documented in local.settings.json.template.
+func TestTemplateDocumentsEverySetting(t *testing.T) {
+	read := map[string]bool{}
+	_, _ = Load(func(k string) string { read[k] = true; return "" })
+	data, err := os.ReadFile("../../local.settings.json.template")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tmpl struct {
+		Values   map[string]string `json:"Values"`
+		Settings map[string]string `json:"_settings"`
+	}
+	if err := json.Unmarshal(data, &tmpl); err != nil {
+		t.Fatalf("template is not valid JSON: %v", err)
+	}
+	for name := range read {
+		if name == "WEBSITE_INSTANCE_ID" || name == "WEBSITE_SITE_NAME" {
+			continue // set by the platform
+		}
+		if tmpl.Settings[name] == "" {
+			t.Errorf("%s is read by the handler but not documented in the template's _settings", name)
+		}
 	}
 }
