@@ -62,7 +62,7 @@ func serve(getenv func(string) string, stdout, stderr io.Writer) int {
 		log.Warn("ANONYMOUS MODE: inbound requests are NOT authenticated and replies carry no token. " +
 			"This is for local development only; set BOT_APP_ID to run for real.")
 	}
-	a, err := app.New(cfg, app.Options{Log: log})
+	a, err := app.New(context.Background(), cfg, app.Options{Log: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "onbehalf: cannot start: %v\n", err)
 		return 2

@@ -12,11 +12,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
 	"github.com/onbehalf/onbehalf/internal/bot"
 	"github.com/onbehalf/onbehalf/internal/botframework"
 	"github.com/onbehalf/onbehalf/internal/config"
+	"github.com/onbehalf/onbehalf/internal/connector/entraapi"
+	"github.com/onbehalf/onbehalf/internal/connector/graph"
 	"github.com/onbehalf/onbehalf/internal/entra"
+	"github.com/onbehalf/onbehalf/internal/keyring"
 	"github.com/onbehalf/onbehalf/internal/server"
+	"github.com/onbehalf/onbehalf/internal/sso"
+	"github.com/onbehalf/onbehalf/internal/tokenstore"
 )
 
 // Options are the dependencies the environment does not describe.
@@ -35,13 +43,16 @@ type App struct {
 	Bot       *bot.Bot
 	Connector *botframework.Connector
 	Entra     *entra.Client // nil in anonymous mode
+	Store     *tokenstore.Store // nil when no token store is configured
+	SSO       *sso.Flow         // nil in anonymous mode or without a token store
 	Handler   http.Handler
 	keys      []*botframework.KeySet
 	log       *slog.Logger
 }
 
-// New builds the application. It makes no network call; Warm prefetches what it can.
-func New(cfg *config.Config, opts Options) (*App, error) {
+// New builds the application. Its only network calls create the token store's tables when
+// they are missing; Warm prefetches signing keys.
+func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = DefaultHTTPClient()
 	}
@@ -86,6 +97,23 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 
 	a.Bot = bot.New(a.Connector, opts.Log)
 
+	if cfg.TokenStore.Configured() {
+		store, err := openStore(ctx, cfg, opts)
+		if err != nil {
+			return nil, fmt.Errorf("app: token store: %w", err)
+		}
+		a.Store = store
+	}
+	var needer graph.TokenNeeder = notConfigured{}
+	if a.Entra != nil && a.Store != nil {
+		a.SSO = a.newSSO(cfg, opts)
+		a.SSO.Register(a.Bot)
+		entraapi.Register(a.Bot, a.SSO, a.SSO.M, cfg.TenantID, opts.HTTPClient.Transport)
+		needer = a.SSO
+	}
+	graph.Register(a.Bot, &graph.Client{BaseURL: cfg.GraphURL, HTTPClient: opts.HTTPClient}, needer)
+	a.registerSignOut()
+
 	mux := http.NewServeMux()
 	mux.Handle("/api/messages", &server.Messages{
 		Auth:  auth,
@@ -101,6 +129,77 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	})
 	a.Handler = mux
 	return a, nil
+}
+
+// openStore opens the token store with its keys: Key Vault through the managed identity in
+// Azure, the development key locally.
+func openStore(ctx context.Context, cfg *config.Config, opts Options) (*tokenstore.Store, error) {
+	var cred azcore.TokenCredential
+	if cfg.TokenStore.TableEndpoint != "" || cfg.TokenStore.KeyVaultURL != "" {
+		mi, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
+			ID: azidentity.ClientID(cfg.ManagedIdentityClientID), ClientOptions: azcore.ClientOptions{Transport: opts.HTTPClient},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("managed identity: %w", err)
+		}
+		cred = mi
+	}
+	var keys tokenstore.Keys
+	if cfg.TokenStore.DevKey != "" {
+		k, err := keyring.NewDev(cfg.TokenStore.DevKey, cfg.InAzure)
+		if err != nil {
+			return nil, err
+		}
+		keys = k
+	} else {
+		v, err := keyring.NewVault(keyring.VaultOptions{
+			VaultURL: cfg.TokenStore.KeyVaultURL, SecretName: cfg.TokenStore.KeyName, Credential: cred,
+			HTTPClient: opts.HTTPClient, Logger: opts.Log, Now: opts.Now,
+		})
+		if err != nil {
+			return nil, err
+		}
+		keys = v
+	}
+	return tokenstore.New(ctx, tokenstore.Options{
+		TableEndpoint: cfg.TokenStore.TableEndpoint, Credential: cred, ConnectionString: cfg.TokenStore.ConnectionString,
+		Keys: keys, HTTPClient: opts.HTTPClient, Now: opts.Now,
+	})
+}
+
+// newSSO builds Teams SSO and the resources reached on the user's behalf: Microsoft Graph and
+// every configured Entra-protected API.
+func (a *App) newSSO(cfg *config.Config, opts Options) *sso.Flow {
+	graphScopes := make([]string, len(cfg.GraphScopes))
+	for i, s := range cfg.GraphScopes {
+		graphScopes[i] = strings.TrimRight(cfg.GraphURL, "/") + "/" + s
+	}
+	resources := map[string]sso.Resource{
+		graph.ResourceName: {Name: graph.ResourceName, Display: "Microsoft 365", BaseURL: cfg.GraphURL, Scopes: graphScopes},
+	}
+	for _, api := range cfg.EntraAPIs {
+		resources[api.Name] = sso.Resource{Name: api.Name, Display: api.Display, BaseURL: api.BaseURL, Scopes: api.Scopes}
+	}
+	m := &sso.Manager{
+		Store: a.Store,
+		TokenService: &botframework.TokenService{
+			BaseURL: cfg.TokenServiceURL, AppID: cfg.AppID, Tokens: a.Connector.Tokens, HTTPClient: opts.HTTPClient,
+		},
+		OBO: a.Entra, Connection: cfg.OAuthConnection, Resources: resources, Log: opts.Log, Now: opts.Now,
+	}
+	return &sso.Flow{
+		M:         m,
+		Validator: &entra.SSOValidator{AppID: cfg.AppID, TenantID: cfg.TenantID, Keys: a.keys[1], Now: opts.Now},
+		TenantID:  cfg.TenantID,
+		Log:       opts.Log,
+	}
+}
+
+// notConfigured answers Microsoft 365 commands when single sign-on cannot work.
+type notConfigured struct{}
+
+func (notConfigured) Need(context.Context, *bot.Turn, string) (string, error) {
+	return "", sso.ErrNotConfigured
 }
 
 // DefaultHTTPClient is the outbound client: the system trust store, a bounded timeout, and

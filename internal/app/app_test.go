@@ -61,7 +61,7 @@ func newHarness(t *testing.T, extra map[string]string) *harness {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
-	a, err := app.New(cfg, app.Options{HTTPClient: st.HTTPClient(), Log: slog.New(slog.NewJSONHandler(logs, nil))})
+	a, err := app.New(context.Background(), cfg, app.Options{HTTPClient: st.HTTPClient(), Log: slog.New(slog.NewJSONHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

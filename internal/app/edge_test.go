@@ -190,7 +190,7 @@ func TestAnonymousModeLocal(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs syncBuffer
-	a, err := app.New(cfg, app.Options{HTTPClient: stack.New().HTTPClient(), Log: slog.New(slog.NewJSONHandler(&logs, nil))})
+	a, err := app.New(context.Background(), cfg, app.Options{HTTPClient: stack.New().HTTPClient(), Log: slog.New(slog.NewJSONHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -203,3 +203,13 @@ func (s *KeySet) getJSON(ctx context.Context, url string, into any) error {
 	}
 	return json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(into)
 }
+
+// PublicKey returns the RSA key with the given kid (refetching once, rate-limited, when it is
+// unknown), for validators of other tokens from the same issuer.
+func (s *KeySet) PublicKey(ctx context.Context, kid string) (*rsa.PublicKey, error) {
+	k, err := s.Key(ctx, kid)
+	if err != nil {
+		return nil, err
+	}
+	return k.key, nil
+}

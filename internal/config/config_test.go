@@ -170,3 +170,27 @@ func TestTemplateDocumentsEverySetting(t *testing.T) {
 		}
 	}
 }
+
+func TestEntraAPIs(t *testing.T) {
+	base := map[string]string{"BOT_ALLOW_ANONYMOUS": "true"}
+	with := func(v string) map[string]string {
+		m := map[string]string{"ENTRA_APIS": v}
+		for k, x := range base {
+			m[k] = x
+		}
+		return m
+	}
+	c, err := Load(env(with(`[{"name":"contoso","baseUrl":"https://hr.contoso.com/api","scopes":["api://contoso-hr/access_as_user"]}]`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.EntraAPIs) != 1 || c.EntraAPIs[0].Scopes[0] != "api://contoso-hr/access_as_user" {
+		t.Fatalf("parsed %+v", c.EntraAPIs)
+	}
+	for _, bad := range []string{`{}`, `[{"name":"graph","baseUrl":"https://x","scopes":["a"]}]`, `[{"name":"x","baseUrl":"http://x","scopes":["a"]}]`,
+		`[{"name":"x","baseUrl":"https://x","scopes":[]}]`, `[{"name":"x","baseUrl":"https://x","scopes":["a"],"secret":"s"}]`} {
+		if _, err := Load(env(with(bad))); err == nil || !strings.Contains(err.Error(), "ENTRA_APIS") {
+			t.Errorf("ENTRA_APIS=%s accepted (err %v)", bad, err)
+		}
+	}
+}
