@@ -100,7 +100,11 @@ func (s *Store) PutToken(ctx context.Context, u UserKey, k TokenKey, t Token) er
 	if err != nil {
 		return err
 	}
-	return s.upsert(ctx, s.users, r)
+	if err := s.upsert(ctx, s.users, r); err != nil {
+		return err
+	}
+	s.cacheToken(pk, rk, t, r.exp)
+	return nil
 }
 
 // DeleteToken removes a token (sign-out of one connector). Deleting a missing token is not an error.
