@@ -219,8 +219,8 @@ func (s *Store) FreshToken(ctx context.Context, u UserKey, k TokenKey, minValid 
 		}
 	}
 	// The shared flow must not die with the first caller's context: the others wait on it.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*s.lease)
 	ch := s.flight.DoChan("fresh\x00"+key, func() (any, error) {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*s.lease)
 		defer cancel()
 		return s.freshen(fctx, pk, rk, minValid, refresh)
 	})
