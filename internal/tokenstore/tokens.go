@@ -237,7 +237,7 @@ func (s *Store) FreshToken(ctx context.Context, u UserKey, k TokenKey, minValid 
 
 func (s *Store) freshen(ctx context.Context, pk, rk string, minValid time.Duration, refresh RefreshFunc) (Token, error) {
 	owner := newOwner()
-	for attempt := 0; ; attempt++ {
+	for {
 		cur, r, err := s.readToken(ctx, pk, rk)
 		if err != nil {
 			return Token{}, err
