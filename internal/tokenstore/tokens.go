@@ -136,8 +136,11 @@ func (s *Store) UpdateToken(ctx context.Context, u UserKey, k TokenKey, fn func(
 		switch {
 		case err == nil:
 			curp = &cur
-		case errors.Is(err, ErrNotFound), errors.Is(err, ErrSignInNeeded):
-			// Absent, expired or unusable: fn decides from nothing; the write replaces it.
+		case errors.Is(err, ErrNotFound):
+			// Absent, or expired and just deleted: fn decides from nothing; the write inserts.
+			r = nil
+		case errors.Is(err, ErrSignInNeeded):
+			// Unusable: fn decides from nothing; the write replaces it.
 		default:
 			return nil, err
 		}
@@ -156,7 +159,8 @@ func (s *Store) UpdateToken(ctx context.Context, u UserKey, k TokenKey, fn func(
 		} else {
 			err = s.writeToken(ctx, pk, rk, *next, r, time.Time{}, "")
 		}
-		if errors.Is(err, ErrConflict) {
+		if errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
+			// Changed or deleted since we read it: read again.
 			sleepJitter(ctx, i)
 			continue
 		}
