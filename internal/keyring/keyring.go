@@ -42,17 +42,31 @@ func NewStatic(version string, secret []byte) (*Static, error) {
 	return &Static{key: k}, nil
 }
 
-// NewDev decodes TOKENSTORE_DEV_KEY (standard or URL-safe base64 of 32 bytes) into a
-// single-version keyring. It refuses when runningInAzure is true: a key kept in app settings
-// is for local development only. The version label is "dev-" plus a short fingerprint of the
-// key, so rows sealed under a different dev key read as "sign-in needed", not as tampering.
+// NewDev decodes TOKENSTORE_DEV_KEY (standard or URL-safe base64 of 32 bytes) and calls
+// NewDevKey.
 func NewDev(encoded string, runningInAzure bool) (*Static, error) {
 	if runningInAzure {
-		return nil, errors.New("keyring: TOKENSTORE_DEV_KEY is for local development and is refused when running in Azure; set TOKENSTORE_KEYVAULT_URL")
+		return nil, errDevInAzure
 	}
 	secret, err := DecodeKey(encoded)
 	if err != nil {
 		return nil, fmt.Errorf("keyring: TOKENSTORE_DEV_KEY: %w", err)
+	}
+	return NewDevKey(secret, false)
+}
+
+var errDevInAzure = errors.New("keyring: TOKENSTORE_DEV_KEY is for local development and is refused when running in Azure; set TOKENSTORE_KEYVAULT_URL")
+
+// NewDevKey makes a single-version keyring from a local development key. It refuses when
+// runningInAzure is true: a key kept in app settings is for local development only. The version
+// label is "dev-" plus a short fingerprint of the key, so rows sealed under a different dev key
+// read as "sign-in needed", not as tampering.
+func NewDevKey(secret []byte, runningInAzure bool) (*Static, error) {
+	if runningInAzure {
+		return nil, errDevInAzure
+	}
+	if len(secret) != seal.KeySize {
+		return nil, fmt.Errorf("keyring: TOKENSTORE_DEV_KEY: %d bytes, want %d", len(secret), seal.KeySize)
 	}
 	sum := sha256.Sum256(append([]byte("onbehalf dev key id\x00"), secret...))
 	return NewStatic("dev-"+hex.EncodeToString(sum[:4]), secret)

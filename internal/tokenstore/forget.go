@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 )
 
 // ForgetUser deletes every row of u in every table: tokens, sign-in states (through their
@@ -42,6 +44,39 @@ func (s *Store) ForgetUser(ctx context.Context, u UserKey) (int, error) {
 	}
 	if len(errs) > 0 {
 		return n, fmt.Errorf("tokenstore: forget user: %w", errors.Join(errs...))
+	}
+	return n, nil
+}
+
+// PurgeExpired deletes rows of every user whose expiry has passed: abandoned sign-in states,
+// exchange records and parked requests that nobody reads again (rows that are read are
+// deleted on that read anyway). It scans both tables, so run it from a timer, not per request.
+// Rows changed since they were listed are left alone.
+func (s *Store) PurgeExpired(ctx context.Context) (int, error) {
+	f := fmt.Sprintf("Exp lt datetime'%s'", s.now().UTC().Format(edmTime))
+	n := 0
+	for _, t := range []table{s.users, s.signin} {
+		pager := t.client.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &f})
+		for pager.More() {
+			page, err := pager.NextPage(ctx)
+			if err != nil {
+				return n, storageErr(ctx, "tokenstore: purge", err)
+			}
+			for _, e := range page.Entities {
+				r, err := parseRow(e, "")
+				if err != nil {
+					return n, err
+				}
+				err = s.remove(ctx, t, r.pk, r.rk, r.etag)
+				switch {
+				case err == nil:
+					n++
+				case errors.Is(err, ErrNotFound), errors.Is(err, ErrConflict):
+				default:
+					return n, err
+				}
+			}
+		}
 	}
 	return n, nil
 }

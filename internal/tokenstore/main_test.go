@@ -75,7 +75,7 @@ func (c *clock) Advance(d time.Duration) {
 
 // env is one test's world: Azurite, a Key Vault stand-in with one key version, and a prefix.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	az      *azurite.Server
 	kv      *keyvault.Server
 	prefix  string
@@ -84,7 +84,7 @@ type env struct {
 	kclock  *clock // the keyrings' clock, to expire their caches
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	if shared == nil {
 		t.Skip(sharedSkip)
@@ -92,7 +92,7 @@ func newEnv(t *testing.T) *env {
 	return newEnvOn(t, shared)
 }
 
-func newEnvOn(t *testing.T, az *azurite.Server) *env {
+func newEnvOn(t testing.TB, az *azurite.Server) *env {
 	e := &env{t: t, az: az, kv: keyvault.Start(t, keyvault.Options{}), prefix: "t" + randHex(6), keyName: keyring.DefaultSecretName, kclock: newClock()}
 	e.v1 = e.kv.SetSecret(e.keyName, newKeyValue())
 	return e

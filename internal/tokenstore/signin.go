@@ -91,7 +91,8 @@ func (s *Store) ConsumeSignIn(ctx context.Context, state string) (SignInState, e
 	}
 	var st SignInState
 	openErr := s.open(ctx, s.signin, r, kindSignIn, &st)
-	if errors.Is(openErr, ErrNotFound) {
+	if errors.Is(openErr, ErrNotFound) || errors.Is(openErr, ErrUnavailable) {
+		// Expired (already dropped), or the key source is down: keep the state for a retry.
 		return SignInState{}, openErr
 	}
 	// Delete before using: whoever deletes it owns it.

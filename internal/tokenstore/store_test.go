@@ -217,6 +217,21 @@ func TestExpiredRowsReadAsAbsentAndAreDeleted(t *testing.T) {
 	if len(e.tokenRows(alice)) != 0 {
 		t.Error("expired token row was not deleted")
 	}
+	// An update over an expired token starts from nothing.
+	if err := s.PutToken(ctx, bob, jira, sampleToken("old")); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(2 * time.Hour)
+	got, err := s.UpdateToken(ctx, bob, jira, func(cur *tokenstore.Token) (*tokenstore.Token, error) {
+		if cur != nil {
+			t.Errorf("update saw the expired token %q", cur.AccessToken)
+		}
+		n := sampleToken("new")
+		return &n, nil
+	})
+	if err != nil || got.AccessToken != "access-new" {
+		t.Fatalf("update over expired row: %v, %v", got, err)
+	}
 	if n := len(e.rows("signin")); n != 0 {
 		t.Errorf("%d expired sign-in rows left", n)
 	}

@@ -100,7 +100,11 @@ func (s *Store) PutToken(ctx context.Context, u UserKey, k TokenKey, t Token) er
 	if err != nil {
 		return err
 	}
-	return s.upsert(ctx, s.users, r)
+	if err := s.upsert(ctx, s.users, r); err != nil {
+		return err
+	}
+	s.cacheToken(pk, rk, t, r.exp)
+	return nil
 }
 
 // DeleteToken removes a token (sign-out of one connector). Deleting a missing token is not an error.
@@ -132,8 +136,11 @@ func (s *Store) UpdateToken(ctx context.Context, u UserKey, k TokenKey, fn func(
 		switch {
 		case err == nil:
 			curp = &cur
-		case errors.Is(err, ErrNotFound), errors.Is(err, ErrSignInNeeded):
-			// Absent, expired or unusable: fn decides from nothing; the write replaces it.
+		case errors.Is(err, ErrNotFound):
+			// Absent, or expired and just deleted: fn decides from nothing; the write inserts.
+			r = nil
+		case errors.Is(err, ErrSignInNeeded):
+			// Unusable: fn decides from nothing; the write replaces it.
 		default:
 			return nil, err
 		}
@@ -152,7 +159,8 @@ func (s *Store) UpdateToken(ctx context.Context, u UserKey, k TokenKey, fn func(
 		} else {
 			err = s.writeToken(ctx, pk, rk, *next, r, time.Time{}, "")
 		}
-		if errors.Is(err, ErrConflict) {
+		if errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
+			// Changed or deleted since we read it: read again.
 			sleepJitter(ctx, i)
 			continue
 		}
@@ -215,8 +223,8 @@ func (s *Store) FreshToken(ctx context.Context, u UserKey, k TokenKey, minValid 
 		}
 	}
 	// The shared flow must not die with the first caller's context: the others wait on it.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*s.lease)
 	ch := s.flight.DoChan("fresh\x00"+key, func() (any, error) {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*s.lease)
 		defer cancel()
 		return s.freshen(fctx, pk, rk, minValid, refresh)
 	})
@@ -233,7 +241,7 @@ func (s *Store) FreshToken(ctx context.Context, u UserKey, k TokenKey, minValid 
 
 func (s *Store) freshen(ctx context.Context, pk, rk string, minValid time.Duration, refresh RefreshFunc) (Token, error) {
 	owner := newOwner()
-	for attempt := 0; ; attempt++ {
+	for {
 		cur, r, err := s.readToken(ctx, pk, rk)
 		if err != nil {
 			return Token{}, err

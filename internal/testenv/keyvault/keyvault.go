@@ -63,7 +63,7 @@ const Resource = "https://vault.azure.net"
 const Scope = Resource + "/.default"
 
 // DefaultTenant is the tenant the stand-in names in its challenge unless Options.TenantID is set.
-const DefaultTenant = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+const DefaultTenant = "7e57e57e-0000-4000-8000-00000000c0de"
 
 // Options configures New.
 type Options struct {
