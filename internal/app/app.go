@@ -134,7 +134,18 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 // openStore opens the token store with its keys: Key Vault through the managed identity in
 // Azure, the development key locally.
 func openStore(ctx context.Context, cfg *config.Config, opts Options) (*tokenstore.Store, error) {
-	var cred azcore.TokenCredential
+	setup := tokenstore.Setup{
+		TableEndpoint: cfg.TokenStore.TableEndpoint, ConnectionString: cfg.TokenStore.ConnectionString,
+		KeyVaultURL: cfg.TokenStore.KeyVaultURL, KeyName: cfg.TokenStore.KeyName, InAzure: cfg.InAzure,
+		TableHTTPClient: opts.HTTPClient, KeyVaultHTTPClient: opts.HTTPClient, Logger: opts.Log,
+	}
+	if cfg.TokenStore.DevKey != "" {
+		k, err := keyring.DecodeKey(cfg.TokenStore.DevKey)
+		if err != nil {
+			return nil, err
+		}
+		setup.DevKey = k
+	}
 	if cfg.TokenStore.TableEndpoint != "" || cfg.TokenStore.KeyVaultURL != "" {
 		mi, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
 			ID: azidentity.ClientID(cfg.ManagedIdentityClientID), ClientOptions: azcore.ClientOptions{Transport: opts.HTTPClient},
@@ -142,29 +153,9 @@ func openStore(ctx context.Context, cfg *config.Config, opts Options) (*tokensto
 		if err != nil {
 			return nil, fmt.Errorf("managed identity: %w", err)
 		}
-		cred = mi
+		setup.Credential = mi
 	}
-	var keys tokenstore.Keys
-	if cfg.TokenStore.DevKey != "" {
-		k, err := keyring.NewDev(cfg.TokenStore.DevKey, cfg.InAzure)
-		if err != nil {
-			return nil, err
-		}
-		keys = k
-	} else {
-		v, err := keyring.NewVault(keyring.VaultOptions{
-			VaultURL: cfg.TokenStore.KeyVaultURL, SecretName: cfg.TokenStore.KeyName, Credential: cred,
-			HTTPClient: opts.HTTPClient, Logger: opts.Log, Now: opts.Now,
-		})
-		if err != nil {
-			return nil, err
-		}
-		keys = v
-	}
-	return tokenstore.New(ctx, tokenstore.Options{
-		TableEndpoint: cfg.TokenStore.TableEndpoint, Credential: cred, ConnectionString: cfg.TokenStore.ConnectionString,
-		Keys: keys, HTTPClient: opts.HTTPClient, Now: opts.Now,
-	})
+	return tokenstore.Open(ctx, setup)
 }
 
 // newSSO builds Teams SSO and the resources reached on the user's behalf: Microsoft Graph and
