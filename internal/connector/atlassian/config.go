@@ -279,4 +279,3 @@ func snippet(b []byte) string {
 	}
 	return string(b)
 }
-

@@ -12,9 +12,9 @@ import (
 
 // Issue is a Jira issue as the bot shows it.
 type Issue struct {
-	Key      string
-	Summary  string
-	Status   string
+	Key     string
+	Summary string
+	Status  string
 	// StatusCategory is Jira's category key: "new", "indeterminate" or "done".
 	StatusCategory string
 	// Assignee is the display name; empty when unassigned.
