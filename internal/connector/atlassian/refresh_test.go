@@ -16,16 +16,17 @@ import (
 func TestExpiredAccessTokenIsRefreshedOnceForManyConcurrentTurns(t *testing.T) {
 	e := newEnv(t)
 	first := e.link(t, standin.Alice)
-	j := e.jira(t, standin.Alice)
+	// Two independent clients over the same store stand for two handler instances.
+	clients := []*atlassian.Jira{e.jira(t, standin.Alice), e.jira(t, standin.Alice)}
 	e.srv.Advance(61 * time.Minute) // access tokens last 1 h
 
 	var wg sync.WaitGroup
-	errs := make(chan error, 50)
-	for range 50 {
+	errs := make(chan error, 100)
+	for i := range 100 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := j.Issue(context.Background(), "PROJ-1"); err != nil {
+			if _, err := clients[i%2].Issue(context.Background(), "PROJ-1"); err != nil {
 				errs <- err
 			}
 		}()

@@ -3,10 +3,12 @@ package atlassian
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -37,6 +39,9 @@ type Options struct {
 	// token may still be used (community.developer.atlassian.com "Deprecating persistent
 	// refresh tokens", linked from developer.atlassian.com/cloud/oauth/getting-started/refresh-tokens).
 	ReuseLeeway time.Duration
+	// Addr, when set, is the listen address (e.g. 127.0.0.1:8443) for the local sandbox;
+	// default is a free port on 127.0.0.1.
+	Addr string
 	// AllowNoPKCE lets authorize requests without a code_challenge through. By default the
 	// stand-in requires S256 PKCE (RFC 7636), because onbehalf always sends it.
 	AllowNoPKCE bool
@@ -94,6 +99,7 @@ type family struct {
 }
 
 // Start runs a stand-in on 127.0.0.1 with a self-signed certificate; Close stops it.
+// It panics when Options.Addr cannot be listened on (tests use the default).
 func Start(opts Options) *Server {
 	if opts.ClientID == "" {
 		opts.ClientID = "test-client"
@@ -128,6 +134,14 @@ func Start(opts Options) *Server {
 	s.ts = httptest.NewUnstartedServer(s.routes())
 	// Connections cut by Close mid-handshake are expected; keep test output readable.
 	s.ts.Config.ErrorLog = log.New(io.Discard, "", 0)
+	if opts.Addr != "" {
+		l, err := net.Listen("tcp", opts.Addr)
+		if err != nil {
+			panic(fmt.Sprintf("atlassian stand-in: %v", err))
+		}
+		s.ts.Listener.Close()
+		s.ts.Listener = l
+	}
 	s.ts.StartTLS()
 	s.URL = s.ts.URL
 	return s
@@ -142,6 +156,12 @@ func (s *Server) Client() *http.Client {
 	c := *s.ts.Client()
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &c
+}
+
+// CertificatePEM returns the server's self-signed certificate, for a sandbox process that
+// must trust it (for example through SSL_CERT_FILE).
+func (s *Server) CertificatePEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.ts.Certificate().Raw})
 }
 
 // ClientID returns the registered client id.
