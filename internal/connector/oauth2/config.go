@@ -68,6 +68,9 @@ type Config struct {
 	// AuthParams are extra query parameters for the authorization URL (for example
 	// Atlassian's audience and prompt).
 	AuthParams map[string]string `json:"authParams,omitempty"`
+	// RevokeURL is the provider's RFC 7009 token revocation endpoint (https), if it has one;
+	// "disconnect" then revokes the refresh token before deleting it.
+	RevokeURL string `json:"revokeURL,omitempty"`
 }
 
 // SecretFunc returns the current value of a named secret (a Key Vault secret in Azure).
@@ -130,6 +133,11 @@ func (c Config) Validate() error {
 	for _, f := range []struct{ field, v string }{{"authURL", c.AuthURL}, {"tokenURL", c.TokenURL}, {"apiBaseURL", c.APIBaseURL}} {
 		if err := checkHTTPS(f.v); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", f.field, err))
+		}
+	}
+	if c.RevokeURL != "" {
+		if err := checkHTTPS(c.RevokeURL); err != nil {
+			errs = append(errs, fmt.Errorf("revokeURL: %w", err))
 		}
 	}
 	if c.ClientID == "" {
