@@ -50,9 +50,26 @@ func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// handleMyself implements Data Center's GET /rest/api/2/myself.
+func (s *Server) handleMyself(w http.ResponseWriter, r *http.Request) {
+	u, _, ok := s.bearer(w, r, "")
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"key": u.AccountID, "name": strings.Fields(u.Name)[0], "displayName": u.Name, "emailAddress": u.Email, "active": true,
+	})
+}
+
 // site checks that the cloudid in the path belongs to the grant. The gateway answers 404 for
 // a site the token does not cover.
 func (s *Server) site(w http.ResponseWriter, r *http.Request, u User) (Site, bool) {
+	if s.opts.DataCenter {
+		// One instance, one site; links are on the instance itself.
+		site := s.world.Sites[0]
+		site.URL = s.URL
+		return site, true
+	}
 	id := r.PathValue("cloudid")
 	if slices.Contains(u.Sites, id) {
 		for _, site := range s.world.Sites {
@@ -88,9 +105,10 @@ func (s *Server) issueJSON(site Site, is Issue) map[string]any {
 		fields["assignee"] = map[string]any{"accountId": a.AccountID, "displayName": a.Name, "active": true}
 	}
 	return map[string]any{
-		"id":     strconv.Itoa(len(is.Key) * 1000), // stable enough for a stand-in
-		"key":    is.Key,
-		"self":   fmt.Sprintf("%s/ex/jira/%s/rest/api/3/issue/%s", s.URL, site.ID, is.Key),
+		"id":   strconv.Itoa(len(is.Key) * 1000), // stable enough for a stand-in
+		"key":  is.Key,
+		"self": fmt.Sprintf("%s/ex/jira/%s/rest/api/3/issue/%s", s.URL, site.ID, is.Key),
+		// Cloud and Data Center issue JSON share these fields.
 		"fields": fields,
 	}
 }
@@ -171,7 +189,7 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
 	for _, is := range hits {
 		out = append(out, s.issueJSON(site, is))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"issues": out, "isLast": true})
+	writeJSON(w, http.StatusOK, map[string]any{"issues": out, "isLast": true, "startAt": 0, "maxResults": max, "total": len(out)})
 }
 
 func jqlMatch(cs []clause, is Issue, u User) (bool, error) {
@@ -280,8 +298,16 @@ func (s *Server) handleCQL(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"results": results, "start": 0, "limit": limit, "size": len(results),
-		"_links": map[string]any{"base": site.URL + "/wiki"},
+		"_links": map[string]any{"base": s.wikiBase(site)},
 	})
+}
+
+// wikiBase is Confluence's browser root: {site}/wiki on Cloud, the instance on Data Center.
+func (s *Server) wikiBase(site Site) string {
+	if s.opts.DataCenter {
+		return site.URL
+	}
+	return site.URL + "/wiki"
 }
 
 func excerpt(html string, n int) string {
@@ -319,7 +345,7 @@ func (s *Server) handleContent(w http.ResponseWriter, r *http.Request) {
 			"space":   map[string]any{"key": sp.Key, "name": sp.Name},
 			"body":    map[string]any{"view": map[string]any{"value": p.Body, "representation": "view"}},
 			"version": map[string]any{"when": p.Updated.Format(time.RFC3339), "number": 1},
-			"_links":  map[string]any{"webui": webui(p), "base": site.URL + "/wiki"},
+			"_links":  map[string]any{"webui": webui(p), "base": s.wikiBase(site)},
 		})
 		return
 	}

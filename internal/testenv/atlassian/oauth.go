@@ -24,6 +24,9 @@ var appScopes = []string{
 	"read:confluence-space.summary", "read:me", "offline_access",
 }
 
+// dcScopes are the Data Center OAuth 2.0 provider's scopes.
+var dcScopes = []string{"READ", "WRITE"}
+
 var consentPage = template.Must(template.New("consent").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Atlassian stand-in: grant access</title></head>
 <body>
@@ -68,13 +71,13 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, u.String(), http.StatusFound)
 	}
 	switch {
-	case q.Get("audience") != "api.atlassian.com":
+	case !s.opts.DataCenter && q.Get("audience") != "api.atlassian.com":
 		fail("invalid_request", "audience must be api.atlassian.com")
 		return
 	case q.Get("response_type") != "code":
 		fail("unsupported_response_type", "response_type must be code")
 		return
-	case q.Get("prompt") != "consent":
+	case !s.opts.DataCenter && q.Get("prompt") != "consent":
 		fail("invalid_request", "prompt must be consent")
 		return
 	case state == "":
@@ -87,7 +90,11 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, sc := range scopes {
-		if !slices.Contains(appScopes, sc) {
+		allowed := appScopes
+		if s.opts.DataCenter {
+			allowed = dcScopes
+		}
+		if !slices.Contains(allowed, sc) {
 			fail("invalid_scope", "scope not configured for this app: "+sc)
 			return
 		}
@@ -144,11 +151,11 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, scopes []
 	for _, u := range s.world.Users {
 		q := r.URL.Query()
 		q.Set("login_as", u.AccountID)
-		data.Users = append(data.Users, btn{u.Name, u.Email, "/authorize?" + q.Encode()})
+		data.Users = append(data.Users, btn{u.Name, u.Email, r.URL.Path + "?" + q.Encode()})
 	}
 	q := r.URL.Query()
 	q.Set("deny", "1")
-	data.Deny = "/authorize?" + q.Encode()
+	data.Deny = r.URL.Path + "?" + q.Encode()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_ = consentPage.Execute(w, data)
 }
@@ -315,7 +322,7 @@ func (s *Server) issue(w http.ResponseWriter, f *family) string {
 		"scope":        strings.Join(f.scopes, " "),
 	}
 	var rt string
-	if slices.Contains(f.scopes, "offline_access") {
+	if slices.Contains(f.scopes, "offline_access") || s.opts.DataCenter {
 		rt = randomToken("rt-")
 		s.refresh[rt] = &refreshToken{family: f.id, issued: now}
 		resp["refresh_token"] = rt

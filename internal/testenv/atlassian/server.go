@@ -42,6 +42,12 @@ type Options struct {
 	// Addr, when set, is the listen address (e.g. 127.0.0.1:8443) for the local sandbox;
 	// default is a free port on 127.0.0.1.
 	Addr string
+	// DataCenter serves the Data Center layout instead of Cloud's: OAuth 2.0 incoming link
+	// at /rest/oauth2/latest/authorize and /token (no audience or prompt; scopes READ/WRITE),
+	// Jira REST at /rest/api/2, Confluence REST at /rest/api, one site (the World's first),
+	// and /rest/api/2/myself instead of /me (confluence.atlassian.com "Jira OAuth 2.0 provider
+	// API" and "Configure an incoming link").
+	DataCenter bool
 	// AllowNoPKCE lets authorize requests without a code_challenge through. By default the
 	// stand-in requires S256 PKCE (RFC 7636), because onbehalf always sends it.
 	AllowNoPKCE bool
@@ -289,6 +295,16 @@ func (s *Server) withFault(target string, h http.HandlerFunc) http.HandlerFunc {
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
+	if s.opts.DataCenter {
+		mux.HandleFunc("GET /rest/oauth2/latest/authorize", s.handleAuthorize)
+		mux.HandleFunc("POST /rest/oauth2/latest/token", s.withFault("token", s.handleToken))
+		mux.HandleFunc("GET /rest/api/2/myself", s.withFault("api", s.handleMyself))
+		mux.HandleFunc("GET /rest/api/2/issue/{key}", s.withFault("api", s.handleIssue))
+		mux.HandleFunc("GET /rest/api/2/search", s.withFault("api", s.handleSearch))
+		mux.HandleFunc("GET /rest/api/search", s.withFault("api", s.handleCQL))
+		mux.HandleFunc("GET /rest/api/content/{id}", s.withFault("api", s.handleContent))
+		return mux
+	}
 	mux.HandleFunc("GET /authorize", s.handleAuthorize)
 	mux.HandleFunc("POST /oauth/token", s.withFault("token", s.handleToken))
 	mux.HandleFunc("GET /oauth/token/accessible-resources", s.withFault("api", s.handleResources))
@@ -363,6 +379,9 @@ func (s *Server) bearer(w http.ResponseWriter, r *http.Request, scope string) (U
 		w.Header().Set("WWW-Authenticate", `Bearer realm="api.atlassian.com"`)
 		writeJSON(w, http.StatusUnauthorized, map[string]any{"code": 401, "message": "Unauthorized"})
 		return User{}, nil, false
+	}
+	if s.opts.DataCenter && scope != "" && (contains(scopes, "READ") || contains(scopes, "WRITE")) {
+		scope = "" // Data Center's READ covers every read in this subset
 	}
 	if scope != "" && !contains(scopes, scope) {
 		// Scopes are enforced on each API (developer.atlassian.com/cloud/jira/platform/scopes-for-oauth-2-3LO-and-forge-apps).
