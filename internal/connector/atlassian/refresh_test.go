@@ -83,6 +83,26 @@ func TestRefreshTokenReuse(t *testing.T) {
 	}
 }
 
+func TestReusingAnOlderRefreshTokenWithinLeewayRevokesTheFamily(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	t1 := e.link(t, standin.Alice)
+	t2, err := e.conn.OAuth.Refresh(ctx, t1.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.conn.OAuth.Refresh(ctx, t2.RefreshToken); err != nil {
+		t.Fatal(err)
+	}
+	// t1 is now second-to-last: reuse is detected even inside the leeway.
+	if _, err := e.conn.OAuth.Refresh(ctx, t1.RefreshToken); !errors.Is(err, oauth2.ErrInvalidGrant) {
+		t.Fatalf("err = %v, want invalid_grant", err)
+	}
+	if !e.srv.Revoked(standin.Alice) {
+		t.Error("family not revoked")
+	}
+}
+
 func TestRevokedFamilyAsksToReconnectOnceWithoutLooping(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)

@@ -275,11 +275,14 @@ func (s *Server) grantCode(w http.ResponseWriter, p url.Values) {
 	s.issue(w, f)
 }
 
-// grantRefresh implements rotating refresh tokens: every use returns a new refresh token;
-// the old one may be used again within the reuse leeway (10 minutes) and then yields another
-// new pair; used after the leeway, it revokes every token of the family and the user must
-// consent again. Inactivity expiry 90 days, absolute 365 days. (Atlassian's announcement
-// "Deprecating persistent refresh tokens" on community.developer.atlassian.com; PROTOCOL.md.)
+// grantRefresh implements rotating refresh tokens: every use returns a new refresh token.
+// Reuse of an old token outside the 10-minute leeway revokes every token of the family and
+// the user must consent again; inactivity expiry 90 days, absolute 365 days (Atlassian's
+// announcement "Deprecating persistent refresh tokens" on community.developer.atlassian.com;
+// PROTOCOL.md). Atlassian says the feature is Auth0's refresh token rotation, whose documented
+// leeway behaviour the stand-in follows: within the window a new refresh token is issued, but
+// only the token spent most recently may be reused; reusing an older one triggers reuse
+// detection (auth0.com/docs/secure/tokens/refresh-tokens/configure-refresh-token-rotation).
 func (s *Server) grantRefresh(w http.ResponseWriter, p url.Values) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -297,7 +300,7 @@ func (s *Server) grantRefresh(w http.ResponseWriter, p url.Values) {
 	case now.Sub(rt.issued) > 90*24*time.Hour || now.Sub(f.created) > 365*24*time.Hour:
 		tokenError(w, http.StatusForbidden, "invalid_grant", "Refresh token expired.")
 		return
-	case !rt.usedAt.IsZero() && now.Sub(rt.usedAt) > s.opts.ReuseLeeway:
+	case !rt.usedAt.IsZero() && (now.Sub(rt.usedAt) > s.opts.ReuseLeeway || f.lastUsed != p.Get("refresh_token")):
 		f.revoked = true
 		tokenError(w, http.StatusForbidden, "invalid_grant", "Unknown or invalid refresh token.")
 		return
@@ -305,6 +308,7 @@ func (s *Server) grantRefresh(w http.ResponseWriter, p url.Values) {
 	if rt.usedAt.IsZero() {
 		rt.usedAt = now
 	}
+	f.lastUsed = p.Get("refresh_token")
 	f.refreshes++
 	rt.next = s.issue(w, f)
 }

@@ -102,6 +102,7 @@ type family struct {
 	created            time.Time
 	revoked            bool
 	refreshes          int
+	lastUsed           string // the refresh token most recently spent
 }
 
 // Start runs a stand-in on 127.0.0.1 with a self-signed certificate; Close stops it.
