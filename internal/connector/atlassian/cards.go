@@ -169,3 +169,31 @@ func PageListCard(headingText string, pages []Page) map[string]any {
 	}
 	return card(body, nil)
 }
+
+// SiteChoiceCard asks which Atlassian site to use when the user's grant covers several.
+// Each button is an Action.Submit whose data is {"action": "atlassian.site", "siteId": id};
+// the bot stores the chosen id and passes it to ChooseSite from then on.
+func SiteChoiceCard(sites []Site) map[string]any {
+	body := []any{title("Your Atlassian account has several sites. Which one should I use?")}
+	var actions []any
+	for _, s := range sites {
+		label := s.Name
+		if u, err := url.Parse(s.URL); err == nil && u.Host != "" {
+			label = u.Host
+		}
+		actions = append(actions, map[string]any{
+			"type": "Action.Submit", "title": label,
+			"data": map[string]any{"action": "atlassian.site", "siteId": s.ID},
+		})
+	}
+	return card(body, actions)
+}
+
+// ConnectedText is the proactive message after linking.
+func ConnectedText(a Account) string {
+	name := a.Name
+	if name == "" {
+		name = a.Email
+	}
+	return "Connected to Jira and Confluence as " + name + "."
+}

@@ -111,3 +111,19 @@ func TestListAndPageCards(t *testing.T) {
 		t.Error("empty page list does not say so")
 	}
 }
+
+func TestSiteChoiceCard(t *testing.T) {
+	c := atlassian.SiteChoiceCard([]atlassian.Site{
+		{ID: "id-1", Name: "acme", URL: "https://acme.atlassian.net"},
+		{ID: "id-2", Name: "globex", URL: "https://globex.atlassian.net"},
+	})
+	js := checkCard(t, c)
+	for _, want := range []string{`"siteId":"id-1"`, `"siteId":"id-2"`, "acme.atlassian.net", "globex.atlassian.net", "Action.Submit"} {
+		if !strings.Contains(js, want) {
+			t.Errorf("site card lacks %q", want)
+		}
+	}
+	if got := atlassian.ConnectedText(atlassian.Account{Name: "Alice Example"}); got != "Connected to Jira and Confluence as Alice Example." {
+		t.Errorf("%q", got)
+	}
+}
