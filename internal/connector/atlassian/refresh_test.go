@@ -48,6 +48,37 @@ func TestExpiredAccessTokenIsRefreshedOnceForManyConcurrentTurns(t *testing.T) {
 	}
 }
 
+func TestRefreshCompletesAndPersistsWhenTheTurnGivesUp(t *testing.T) {
+	e := newEnv(t)
+	first := e.link(t, standin.Alice)
+	j := e.jira(t, standin.Alice)
+	e.srv.Advance(2 * time.Hour)
+	e.srv.Inject(standin.Fault{Target: "token", Delay: 300 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := j.Issue(ctx, "PROJ-1"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the turn's deadline", err)
+	}
+	// The refresh went on and its rotated token was stored.
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		stored, _ := e.store.Get(context.Background(), e.key(standin.Alice))
+		if stored != nil && stored.RefreshToken != first.RefreshToken {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("rotated refresh token was never persisted")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := j.Issue(context.Background(), "PROJ-1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.srv.Refreshes(standin.Alice); n != 1 {
+		t.Errorf("%d refreshes, want 1", n)
+	}
+}
+
 func TestRefreshTokenReuse(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)

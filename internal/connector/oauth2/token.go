@@ -164,7 +164,12 @@ func (s *StoreSource) refresh(ctx context.Context, stale *Token) (*Token, error)
 	if stale != nil {
 		staleAT = stale.AccessToken
 	}
-	v, err, _ := flights.Do(s.Key.User+"\x00"+s.Key.Connector, func() (any, error) {
+	ch := flights.DoChan(s.Key.User+"\x00"+s.Key.Connector, func() (any, error) {
+		// The refresh runs to completion even if the turn that started it gives up: a
+		// rotated refresh token that is issued but never persisted would leave only the spent
+		// one, whose reuse after the leeway revokes the user's grant.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
+		defer cancel()
 		var spent error
 		t, err := s.Store.Update(ctx, s.Key, func(cur *Token) (*Token, error) {
 			if cur == nil {
@@ -189,8 +194,16 @@ func (s *StoreSource) refresh(ctx context.Context, stale *Token) (*Token, error)
 		}
 		return t, err
 	})
-	if err != nil {
-		return nil, err
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*Token), nil
 	}
-	return v.(*Token), nil
 }
+
+// refreshTimeout bounds one refresh-and-persist, independent of the caller's deadline.
+const refreshTimeout = 30 * time.Second

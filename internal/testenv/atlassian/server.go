@@ -229,9 +229,12 @@ func (s *Server) TokenCalls() int {
 type Fault struct {
 	// Target is "api" (REST, accessible-resources, /me) or "token" (the token endpoint).
 	// Empty means "api".
-	Target     string
+	Target string
+	// Status is the answer; 0 lets the request through after Delay.
 	Status     int
 	RetryAfter string
+	// Delay holds the request before it is answered.
+	Delay time.Duration
 	// Times is how many requests fail; 0 means 1, negative means until Clear.
 	Times int
 	hits  int
@@ -284,6 +287,11 @@ func (s *Server) takeFault(target string) *Fault {
 func (s *Server) withFault(target string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if f := s.takeFault(target); f != nil {
+			time.Sleep(f.Delay)
+			if f.Status == 0 {
+				h(w, r)
+				return
+			}
 			if f.RetryAfter != "" {
 				w.Header().Set("Retry-After", f.RetryAfter)
 			}
