@@ -195,5 +195,5 @@ func ConnectedText(a Account) string {
 	if name == "" {
 		name = a.Email
 	}
-	return "Connected to Jira and Confluence as " + name + "."
+	return "Connected to Jira as " + name + "."
 }

@@ -123,7 +123,7 @@ func TestSiteChoiceCard(t *testing.T) {
 			t.Errorf("site card lacks %q", want)
 		}
 	}
-	if got := atlassian.ConnectedText(atlassian.Account{Name: "Alice Example"}); got != "Connected to Jira and Confluence as Alice Example." {
+	if got := atlassian.ConnectedText(atlassian.Account{Name: "Alice Example"}); got != "Connected to Jira as Alice Example." {
 		t.Errorf("%q", got)
 	}
 }
