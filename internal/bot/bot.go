@@ -4,6 +4,7 @@ package bot
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -154,11 +155,30 @@ func (b *Bot) match(text string) (Command, string, bool) {
 	return Command{}, "", false
 }
 
+// SubmittedCommand is the command an Adaptive Card's Action.Submit carries in its data as
+// {"command": "connect jira"}: a button does exactly what typing those words would, with the
+// same authenticated sender. Empty when the activity carries no such value.
+func SubmittedCommand(act *botframework.Activity) string {
+	if len(act.Value) == 0 {
+		return ""
+	}
+	var v struct {
+		Command string `json:"command"`
+	}
+	if json.Unmarshal(act.Value, &v) != nil {
+		return ""
+	}
+	return strings.TrimSpace(v.Command)
+}
+
 func (b *Bot) onMessage(ctx context.Context, t *Turn) error {
 	text := CommandText(t.Activity)
 	if text == "" {
+		text = SubmittedCommand(t.Activity)
+	}
+	if text == "" {
 		t.Outcome = "empty"
-		return nil // cards' submit actions and attachments without text: nothing to answer yet
+		return nil // attachments without text, or a submit that names no command
 	}
 	c, args, ok := b.match(text)
 	if !ok {

@@ -28,6 +28,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/onbehalf/onbehalf/internal/connector/oauth2"
 )
 
 // Public-cloud defaults for every endpoint the handler talks to.
@@ -41,6 +43,8 @@ const (
 	DefaultOAuthConnection    = "sso"
 	DefaultTokenStoreKeyName  = "tokenstore-key"
 	DefaultMaxRequestBodySize = 256 << 10
+	// DefaultAtlassianSecretName is the Key Vault secret of the Atlassian app's client secret.
+	DefaultAtlassianSecretName = "atlassian-client-secret"
 )
 
 // Config is the validated set of settings the handler runs with.
@@ -89,6 +93,14 @@ type Config struct {
 	// TokenStore holds the token-store settings.
 	TokenStore TokenStore
 
+	// Atlassian holds the Jira and Confluence connector's settings; it is off without a client id.
+	Atlassian Atlassian
+	// OAuth2Connectors are the generic OAuth 2.0 connectors (OAUTH2_CONNECTORS).
+	OAuth2Connectors []oauth2.Config
+	// OAuth2DevSecrets maps Key Vault secret names to values for local development only
+	// (OAUTH2_DEV_SECRETS, a JSON object); refused in Azure.
+	OAuth2DevSecrets map[string]string
+
 	// LogLevel is the minimum slog level.
 	LogLevel slog.Level
 }
@@ -115,6 +127,45 @@ type TokenStore struct {
 	KeyName string
 	// DevKey is a local-development-only key: base64 of 32 bytes (validated).
 	DevKey string
+}
+
+// Atlassian holds the settings of the Atlassian (Jira and Confluence) connector.
+//
+// Atlassian Cloud in Azure (the secret lives in TOKENSTORE_KEYVAULT_URL's vault):
+//
+//	ATLASSIAN_CLIENT_ID=aBcD1234eFgH5678iJkL9012mNoP3456
+//	ATLASSIAN_CLIENT_SECRET_NAME=atlassian-client-secret
+//	BOT_PUBLIC_URL=https://onbehalf-func.azurewebsites.net
+//
+// Local development against the stand-in (make dev SANDBOX=1 sets these):
+//
+//	ATLASSIAN_CLIENT_ID=sandbox-client
+//	ATLASSIAN_CLIENT_SECRET=sandbox-secret
+//	ATLASSIAN_AUTH_URL=https://127.0.0.1:8443
+//	ATLASSIAN_API_URL=https://127.0.0.1:8443
+//	BOT_PUBLIC_URL=http://127.0.0.1:3978
+type Atlassian struct {
+	// ClientID is the Atlassian OAuth 2.0 (3LO) app's client id (ATLASSIAN_CLIENT_ID).
+	ClientID string
+	// ClientSecretName is the Key Vault secret holding the app's secret
+	// (ATLASSIAN_CLIENT_SECRET_NAME, default atlassian-client-secret).
+	ClientSecretName string
+	// ClientSecret is the secret itself, for local development only (ATLASSIAN_CLIENT_SECRET).
+	ClientSecret string
+	// AuthURL, APIURL: the authorization server and API gateway (ATLASSIAN_AUTH_URL,
+	// ATLASSIAN_API_URL); empty means Atlassian Cloud's.
+	AuthURL string
+	APIURL  string
+	// DataCenterBaseURL switches to Jira/Confluence Data Center (ATLASSIAN_DC_BASE_URL).
+	DataCenterBaseURL string
+}
+
+// Configured reports whether the Atlassian connector is on.
+func (a Atlassian) Configured() bool { return a.ClientID != "" }
+
+// ConnectorsConfigured reports whether any per-user OAuth connector is configured.
+func (c *Config) ConnectorsConfigured() bool {
+	return c.Atlassian.Configured() || len(c.OAuth2Connectors) > 0
 }
 
 // Configured reports whether any token-store backend is configured.
@@ -180,9 +231,20 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.TokenStore.KeyName = r.strDefault("TOKENSTORE_KEY_NAME", DefaultTokenStoreKeyName)
 	c.TokenStore.DevKey = r.key32("TOKENSTORE_DEV_KEY")
 
+	c.Atlassian = Atlassian{
+		ClientID:          r.str("ATLASSIAN_CLIENT_ID"),
+		ClientSecretName:  r.strDefault("ATLASSIAN_CLIENT_SECRET_NAME", DefaultAtlassianSecretName),
+		ClientSecret:      r.str("ATLASSIAN_CLIENT_SECRET"),
+		AuthURL:           r.httpsURL("ATLASSIAN_AUTH_URL", "", true),
+		APIURL:            r.httpsURL("ATLASSIAN_API_URL", "", true),
+		DataCenterBaseURL: r.httpsURL("ATLASSIAN_DC_BASE_URL", "", true),
+	}
+	c.OAuth2DevSecrets = r.stringMap("OAUTH2_DEV_SECRETS")
+
 	c.LogLevel = r.level("LOG_LEVEL")
 	c.GraphScopes = strings.Fields(r.strDefault("GRAPH_SCOPES", "User.Read Mail.Read Files.Read.All"))
 	c.EntraAPIs = r.entraAPIs("ENTRA_APIS")
+	c.OAuth2Connectors = r.oauth2Connectors("OAUTH2_CONNECTORS", c.EntraAPIs)
 
 	// Identity: either a real bot identity, or explicit local anonymous mode.
 	switch {
@@ -218,6 +280,12 @@ func Load(getenv func(string) string) (*Config, error) {
 		if c.TokenStore.DevKey != "" {
 			r.fail("TOKENSTORE_DEV_KEY", "refused when running in Azure: the key comes from Key Vault (TOKENSTORE_KEYVAULT_URL)")
 		}
+		if c.Atlassian.ClientSecret != "" {
+			r.fail("ATLASSIAN_CLIENT_SECRET", "refused when running in Azure: the secret comes from Key Vault (ATLASSIAN_CLIENT_SECRET_NAME in TOKENSTORE_KEYVAULT_URL's vault)")
+		}
+		if len(c.OAuth2DevSecrets) > 0 {
+			r.fail("OAUTH2_DEV_SECRETS", "refused when running in Azure: connector secrets come from Key Vault (TOKENSTORE_KEYVAULT_URL)")
+		}
 		if c.TokenStore.TableEndpoint == "" && !r.bad["TOKENSTORE_TABLE_ENDPOINT"] {
 			r.fail("TOKENSTORE_TABLE_ENDPOINT", "required when running in Azure")
 		}
@@ -232,6 +300,8 @@ func Load(getenv func(string) string) (*Config, error) {
 		!r.bad["TOKENSTORE_KEYVAULT_URL"] && !r.bad["TOKENSTORE_DEV_KEY"] {
 		r.fail("TOKENSTORE_KEYVAULT_URL", "the token store needs a key: set TOKENSTORE_KEYVAULT_URL (or TOKENSTORE_DEV_KEY for local development)")
 	}
+
+	c.checkConnectors(&r)
 
 	if len(r.problems) > 0 {
 		sort.SliceStable(r.problems, func(i, j int) bool { return r.problems[i].Setting < r.problems[j].Setting })
@@ -381,4 +451,67 @@ func (r *reader) level(name string) slog.Level {
 		return slog.LevelInfo
 	}
 	return l
+}
+
+// checkConnectors validates what per-user OAuth connectors need: somewhere to keep tokens, a
+// callback URL, and a source for each client secret.
+func (c *Config) checkConnectors(r *reader) {
+	if c.Atlassian.ClientID == "" {
+		for _, name := range []string{"ATLASSIAN_CLIENT_SECRET", "ATLASSIAN_AUTH_URL", "ATLASSIAN_API_URL", "ATLASSIAN_DC_BASE_URL"} {
+			if r.str(name) != "" && !r.bad[name] {
+				r.fail(name, "set without ATLASSIAN_CLIENT_ID: the Atlassian connector is off; set ATLASSIAN_CLIENT_ID or remove this setting")
+			}
+		}
+	}
+	if !c.ConnectorsConfigured() {
+		return
+	}
+	if c.PublicURL == "" && !r.bad["BOT_PUBLIC_URL"] {
+		r.fail("BOT_PUBLIC_URL", "required with ATLASSIAN_CLIENT_ID or OAUTH2_CONNECTORS: the OAuth callback is {BOT_PUBLIC_URL}/api/oauth/callback")
+	}
+	if !c.TokenStore.Configured() && !r.bad["TOKENSTORE_TABLE_ENDPOINT"] && !r.bad["TOKENSTORE_CONNECTION_STRING"] {
+		r.fail("TOKENSTORE_TABLE_ENDPOINT", "required with ATLASSIAN_CLIENT_ID or OAUTH2_CONNECTORS: users' tokens are kept in the token store")
+	}
+	vault := c.TokenStore.KeyVaultURL != ""
+	if c.Atlassian.Configured() && !vault && c.Atlassian.ClientSecret == "" && !r.bad["TOKENSTORE_KEYVAULT_URL"] {
+		r.fail("ATLASSIAN_CLIENT_SECRET_NAME", "the Atlassian client secret is read from Key Vault: set TOKENSTORE_KEYVAULT_URL (or ATLASSIAN_CLIENT_SECRET for local development)")
+	}
+	for _, oc := range c.OAuth2Connectors {
+		if _, dev := c.OAuth2DevSecrets[oc.ClientSecretName]; !vault && !dev && !r.bad["TOKENSTORE_KEYVAULT_URL"] {
+			r.fail("OAUTH2_CONNECTORS", fmt.Sprintf("connector %q: its client secret %q is read from Key Vault: set TOKENSTORE_KEYVAULT_URL (or OAUTH2_DEV_SECRETS for local development)", oc.Name, oc.ClientSecretName))
+		}
+	}
+}
+
+// ReservedConnectorNames are command words generic OAuth 2.0 connectors may not take.
+var ReservedConnectorNames = []string{"atlassian", "jira", "confluence", "all", "graph", "microsoft"}
+
+func (r *reader) oauth2Connectors(name string, apis []EntraAPI) []oauth2.Config {
+	v := r.str(name)
+	if v == "" {
+		return nil
+	}
+	reserved := append([]string{}, ReservedConnectorNames...)
+	for _, a := range apis {
+		reserved = append(reserved, a.Name)
+	}
+	cs, err := oauth2.ParseConnectors(v, reserved...)
+	if err != nil {
+		r.fail(name, err.Error())
+		return nil
+	}
+	return cs
+}
+
+func (r *reader) stringMap(name string) map[string]string {
+	v := r.str(name)
+	if v == "" {
+		return nil
+	}
+	var m map[string]string
+	if err := json.Unmarshal([]byte(v), &m); err != nil {
+		r.fail(name, "must be a JSON object of secret name to value, e.g. {\"github-client-secret\":\"…\"}")
+		return nil
+	}
+	return m
 }
