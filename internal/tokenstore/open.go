@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
@@ -42,6 +43,8 @@ type Setup struct {
 	KeyVaultHTTPClient *http.Client
 	// Logger receives Key Vault outage warnings.
 	Logger *slog.Logger
+	// Now is the clock (row expiry, leases, token validity). Nil: time.Now.
+	Now func() time.Time
 }
 
 // Open builds the keyring and the Store from settings, preferring Key Vault over a dev key,
@@ -72,7 +75,7 @@ func Open(ctx context.Context, s Setup) (*Store, error) {
 	}
 	st, err := New(ctx, Options{
 		TableEndpoint: s.TableEndpoint, Credential: s.Credential, ConnectionString: s.ConnectionString,
-		Keys: keys, HTTPClient: s.TableHTTPClient,
+		Keys: keys, HTTPClient: s.TableHTTPClient, Now: s.Now,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tokenstore: open: %w", err)
