@@ -22,6 +22,7 @@ import (
 	"github.com/onbehalf/onbehalf/internal/connector/graph"
 	"github.com/onbehalf/onbehalf/internal/entra"
 	"github.com/onbehalf/onbehalf/internal/keyring"
+	"github.com/onbehalf/onbehalf/internal/oauthlink"
 	"github.com/onbehalf/onbehalf/internal/server"
 	"github.com/onbehalf/onbehalf/internal/sso"
 	"github.com/onbehalf/onbehalf/internal/tokenstore"
@@ -42,9 +43,10 @@ type App struct {
 	Config    *config.Config
 	Bot       *bot.Bot
 	Connector *botframework.Connector
-	Entra     *entra.Client // nil in anonymous mode
-	Store     *tokenstore.Store // nil when no token store is configured
-	SSO       *sso.Flow         // nil in anonymous mode or without a token store
+	Entra     *entra.Client      // nil in anonymous mode
+	Store     *tokenstore.Store  // nil when no token store is configured
+	SSO       *sso.Flow          // nil in anonymous mode or without a token store
+	OAuth     *oauthlink.Service // nil when no OAuth connector (Atlassian, OAUTH2_CONNECTORS) is configured
 	Handler   http.Handler
 	keys      []*botframework.KeySet
 	log       *slog.Logger
@@ -113,6 +115,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	}
 	graph.Register(a.Bot, &graph.Client{BaseURL: cfg.GraphURL, HTTPClient: opts.HTTPClient}, needer)
 	a.registerSignOut()
+	if err := a.registerOAuth(cfg, opts); err != nil {
+		return nil, fmt.Errorf("app: oauth connectors: %w", err)
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/api/messages", &server.Messages{
@@ -123,6 +128,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		Seen:  &server.Dedupe{Now: opts.Now},
 		Now:   opts.Now,
 	})
+	a.mountOAuth(mux)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
@@ -137,7 +143,7 @@ func openStore(ctx context.Context, cfg *config.Config, opts Options) (*tokensto
 	setup := tokenstore.Setup{
 		TableEndpoint: cfg.TokenStore.TableEndpoint, ConnectionString: cfg.TokenStore.ConnectionString,
 		KeyVaultURL: cfg.TokenStore.KeyVaultURL, KeyName: cfg.TokenStore.KeyName, InAzure: cfg.InAzure,
-		TableHTTPClient: opts.HTTPClient, KeyVaultHTTPClient: opts.HTTPClient, Logger: opts.Log,
+		TableHTTPClient: opts.HTTPClient, KeyVaultHTTPClient: opts.HTTPClient, Logger: opts.Log, Now: opts.Now,
 	}
 	if cfg.TokenStore.DevKey != "" {
 		k, err := keyring.DecodeKey(cfg.TokenStore.DevKey)

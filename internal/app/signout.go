@@ -8,23 +8,50 @@ import (
 	"strings"
 
 	"github.com/onbehalf/onbehalf/internal/bot"
+	"github.com/onbehalf/onbehalf/internal/oauthlink"
 	"github.com/onbehalf/onbehalf/internal/sso"
 )
 
 // registerSignOut adds "signout [name|all]".
 func (a *App) registerSignOut() {
 	a.Bot.Handle(bot.Command{Name: "signout", Usage: "signout [name|all]",
-		Help: "Forget your sign-ins: all of them (default), or one back end such as graph.",
+		Help: "Forget your sign-ins: all of them (default), or one back end such as graph or jira.",
 		Run: func(ctx context.Context, t *bot.Turn, args string) error {
 			if a.Store == nil {
 				return t.ReplyText(ctx, "There is nothing to sign out of: this bot keeps no sign-ins.")
 			}
+			name := strings.ToLower(strings.TrimSpace(args))
+			if a.OAuth != nil && name != "" && name != "all" {
+				// signout jira (or any OAuth connector's name) is disconnect.
+				if u, err := a.OAuth.UserOf(t.Activity); err == nil {
+					switch err := a.OAuth.Disconnect(ctx, u, name); {
+					case err == nil:
+						return t.ReplyText(ctx, fmt.Sprintf("Done: I have forgotten your %s sign-in.", name))
+					case !errors.Is(err, oauthlink.ErrUnknownConnector):
+						return err
+					}
+				}
+			}
 			c, err := sso.CallerOf(t.Activity, a.Config.TenantID)
+			if err != nil && a.OAuth != nil && a.Config.Anonymous && (name == "" || name == "all") {
+				// Local anonymous mode: only OAuth connectors' rows exist, under the derived key.
+				u, uerr := a.OAuth.UserOf(t.Activity)
+				if uerr == nil {
+					n, err := a.Store.ForgetUser(ctx, u)
+					if err != nil {
+						return fmt.Errorf("forget user: %w", err)
+					}
+					a.log.Info("user signed out of everything", slog.String("user", u.String()), slog.Int("rows", n))
+					return t.ReplyText(ctx, "Done: I have forgotten all your sign-ins.")
+				}
+			}
 			if err != nil {
 				return t.ReplyText(ctx, "I can only sign out a signed-in Microsoft Teams user.")
 			}
-			name := strings.ToLower(strings.TrimSpace(args))
 			if name == "" || name == "all" {
+				if a.OAuth != nil {
+					a.OAuth.RevokeAll(ctx, c.User)
+				}
 				if a.SSO != nil {
 					if err := a.SSO.M.TokenService.SignOut(ctx, c.ChannelUserID, a.Config.OAuthConnection, c.ChannelID); err != nil {
 						return fmt.Errorf("sign out at the token service: %w", err)

@@ -170,10 +170,11 @@ func PageListCard(headingText string, pages []Page) map[string]any {
 	return card(body, nil)
 }
 
-// SiteChoiceCard asks which Atlassian site to use when the user's grant covers several.
-// Each button is an Action.Submit whose data is {"action": "atlassian.site", "siteId": id};
-// the bot stores the chosen id and passes it to ChooseSite from then on.
-func SiteChoiceCard(sites []Site) map[string]any {
+// SiteChoiceCard asks which Atlassian site to use when the user's grant covers several. Each
+// button is an Action.Submit whose data is {"command": "jira site <id> <question>"}: choosing
+// is the same as typing it, so the bot remembers the site and then answers the question the
+// user asked (question may be empty).
+func SiteChoiceCard(sites []Site, question string) map[string]any {
 	body := []any{title("Your Atlassian account has several sites. Which one should I use?")}
 	var actions []any
 	for _, s := range sites {
@@ -183,7 +184,7 @@ func SiteChoiceCard(sites []Site) map[string]any {
 		}
 		actions = append(actions, map[string]any{
 			"type": "Action.Submit", "title": label,
-			"data": map[string]any{"action": "atlassian.site", "siteId": s.ID},
+			"data": map[string]any{"command": strings.TrimSpace("jira site " + s.ID + " " + question)},
 		})
 	}
 	return card(body, actions)

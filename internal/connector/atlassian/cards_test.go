@@ -116,9 +116,9 @@ func TestSiteChoiceCard(t *testing.T) {
 	c := atlassian.SiteChoiceCard([]atlassian.Site{
 		{ID: "id-1", Name: "acme", URL: "https://acme.atlassian.net"},
 		{ID: "id-2", Name: "globex", URL: "https://globex.atlassian.net"},
-	})
+	}, "jira PROJ-1")
 	js := checkCard(t, c)
-	for _, want := range []string{`"siteId":"id-1"`, `"siteId":"id-2"`, "acme.atlassian.net", "globex.atlassian.net", "Action.Submit"} {
+	for _, want := range []string{`"command":"jira site id-1 jira PROJ-1"`, `"command":"jira site id-2 jira PROJ-1"`, "acme.atlassian.net", "globex.atlassian.net", "Action.Submit"} {
 		if !strings.Contains(js, want) {
 			t.Errorf("site card lacks %q", want)
 		}

@@ -200,8 +200,8 @@ var callbackTmpl = template.Must(template.New("callback").Parse(`<!doctype html>
 {{else}}<h1>Almost done</h1>
 <div id="teams" hidden><p>Finishing in Teams… you can close this window if it stays open.</p></div>
 <div id="manual">
-<p>To finish connecting {{.DisplayName}}, type this code in <strong>your own</strong> chat with the bot:</p>
-<p id="code">{{.Code}}</p>
+<p>To finish connecting {{.DisplayName}}, type this in <strong>your own</strong> chat with the bot:</p>
+<p id="code">link {{.Code}}</p>
 <p>It works once, only for the person who started the sign-in, and expires in a few minutes.
 If someone sent you this link, do not share the code.</p>
 </div>

@@ -101,7 +101,7 @@ func TestCallbackPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	page := b.String()
-	for _, want := range []string{`<p id="code">12345678</p>`, `var code = "12345678"`, "notifySuccess(code)",
+	for _, want := range []string{`<p id="code">link 12345678</p>`, `var code = "12345678"`, "notifySuccess(code)",
 		`<meta name="referrer" content="no-referrer">`, `nonce="bm9uY2U"`, TeamsJSURL, "your own"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)

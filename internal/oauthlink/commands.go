@@ -1,0 +1,236 @@
+package oauthlink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/onbehalf/onbehalf/internal/bot"
+	"github.com/onbehalf/onbehalf/internal/cards"
+	"github.com/onbehalf/onbehalf/internal/tokenstore"
+)
+
+// Register adds connect, disconnect, connections and link to b.
+func (s *Service) Register(b *bot.Bot) {
+	names := strings.Join(s.commandNames(), ", ")
+	b.Handle(bot.Command{Name: "connect", Usage: "connect <service>", Help: "Connect your own account at " + names + ", so I can answer as you.", Run: s.runConnect})
+	b.Handle(bot.Command{Name: "disconnect", Usage: "disconnect <service>", Help: "Forget your account at " + names + ".", Run: s.runDisconnect})
+	b.Handle(bot.Command{Name: "connections", Usage: "connections", Help: "Show the services you have connected, with buttons to connect or disconnect.", Run: s.runConnections})
+	b.Handle(bot.Command{Name: "link", Usage: "link <code>", Help: "Finish connecting an account with the code the sign-in page showed.", Run: s.runLink})
+}
+
+// commandNames lists what users type: the first word of each provider.
+func (s *Service) commandNames() []string {
+	var out []string
+	for _, n := range s.order {
+		p := s.providers[n]
+		if len(p.Words) > 0 {
+			out = append(out, p.Words[0])
+		} else {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// pick resolves the command's argument to a provider, answering when it cannot.
+func (s *Service) pick(ctx context.Context, t *bot.Turn, args, verb string) (*Provider, bool) {
+	word := strings.ToLower(strings.TrimSpace(args))
+	if word == "" && len(s.order) == 1 {
+		return s.providers[s.order[0]], true
+	}
+	p, err := s.provider(word)
+	if err != nil {
+		_ = t.ReplyText(ctx, fmt.Sprintf("Which service? Say **%s** followed by one of: %s.", verb, strings.Join(s.commandNames(), ", ")))
+		return nil, false
+	}
+	return p, true
+}
+
+func (s *Service) runConnect(ctx context.Context, t *bot.Turn, args string) error {
+	p, ok := s.pick(ctx, t, args, "connect")
+	if !ok {
+		return nil
+	}
+	u, err := s.UserOf(t.Activity)
+	if err != nil {
+		return t.ReplyText(ctx, "I can only connect accounts for a signed-in user.")
+	}
+	if tok, err := s.Store.GetToken(ctx, u, tokenKey(p.name())); err == nil && (tok.AccessToken != "" || tok.RefreshToken != "") {
+		prefs, _ := s.prefs(ctx, u, p.name())
+		as := ""
+		if a := prefs["account"]; a != "" {
+			as = " as " + a
+		}
+		return t.ReplyText(ctx, fmt.Sprintf("You are already connected to %s%s. To use another account, say **disconnect %s** first.", p.display(), as, p.name()))
+	}
+	t.Outcome = "connect-" + p.name()
+	return s.sendSignIn(ctx, t, u, p, fmt.Sprintf("Connect your %s account so I can answer as you: I will see only what you can see.", p.display()))
+}
+
+func (s *Service) runDisconnect(ctx context.Context, t *bot.Turn, args string) error {
+	p, ok := s.pick(ctx, t, args, "disconnect")
+	if !ok {
+		return nil
+	}
+	u, err := s.UserOf(t.Activity)
+	if err != nil {
+		return t.ReplyText(ctx, "I can only disconnect accounts for a signed-in user.")
+	}
+	if err := s.Disconnect(ctx, u, p.name()); err != nil {
+		return err
+	}
+	t.Outcome = "disconnect-" + p.name()
+	msg := fmt.Sprintf("Disconnected %s: I have deleted your tokens.", p.display())
+	if p.DisconnectNote != "" {
+		msg += " " + p.DisconnectNote
+	}
+	return t.ReplyText(ctx, msg)
+}
+
+// Disconnect forgets user's link to connector name: it revokes the refresh token at the
+// provider when the provider has a revocation endpoint (best effort), then deletes the tokens,
+// the link's facts, and any sign-in or question still waiting for it. Safe to repeat.
+func (s *Service) Disconnect(ctx context.Context, u tokenstore.UserKey, name string) error {
+	p, err := s.provider(name)
+	if err != nil {
+		return err
+	}
+	name = p.name()
+	if tok, err := s.Store.GetToken(ctx, u, tokenKey(name)); err == nil && p.Conn.CanRevoke() {
+		if err := p.Conn.Revoke(ctx, fromStore(tok)); err != nil {
+			// The tokens are deleted anyway; the user can revoke at the provider.
+			s.log().Warn("revoking at the provider failed", slog.String("connector", name), slog.String("user", u.String()), slog.String("error", err.Error()))
+		}
+	}
+	for _, k := range []tokenstore.TokenKey{tokenKey(name), prefsKey(name)} {
+		if err := s.Store.DeleteToken(ctx, u, k); err != nil {
+			return fmt.Errorf("oauthlink: disconnect %s: %w", name, err)
+		}
+	}
+	for _, prefix := range []string{linkPrefix, askPrefix} {
+		if _, err := s.Store.TakeParked(ctx, u, prefix+name); err != nil {
+			return fmt.Errorf("oauthlink: disconnect %s: %w", name, err)
+		}
+	}
+	s.log().Info("account disconnected", slog.String("connector", name), slog.String("user", u.String()))
+	return nil
+}
+
+// RevokeAll revokes, where the provider supports it, every link of u before the caller
+// deletes the user's rows (signout all). Failures are logged; nothing is deleted here.
+func (s *Service) RevokeAll(ctx context.Context, u tokenstore.UserKey) {
+	for _, name := range s.order {
+		p := s.providers[name]
+		if !p.Conn.CanRevoke() {
+			continue
+		}
+		if tok, err := s.Store.GetToken(ctx, u, tokenKey(name)); err == nil {
+			if err := p.Conn.Revoke(ctx, fromStore(tok)); err != nil {
+				s.log().Warn("revoking at the provider failed", slog.String("connector", name), slog.String("user", u.String()), slog.String("error", err.Error()))
+			}
+		}
+	}
+}
+
+// Status is one connection's state for the connections command.
+type Status struct {
+	Name, Display string
+	Connected     bool
+	Account       string
+	Since         time.Time
+	// Expires is when the connection stops working unless renewed: set only when it cannot be
+	// refreshed.
+	Expires time.Time
+}
+
+// Statuses reports u's state for every configured connector.
+func (s *Service) Statuses(ctx context.Context, u tokenstore.UserKey) ([]Status, error) {
+	var out []Status
+	for _, name := range s.order {
+		p := s.providers[name]
+		st := Status{Name: name, Display: p.display()}
+		tok, err := s.Store.GetToken(ctx, u, tokenKey(name))
+		switch {
+		case err == nil && (tok.AccessToken != "" || tok.RefreshToken != ""):
+			st.Connected = true
+			if tok.RefreshToken == "" && !tok.Expiry.IsZero() {
+				st.Expires = tok.Expiry
+				st.Connected = s.now().Before(tok.Expiry)
+			}
+			prefs, _ := s.prefs(ctx, u, name)
+			st.Account = prefs["account"]
+			st.Since, _ = time.Parse(time.RFC3339Nano, prefs["linked"])
+		case err == nil, errors.Is(err, tokenstore.ErrNotFound), errors.Is(err, tokenstore.ErrSignInNeeded):
+		default:
+			return nil, fmt.Errorf("oauthlink: connections: %w", err)
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+func (s *Service) runConnections(ctx context.Context, t *bot.Turn, _ string) error {
+	u, err := s.UserOf(t.Activity)
+	if err != nil {
+		return t.ReplyText(ctx, "I can only show connections for a signed-in user.")
+	}
+	sts, err := s.Statuses(ctx, u)
+	if err != nil {
+		return err
+	}
+	body := []map[string]any{cards.Heading("Your connections")}
+	for i, st := range sts {
+		word := s.commandNames()[i]
+		var line string
+		var action map[string]any
+		switch {
+		case st.Connected:
+			line = "Connected"
+			if st.Account != "" {
+				line += " as " + st.Account
+			}
+			if !st.Since.IsZero() {
+				line += " since " + st.Since.UTC().Format("2 Jan 2006")
+			}
+			if !st.Expires.IsZero() {
+				line += "; expires " + st.Expires.UTC().Format("2 Jan 2006 15:04 UTC")
+			}
+			action = submit("Disconnect", "disconnect "+word)
+		case !st.Expires.IsZero():
+			line = "Expired on " + st.Expires.UTC().Format("2 Jan 2006 15:04 UTC") + ": connect again"
+			action = submit("Connect", "connect "+word)
+		default:
+			line = "Not connected"
+			action = submit("Connect", "connect "+word)
+		}
+		body = append(body, cards.Bold(st.Display), cards.Text(line, true),
+			map[string]any{"type": "ActionSet", "actions": []map[string]any{action}})
+	}
+	t.Outcome = "connections"
+	return t.ReplyCard(ctx, "", cards.Attachment(cards.New(body...)))
+}
+
+// submit is a card button that sends command as if the user had typed it.
+func submit(title, command string) map[string]any {
+	return map[string]any{"type": "Action.Submit", "title": title, "data": map[string]any{"command": command}}
+}
+
+func (s *Service) runLink(ctx context.Context, t *bot.Turn, args string) error {
+	code := normalizeCode(args)
+	if !codeRE.MatchString(code) {
+		return t.ReplyText(ctx, "Type **link** and the 8-digit code the sign-in page showed, for example **link 12345678**.")
+	}
+	res, err := s.confirm(ctx, t, code)
+	if err != nil {
+		return err
+	}
+	if res != linked {
+		t.Outcome = "link-refused"
+		return t.ReplyText(ctx, "That code does not match a sign-in you started in this chat, or it has expired. Ask to connect again.")
+	}
+	return nil
+}
