@@ -30,7 +30,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sort"
 	"strings"
 	"time"
 
@@ -55,10 +54,10 @@ const DevTenantID = "0de70000-0000-4000-8000-000000000000"
 
 // Row names in the token store.
 const (
-	prefsResource = "prefs"           // TokenKey.Resource of a connection's small per-user facts
-	linkPrefix    = "oauth2link/"     // parked pending links (tokens awaiting confirmation)
-	askPrefix     = "oauth2ask/"      // parked questions awaiting a link
-	minValid      = 2 * time.Minute   // an access token must last this long to be used
+	prefsResource = "prefs"         // TokenKey.Resource of a connection's small per-user facts
+	linkPrefix    = "oauth2link/"   // parked pending links (tokens awaiting confirmation)
+	askPrefix     = "oauth2ask/"    // parked questions awaiting a link
+	minValid      = 2 * time.Minute // an access token must last this long to be used
 	forceValid    = 100 * 365 * 24 * time.Hour
 	parkTTL       = 15 * time.Minute
 )
@@ -199,14 +198,4 @@ func toStore(t *oauth2.Token) tokenstore.Token {
 
 func fromStore(t tokenstore.Token) *oauth2.Token {
 	return &oauth2.Token{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, TokenType: t.TokenType, Expiry: t.Expiry, Scope: strings.Join(t.Scopes, " ")}
-}
-
-// sortedNames is for stable messages.
-func sortedNames(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
