@@ -163,7 +163,7 @@ func (s *Service) connectedText(p *Provider, account string) string {
 
 // VerifyState is an sso.StateVerifier: Teams sends signin/verifyState with the one-time code
 // when the callback page calls notifySuccess in the user's own client. Values that are not
-// such a code, or users with no pending link, are passed on (handled=false).
+// such a code (8 digits; the Bot Service's magic codes have 6) are passed on (handled=false).
 func (s *Service) VerifyState(ctx context.Context, t *bot.Turn, state string) (*botframework.InvokeResponse, bool, error) {
 	code := normalizeCode(state)
 	if !codeRE.MatchString(code) {
@@ -173,9 +173,7 @@ func (s *Service) VerifyState(ctx context.Context, t *bot.Turn, state string) (*
 	switch {
 	case err != nil:
 		return nil, true, err
-	case res == noPending:
-		return nil, false, nil
-	case res == wrongCode:
+	case res == noPending, res == wrongCode:
 		t.Outcome = "link-refused"
 		_ = t.ReplyText(ctx, "That sign-in could not be confirmed: it was started by someone else, in another chat, or it has expired. Ask to connect again.")
 		return &botframework.InvokeResponse{Status: http.StatusNotFound}, true, nil
@@ -196,6 +194,11 @@ func (s *Service) VerifyInvoke(ctx context.Context, t *bot.Turn) (*botframework.
 	resp, handled, err := s.VerifyState(ctx, t, v.State)
 	if err != nil || handled {
 		return resp, err
+	}
+	if v.State == "CancelledByUser" {
+		t.Outcome = "sign-in-cancelled"
+		_ = t.ReplyText(ctx, "Sign-in was cancelled. Ask again whenever you are ready.")
+		return &botframework.InvokeResponse{Status: http.StatusOK}, nil
 	}
 	t.Outcome = "verify-not-found"
 	return &botframework.InvokeResponse{Status: http.StatusNotFound}, nil

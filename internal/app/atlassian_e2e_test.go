@@ -1,0 +1,625 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/onbehalf/onbehalf/internal/app"
+	"github.com/onbehalf/onbehalf/internal/config"
+	"github.com/onbehalf/onbehalf/internal/connector/oauth2"
+	"github.com/onbehalf/onbehalf/internal/testenv"
+	standin "github.com/onbehalf/onbehalf/internal/testenv/atlassian"
+	"github.com/onbehalf/onbehalf/internal/testenv/azurite"
+	"github.com/onbehalf/onbehalf/internal/testenv/channel"
+	"github.com/onbehalf/onbehalf/internal/testenv/stack"
+	"github.com/onbehalf/onbehalf/internal/tokenstore"
+)
+
+// fakeClock is the one clock the handler instances and the Atlassian stand-in share, so a
+// test can step past an access token's expiry without waiting for it.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+func (c *fakeClock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+// atlEnv is the handler (one or more instances sharing one token store) with the channel,
+// Entra, Azurite and the Atlassian stand-in, configured only through ordinary settings.
+type atlEnv struct {
+	clk   *fakeClock
+	st    *stack.Stack
+	atl   *standin.Server
+	apps  []*app.App
+	srvs  []*httptest.Server
+	logs  *syncBuffer
+	pub   string
+	world standin.World
+
+	mu       sync.Mutex
+	inflight map[string]bool // ids of activities being posted
+}
+
+// chatUser is a Teams user: an Entra identity with a personal conversation with the bot.
+type chatUser struct {
+	name, fromID, aad, conv string
+}
+
+func newChatUser(name string) chatUser {
+	return chatUser{name: name, fromID: "29:" + name, aad: uuid.NewString(), conv: "a:conv-" + name + "-" + uuid.NewString()[:8]}
+}
+
+func (u chatUser) key() tokenstore.UserKey {
+	return tokenstore.UserKey{TenantID: stack.TenantID, ObjectID: u.aad}
+}
+
+func newAtlEnv(t *testing.T, instances int) *atlEnv {
+	t.Helper()
+	az := azurite.Start(t)
+	st := stack.New()
+	t.Cleanup(st.Close)
+	t.Setenv("IDENTITY_ENDPOINT", st.Entra.IdentityEndpoint)
+	t.Setenv("IDENTITY_HEADER", st.Entra.IdentityHeader)
+
+	e := &atlEnv{clk: &fakeClock{t: time.Now()}, st: st, logs: &syncBuffer{}, world: standin.DefaultWorld(), inflight: map[string]bool{}}
+	for range instances {
+		e.srvs = append(e.srvs, httptest.NewUnstartedServer(nil))
+	}
+	// Every instance sits behind the same public URL in a deployment; here the first one's.
+	e.pub = "http://" + e.srvs[0].Listener.Addr().String()
+	e.atl = standin.Start(standin.Options{RedirectURIs: []string{e.pub + "/api/oauth/callback"}, Now: e.clk.Now})
+	t.Cleanup(e.atl.Close)
+
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(testenv.SharedCA().PEM())
+	pool.AppendCertsFromPEM(e.atl.CertificatePEM())
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, MaxIdleConnsPerHost: 64,
+	}}
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	cfg, err := config.Load(st.Getenv(map[string]string{
+		"TOKENSTORE_CONNECTION_STRING": az.ConnectionString(),
+		"TOKENSTORE_DEV_KEY":           base64.StdEncoding.EncodeToString(key),
+		"BOT_PUBLIC_URL":               e.pub,
+		"ATLASSIAN_CLIENT_ID":          e.atl.ClientID(),
+		"ATLASSIAN_CLIENT_SECRET":      e.atl.ClientSecret(),
+		"ATLASSIAN_AUTH_URL":           e.atl.URL,
+		"ATLASSIAN_API_URL":            e.atl.URL,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, srv := range e.srvs {
+		a, err := app.New(context.Background(), cfg, app.Options{HTTPClient: hc, Log: slog.New(slog.NewJSONHandler(e.logs, nil)), Now: e.clk.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.Config.Handler = a.Handler
+		srv.Start()
+		t.Cleanup(srv.Close)
+		e.apps = append(e.apps, a)
+	}
+	return e
+}
+
+// send posts an activity from u to instance i with a valid channel token and returns what the
+// bot sent in reply to it, plus proactive messages to u's conversation sent meanwhile.
+func (e *atlEnv) send(t *testing.T, i int, u chatUser, act map[string]any) (int, []channel.Recorded) {
+	t.Helper()
+	id := uuid.NewString()
+	act["id"] = id
+	act["serviceUrl"] = e.st.Channel.ServiceURL
+	act["channelId"] = "msteams"
+	act["from"] = map[string]any{"id": u.fromID, "name": u.name, "aadObjectId": u.aad}
+	act["recipient"] = map[string]any{"id": "28:bot", "name": "onbehalf"}
+	act["conversation"] = map[string]any{"id": u.conv, "conversationType": "personal", "tenantId": stack.TenantID}
+	body, _ := json.Marshal(act)
+	before := len(e.st.Channel.Recorded())
+	e.mu.Lock()
+	e.inflight[id] = true
+	e.mu.Unlock()
+	req, _ := http.NewRequest(http.MethodPost, e.srvs[i].URL+"/api/messages", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	now := e.clk.Now()
+	req.Header.Set("Authorization", "Bearer "+e.st.Channel.Mint(channel.TokenOptions{Audience: stack.BotAppID, NotBefore: now.Add(-time.Minute), Expiry: now.Add(time.Hour)}))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.inflight, id)
+	var out []channel.Recorded
+	for _, r := range e.st.Channel.Recorded()[before:] {
+		// Replies to this activity, proactive messages, and answers to questions parked
+		// earlier in u's conversation — never replies to other turns still running.
+		if r.ConversationID == u.conv && (r.ActivityID == id || !e.inflight[r.ActivityID]) {
+			out = append(out, r)
+		}
+	}
+	return resp.StatusCode, out
+}
+
+func (e *atlEnv) say(t *testing.T, i int, u chatUser, text string) []channel.Recorded {
+	t.Helper()
+	status, recs := e.send(t, i, u, map[string]any{"type": "message", "text": text})
+	if status != http.StatusOK {
+		t.Fatalf("%s %q: status %d; log:\n%s", u.name, text, status, e.logs.String())
+	}
+	return recs
+}
+
+func (e *atlEnv) submit(t *testing.T, u chatUser, command string) []channel.Recorded {
+	t.Helper()
+	_, recs := e.send(t, 0, u, map[string]any{"type": "message", "value": map[string]any{"command": command}})
+	return recs
+}
+
+func (e *atlEnv) verifyState(t *testing.T, u chatUser, code string) (int, []channel.Recorded) {
+	t.Helper()
+	return e.send(t, 0, u, map[string]any{"type": "invoke", "name": "signin/verifyState", "value": map[string]any{"state": code}})
+}
+
+func dump(recs []channel.Recorded) string {
+	var b strings.Builder
+	for _, r := range recs {
+		js, _ := json.Marshal(r.Activity)
+		b.Write(js)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+var startURLRE = regexp.MustCompile(`http://127\.0\.0\.1:[0-9]+/api/oauth/start\?state=[A-Za-z0-9_-]+`)
+
+func startURL(t *testing.T, recs []channel.Recorded) string {
+	t.Helper()
+	u := startURLRE.FindString(dump(recs))
+	if u == "" {
+		t.Fatalf("no sign-in card in:\n%s", dump(recs))
+	}
+	return u
+}
+
+// browser does not follow redirects, so each hop can be checked.
+var browser = &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+func get(t *testing.T, u string) (*http.Response, string) {
+	t.Helper()
+	resp, err := browser.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// authorize follows the card's link as the Atlassian account and returns the callback URL the
+// provider sends the browser to.
+func (e *atlEnv) authorize(t *testing.T, start, account string) string {
+	t.Helper()
+	resp, _ := get(t, start)
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("start: status %d", resp.StatusCode)
+	}
+	cb, err := e.atl.AuthorizeAs(account, resp.Header.Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cb
+}
+
+var codeRE = regexp.MustCompile(`link ([0-9]{8})`)
+
+// callback loads the callback page and returns its status and one-time code ("" if none).
+func callback(t *testing.T, cb string) (int, string) {
+	t.Helper()
+	resp, body := get(t, cb)
+	if resp.StatusCode == http.StatusOK {
+		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'nonce-") || resp.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("callback page headers: CSP %q, Cache-Control %q", csp, resp.Header.Get("Cache-Control"))
+		}
+	}
+	m := codeRE.FindStringSubmatch(body)
+	if m == nil {
+		return resp.StatusCode, ""
+	}
+	return resp.StatusCode, m[1]
+}
+
+// link connects u as the Atlassian account: the card, the browser round trip, and the
+// confirmation from u's own session (Teams' verifyState, or the typed code).
+func (e *atlEnv) link(t *testing.T, u chatUser, account string, typed bool) []channel.Recorded {
+	t.Helper()
+	status, code := callback(t, e.authorize(t, startURL(t, e.say(t, 0, u, "connect jira")), account))
+	if status != http.StatusOK || code == "" {
+		t.Fatalf("callback: status %d, no code; log:\n%s", status, e.logs.String())
+	}
+	var recs []channel.Recorded
+	if typed {
+		recs = e.say(t, 0, u, "link "+code)
+	} else {
+		st, r := e.verifyState(t, u, code)
+		if st != http.StatusOK {
+			t.Fatalf("verifyState: status %d", st)
+		}
+		recs = r
+	}
+	name := map[string]string{standin.Alice: "Alice Example", standin.Bob: "Bob Example"}[account]
+	if !strings.Contains(dump(recs), "Connected to Jira as "+name+".") {
+		t.Fatalf("no connected message for %s:\n%s", u.name, dump(recs))
+	}
+	return recs
+}
+
+func (e *atlEnv) connected(t *testing.T, u chatUser) bool {
+	t.Helper()
+	_, err := e.apps[0].Store.GetToken(context.Background(), u.key(), tokenstore.TokenKey{Connector: "atlassian"})
+	if err != nil && !errors.Is(err, tokenstore.ErrNotFound) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+func (e *atlEnv) issue(key string) standin.Issue {
+	for _, i := range e.world.Issues {
+		if i.Key == key {
+			return i
+		}
+	}
+	panic("no issue " + key)
+}
+
+func TestAtlassianLinkAskAndAnswerAsTheUser(t *testing.T) {
+	e := newAtlEnv(t, 1)
+	ada, bo := newChatUser("ada"), newChatUser("bo")
+	proj1 := e.issue("PROJ-1")
+
+	// The first question without a link asks to connect and waits.
+	recs := e.say(t, 0, ada, "jira PROJ-1")
+	if !strings.Contains(dump(recs), "application/vnd.microsoft.card.signin") {
+		t.Fatalf("want a Teams sign-in card:\n%s", dump(recs))
+	}
+	if strings.Contains(dump(recs), proj1.Summary) {
+		t.Fatal("answered before linking")
+	}
+
+	// Ada links as Alice through Teams (verifyState). Alice's grant covers two sites, so the
+	// parked question is answered by asking once which site to use.
+	recs = e.link(t, ada, standin.Alice, false)
+	if !strings.Contains(dump(recs), "jira site "+standin.AcmeSite+" jira PROJ-1") {
+		t.Fatalf("the parked question did not come back with a site choice:\n%s", dump(recs))
+	}
+	recs = e.submit(t, ada, "jira site "+standin.AcmeSite+" jira PROJ-1")
+	if d := dump(recs); !strings.Contains(d, "acme.atlassian.net") || !strings.Contains(d, proj1.Summary) {
+		t.Fatalf("choosing the site did not answer the question:\n%s", d)
+	}
+	// Remembered: no second choice.
+	if d := dump(e.say(t, 0, ada, "jira PROJ-2")); !strings.Contains(d, e.issue("PROJ-2").Summary) || strings.Contains(d, "several sites") {
+		t.Fatalf("site not remembered:\n%s", d)
+	}
+
+	// Bo links as Bob by typing the code (outside Teams' window).
+	e.link(t, bo, standin.Bob, true)
+
+	t.Run("same question in parallel, different correct answers", func(t *testing.T) {
+		var wg sync.WaitGroup
+		for i := range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				u := ada
+				if i%2 == 1 {
+					u = bo
+				}
+				d := dump(e.say(t, 0, u, "jira PROJ-1"))
+				switch {
+				case u == ada && !strings.Contains(d, proj1.Summary):
+					t.Errorf("Ada did not get PROJ-1:\n%s", d)
+				case u == bo && (strings.Contains(d, proj1.Summary) || !strings.Contains(d, "Jira issue PROJ-1 does not exist, or you do not have permission to see it.")):
+					t.Errorf("Bo's answer:\n%s", d)
+				}
+			}()
+		}
+		wg.Wait()
+	})
+
+	t.Run("Bo never obtains Ada's issues or pages", func(t *testing.T) {
+		secrets := []string{proj1.Summary, e.issue("PROJ-2").Summary, "Payment service runbook", "Restart the", "GLX-1"}
+		cmds := []string{
+			"jira PROJ-1", "jira proj-1", "jira search payment leaks memory", "jira search PROJ-1", "my jira issues",
+			"confluence search payment runbook", "confluence page 1001",
+			"confluence page https://acme.atlassian.net/wiki/spaces/ENG/pages/1001/Payment+service+runbook",
+			"jira site " + standin.GlobexSite + " jira GLX-1", "connections",
+		}
+		var all strings.Builder
+		for _, c := range cmds {
+			all.WriteString(dump(e.say(t, 0, bo, c)))
+		}
+		for _, s := range secrets {
+			if strings.Contains(all.String(), s) {
+				t.Errorf("Bo saw %q", s)
+			}
+		}
+		if !strings.Contains(all.String(), "Confluence page 1001 does not exist, or you do not have permission to see it.") ||
+			!strings.Contains(all.String(), "That is not one of your Atlassian sites.") {
+			t.Errorf("refusals not stated plainly:\n%s", all.String())
+		}
+		// Bob's own work is there.
+		if d := dump(e.say(t, 0, bo, "my jira issues")); !strings.Contains(d, "Disk alert on build agents") {
+			t.Errorf("Bob's issues missing:\n%s", d)
+		}
+	})
+
+	t.Run("connections and disconnect", func(t *testing.T) {
+		d := dump(e.say(t, 0, ada, "connections"))
+		if !strings.Contains(d, "Connected as Alice Example") || !strings.Contains(d, `"command":"disconnect jira"`) {
+			t.Fatalf("connections:\n%s", d)
+		}
+		d = dump(e.submit(t, bo, "disconnect jira"))
+		if !strings.Contains(d, "Disconnected Jira and Confluence") || e.connected(t, bo) {
+			t.Fatalf("disconnect:\n%s", d)
+		}
+		if d := dump(e.say(t, 0, bo, "connections")); !strings.Contains(d, "Not connected") || !strings.Contains(d, `"command":"connect jira"`) {
+			t.Fatalf("connections after disconnect:\n%s", d)
+		}
+		if d := dump(e.say(t, 0, bo, "jira OPS-7")); strings.Contains(d, "Disk alert") || startURLRE.FindString(d) == "" {
+			t.Fatalf("a disconnected user was answered:\n%s", d)
+		}
+		if d := dump(e.say(t, 0, ada, "signout jira")); !strings.Contains(d, "forgotten") || e.connected(t, ada) {
+			t.Fatalf("signout jira:\n%s", d)
+		}
+	})
+
+	if strings.Contains(e.logs.String(), "at-") || strings.Contains(e.logs.String(), "rt-") {
+		t.Error("a token appears in the log")
+	}
+}
+
+func TestAtlassianLinkAttacksStoreNothing(t *testing.T) {
+	e := newAtlEnv(t, 1)
+	ada, bo := newChatUser("ada"), newChatUser("bo")
+	nothingStored := func(t *testing.T) {
+		t.Helper()
+		if e.connected(t, ada) || e.connected(t, bo) {
+			t.Fatal("a connection was stored")
+		}
+	}
+
+	t.Run("forged state", func(t *testing.T) {
+		for _, u := range []string{"/api/oauth/callback?state=forged&code=abc", "/api/oauth/start?state=forged", "/api/oauth/callback?code=abc"} {
+			if st, code := callback(t, e.pub+u); st != http.StatusBadRequest || code != "" {
+				t.Errorf("%s: status %d, code %q", u, st, code)
+			}
+		}
+		nothingStored(t)
+	})
+
+	t.Run("replayed state", func(t *testing.T) {
+		start := startURL(t, e.say(t, 0, ada, "connect jira"))
+		cb := e.authorize(t, start, standin.Alice)
+		if resp, _ := get(t, start); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("start link used twice: status %d", resp.StatusCode)
+		}
+		st, code := callback(t, cb)
+		if st != http.StatusOK || code == "" {
+			t.Fatalf("first callback: %d", st)
+		}
+		if st, again := callback(t, cb); st != http.StatusBadRequest || again != "" {
+			t.Fatalf("replayed callback: status %d, code %q", st, again)
+		}
+		nothingStored(t)
+		// The original, confirmed by its own user, still works exactly once.
+		if d := dump(e.say(t, 0, ada, "link "+code)); !strings.Contains(d, "Connected to Jira as Alice Example.") {
+			t.Fatalf("confirm:\n%s", d)
+		}
+		if d := dump(e.say(t, 0, ada, "link "+code)); !strings.Contains(d, "does not match") {
+			t.Fatalf("code reused:\n%s", d)
+		}
+		e.say(t, 0, ada, "disconnect jira")
+		nothingStored(t)
+	})
+
+	t.Run("expired state", func(t *testing.T) {
+		start := startURL(t, e.say(t, 0, ada, "connect jira"))
+		resp, _ := get(t, start)
+		if resp.StatusCode != http.StatusFound {
+			t.Fatalf("start: %d", resp.StatusCode)
+		}
+		e.clk.Advance(oauth2.LinkTTL + time.Minute)
+		cb, err := e.atl.AuthorizeAs(standin.Alice, resp.Header.Get("Location"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, code := callback(t, cb); st != http.StatusBadRequest || code != "" {
+			t.Fatalf("expired state: status %d, code %q", st, code)
+		}
+		// An unused card link expires too.
+		start = startURL(t, e.say(t, 0, ada, "connect jira"))
+		e.clk.Advance(oauth2.LinkTTL + time.Minute)
+		if resp, _ := get(t, start); resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("expired start link: %d", resp.StatusCode)
+		}
+		nothingStored(t)
+	})
+
+	t.Run("link started by A completed from B's session", func(t *testing.T) {
+		// Ada's sign-in link reaches Bo, who signs in to Atlassian as Bob.
+		start := startURL(t, e.say(t, 0, ada, "connect jira"))
+		st, code := callback(t, e.authorize(t, start, standin.Bob))
+		if st != http.StatusOK || code == "" {
+			t.Fatalf("callback: %d", st)
+		}
+		if d := dump(e.say(t, 0, bo, "link "+code)); !strings.Contains(d, "does not match") {
+			t.Fatalf("Bo typed the code:\n%s", d)
+		}
+		if st, recs := e.verifyState(t, bo, code); st != http.StatusNotFound {
+			t.Fatalf("Bo's Teams client: status %d", st)
+		} else if strings.Contains(dump(recs), "Connected") {
+			t.Fatalf("Bo's Teams client linked:\n%s", dump(recs))
+		}
+		nothingStored(t)
+		if d := dump(e.say(t, 0, bo, "jira OPS-7")); strings.Contains(d, "Disk alert") {
+			t.Fatal("Bo was answered without linking")
+		}
+	})
+
+	t.Run("callback with a mismatched PKCE verifier", func(t *testing.T) {
+		start := startURL(t, e.say(t, 0, ada, "connect jira"))
+		resp, _ := get(t, start)
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		// An attacker's own authorization (its own verifier), delivered with Ada's state.
+		q := loc.Query()
+		sum := sha256.Sum256([]byte(oauth2.NewVerifier()))
+		q.Set("code_challenge", base64.RawURLEncoding.EncodeToString(sum[:]))
+		loc.RawQuery = q.Encode()
+		cb, err := e.atl.AuthorizeAs(standin.Alice, loc.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, code := callback(t, cb); st != http.StatusBadRequest || code != "" {
+			t.Fatalf("mismatched verifier: status %d, code %q", st, code)
+		}
+		nothingStored(t)
+	})
+}
+
+func TestAtlassianTokensRefreshOnceAndFailPlainly(t *testing.T) {
+	e := newAtlEnv(t, 2)
+	bo := newChatUser("bo")
+	e.link(t, bo, standin.Bob, true)
+	ops7 := e.issue("OPS-7").Summary
+	if d := dump(e.say(t, 1, bo, "jira OPS-7")); !strings.Contains(d, ops7) {
+		t.Fatalf("second instance:\n%s", d)
+	}
+	spent, err := e.apps[0].Store.GetToken(context.Background(), bo.key(), tokenstore.TokenKey{Connector: "atlassian"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("2 instances x 50 turns across an expiry refresh exactly once", func(t *testing.T) {
+		e.clk.Advance(61 * time.Minute) // Atlassian access tokens last one hour
+		calls := e.atl.TokenCalls()
+		var wg sync.WaitGroup
+		for i := range 100 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if d := dump(e.say(t, i%2, bo, "jira OPS-7")); !strings.Contains(d, ops7) {
+					t.Errorf("turn %d:\n%s", i, d)
+				}
+			}()
+		}
+		wg.Wait()
+		if n := e.atl.Refreshes(standin.Bob); n != 1 {
+			t.Errorf("%d refreshes at Atlassian, want exactly 1", n)
+		}
+		if n := e.atl.TokenCalls() - calls; n != 1 {
+			t.Errorf("%d token endpoint calls, want 1 (no invalid_grant)", n)
+		}
+		if e.atl.Revoked(standin.Bob) {
+			t.Error("the token family was revoked")
+		}
+	})
+
+	t.Run("401 gets one forced refresh", func(t *testing.T) {
+		before := e.atl.Refreshes(standin.Bob)
+		e.atl.Inject(standin.Fault{Status: http.StatusUnauthorized})
+		if d := dump(e.say(t, 0, bo, "jira OPS-7")); !strings.Contains(d, ops7) {
+			t.Fatalf("after a 401:\n%s", d)
+		}
+		if n := e.atl.Refreshes(standin.Bob) - before; n != 1 {
+			t.Errorf("%d refreshes after a 401, want 1", n)
+		}
+	})
+
+	t.Run("429 and 5xx are retried within a bound, then explained", func(t *testing.T) {
+		e.atl.Inject(standin.Fault{Status: http.StatusTooManyRequests, RetryAfter: "1"})
+		began := time.Now()
+		if d := dump(e.say(t, 0, bo, "jira OPS-7")); !strings.Contains(d, ops7) {
+			t.Fatalf("short Retry-After not honoured:\n%s", d)
+		}
+		if waited := time.Since(began); waited < 900*time.Millisecond {
+			t.Errorf("answered after %s: Retry-After: 1 was not waited for", waited)
+		}
+		e.atl.Inject(standin.Fault{Status: http.StatusTooManyRequests, RetryAfter: "120"})
+		if d := dump(e.say(t, 0, bo, "jira OPS-7")); !strings.Contains(d, "Atlassian is limiting requests right now. Try again in 2m0s.") {
+			t.Fatalf("long Retry-After:\n%s", d)
+		}
+		e.atl.Inject(standin.Fault{Status: http.StatusServiceUnavailable, Times: -1})
+		hits := e.atl.FaultHits()
+		began = time.Now()
+		d := dump(e.say(t, 0, bo, "jira OPS-7"))
+		n := e.atl.FaultHits() - hits
+		e.atl.Clear()
+		if !strings.Contains(d, "Atlassian is not answering right now. Try again in a few minutes.") {
+			t.Fatalf("outage:\n%s", d)
+		}
+		if n != 3 {
+			t.Errorf("%d attempts during the outage, want 3", n)
+		}
+		if took := time.Since(began); took > 5*time.Second {
+			t.Errorf("outage answer took %s", took)
+		}
+	})
+
+	t.Run("a revoked family asks to reconnect once, with no loop", func(t *testing.T) {
+		// Someone replays the spent refresh token after the reuse leeway: Atlassian revokes
+		// the whole family, including the access token the bot holds.
+		e.clk.Advance(11 * time.Minute)
+		form := url.Values{"grant_type": {"refresh_token"}, "client_id": {e.atl.ClientID()}, "client_secret": {e.atl.ClientSecret()}, "refresh_token": {spent.RefreshToken}}
+		resp, err := e.atl.Client().PostForm(e.atl.URL+"/oauth/token", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if !e.atl.Revoked(standin.Bob) {
+			t.Fatal("the stand-in did not revoke the family")
+		}
+		calls := e.atl.TokenCalls()
+		d := dump(e.say(t, 0, bo, "jira OPS-7"))
+		if !strings.Contains(d, "Your Atlassian connection has expired or was revoked.") || startURLRE.FindString(d) == "" {
+			t.Fatalf("first turn after revocation:\n%s", d)
+		}
+		if e.connected(t, bo) {
+			t.Error("the dead link is still stored")
+		}
+		for i := range 3 {
+			d := dump(e.say(t, i%2, bo, "jira OPS-7"))
+			if strings.Contains(d, "expired or was revoked") || startURLRE.FindString(d) == "" {
+				t.Fatalf("turn %d repeats the notice or does not offer to connect:\n%s", i, d)
+			}
+		}
+		if n := e.atl.TokenCalls() - calls; n != 1 {
+			t.Errorf("%d token endpoint calls after revocation, want 1", n)
+		}
+		// Linking again answers the waiting question.
+		if d := dump(e.link(t, bo, standin.Bob, true)); !strings.Contains(d, ops7) {
+			t.Fatalf("parked question not answered after reconnecting:\n%s", d)
+		}
+	})
+}
