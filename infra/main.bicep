@@ -42,6 +42,9 @@ param botFrameworkScope string = ''
 @description('Override for BOTFRAMEWORK_TOKEN_SERVICE_URL (sovereign or regional token service); empty keeps the handler default.')
 param botFrameworkTokenServiceUrl string = ''
 
+@description('Override for GRAPH_URL (sovereign clouds, e.g. https://graph.microsoft.us); empty keeps the handler default.')
+param graphUrl string = ''
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -169,7 +172,8 @@ var entraAuthorityHost = substring(environment().authentication.loginEndpoint, 0
 var botFrameworkOverrides = union(
   empty(botFrameworkOpenIdMetadataUrl) ? {} : { BOTFRAMEWORK_OPENID_METADATA_URL: botFrameworkOpenIdMetadataUrl },
   empty(botFrameworkScope) ? {} : { BOTFRAMEWORK_SCOPE: botFrameworkScope },
-  empty(botFrameworkTokenServiceUrl) ? {} : { BOTFRAMEWORK_TOKEN_SERVICE_URL: botFrameworkTokenServiceUrl }
+  empty(botFrameworkTokenServiceUrl) ? {} : { BOTFRAMEWORK_TOKEN_SERVICE_URL: botFrameworkTokenServiceUrl },
+  empty(graphUrl) ? {} : { GRAPH_URL: graphUrl }
 )
 
 module bot 'modules/bot.bicep' = {
