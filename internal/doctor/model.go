@@ -296,8 +296,16 @@ func (s *Snapshot) appID() string {
 		return strings.ToLower(s.Bot.Properties.MsaAppID)
 	case s.Settings["BOT_APP_ID"] != "":
 		return strings.ToLower(s.Settings["BOT_APP_ID"])
+	case s.Manifest != nil && len(s.Manifest.Bots) > 0:
+		// Only the manifest was given: check it against itself.
+		return strings.ToLower(s.Manifest.Bots[0].BotID)
 	}
 	return ""
+}
+
+// appIDKnown reports whether the app id comes from somewhere other than the manifest.
+func (s *Snapshot) appIDKnown() bool {
+	return (s.App != nil && s.App.AppID != "") || (s.Bot != nil && s.Bot.Properties.MsaAppID != "") || s.Settings["BOT_APP_ID"] != ""
 }
 
 // tenantID is the bot's tenant, from the bot resource, the settings or the connection.

@@ -22,6 +22,7 @@ package arm
 
 import (
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -75,6 +76,9 @@ func New() *Server {
 
 // Close stops the server.
 func (s *Server) Close() { s.srv.Close() }
+
+// Certificate is the server's TLS certificate, for clients that must trust several servers.
+func (s *Server) Certificate() *x509.Certificate { return s.srv.Certificate() }
 
 // Token is the bearer token the server accepts.
 func (s *Server) Token() string { return s.token }

@@ -26,6 +26,7 @@ package graph
 
 import (
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -70,6 +71,9 @@ func New() *Server {
 
 // Close stops the server.
 func (s *Server) Close() { s.srv.Close() }
+
+// Certificate is the server's TLS certificate, for clients that must trust several servers.
+func (s *Server) Certificate() *x509.Certificate { return s.srv.Certificate() }
 
 // Token is the bearer token the server accepts.
 func (s *Server) Token() string { return s.token }
@@ -147,7 +151,6 @@ func (s *Server) Requests() []string {
 	defer s.mu.Unlock()
 	return append([]string(nil), s.requests...)
 }
-
 
 func (s *Server) appByAppID(appID string) map[string]any {
 	for _, a := range s.apps {
