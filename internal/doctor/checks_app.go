@@ -236,7 +236,7 @@ func (s *Snapshot) miFICFix() string {
 	if s.Identity != nil && s.Identity.PrincipalID != "" {
 		subject = s.Identity.PrincipalID
 	}
-	body := map[string]any{"name": "managed-identity", "issuer": s.ficIssuer(), "subject": subject, "audiences": []string{FederatedAudience}}
+	body := map[string]any{"name": "function-app-identity", "issuer": s.ficIssuer(), "subject": subject, "audiences": []string{FederatedAudience}}
 	return "az ad app federated-credential create --id " + orPlaceholder(s.appID(), "<app-id>") + " --parameters " + quote(compactJSON(body))
 }
 
@@ -273,7 +273,7 @@ func (s *Snapshot) uniqueIdentifier() string {
 }
 
 func (s *Snapshot) tokenStoreFICFix(subject string) string {
-	body := map[string]any{"name": "bot-token-store", "issuer": s.ficIssuer(), "subject": subject, "audiences": []string{FederatedAudience}}
+	body := map[string]any{"name": "bot-service-token-store", "issuer": s.ficIssuer(), "subject": subject, "audiences": []string{FederatedAudience}}
 	return "az ad app federated-credential create --id " + orPlaceholder(s.appID(), "<app-id>") + " --parameters " + quote(compactJSON(body))
 }
 

@@ -90,8 +90,8 @@ var failCases = []failCase{
 	{"credential with wrong audience", both, func(f *fixture) { obj(f.FICs[0])["audiences"] = []any{"api://other"} },
 		"fic.managed-identity", StatusFail, []string{"api://other"}, []string{`"audiences":["api://AzureADTokenExchange"]`}},
 	{"token store subject with tenant in written order", both, func(f *fixture) {
-		obj(f.FICs[1])["subject"] = "/eid1/c/pub/t/" + encodeGUIDWrittenOrder(tTenant) + "/a/9ExAW52n_ky4ZiS_jhpJIQ/onbehalf-sso"
-	}, "fic.token-store", StatusFail, []string{"written order", "mixed-endian"}, []string{"/eid1/c/pub/t/USo8j31rL06aHD1ef5scLQ/a/9ExAW52n_ky4ZiS_jhpJIQ/onbehalf-sso"}},
+		obj(f.FICs[1])["subject"] = "/eid1/c/pub/t/" + encodeGUIDWrittenOrder(tTenant) + "/a/9ExAW52n_ky4ZiS_jhpJIQ/e1b2c3d4-a5b6-5c7d-8e9f-0a1b2c3d4e5f"
+	}, "fic.token-store", StatusFail, []string{"written order", "mixed-endian"}, []string{"/eid1/c/pub/t/USo8j31rL06aHD1ef5scLQ/a/9ExAW52n_ky4ZiS_jhpJIQ/e1b2c3d4-a5b6-5c7d-8e9f-0a1b2c3d4e5f"}},
 	{"token store subject for another connection id", both, func(f *fixture) { f.setConnParam("UniqueIdentifier", "renamed") },
 		"fic.token-store", StatusFail, []string{"UniqueIdentifier 'renamed'"}, []string{"/a/9ExAW52n_ky4ZiS_jhpJIQ/renamed"}},
 	{"handler uses another connection", both, func(f *fixture) { f.setSetting("BOT_OAUTH_CONNECTION", "graph") },

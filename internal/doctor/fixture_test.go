@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/onbehalf/onbehalf/internal/testenv/arm"
 	"github.com/onbehalf/onbehalf/internal/testenv/azuretoken"
 	"github.com/onbehalf/onbehalf/internal/testenv/graph"
@@ -304,4 +306,11 @@ func runReport(t *testing.T, o Options) (Report, int, string) {
 		}
 	}
 	return r, code, errb.String()
+}
+
+// noTokens is a credential whose tokens no stand-in accepts.
+type noTokens struct{}
+
+func (noTokens) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	return azcore.AccessToken{Token: "expired", ExpiresOn: time.Now().Add(time.Hour)}, nil
 }
