@@ -157,6 +157,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Method == http.MethodGet && strings.HasSuffix(lower, roleAssignmentsSuffix):
 		s.listRoleAssignments(w, r, strings.TrimSuffix(lower, roleAssignmentsSuffix))
+	case r.Method != http.MethodPost && strings.HasSuffix(lower, "/config/appsettings/list"):
+		writeErr(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "app settings are listed with POST")
 	case r.Method == http.MethodPost && strings.HasSuffix(lower, "/config/appsettings/list"):
 		site := strings.TrimSuffix(lower, "/config/appsettings/list")
 		if s.resources[site] == nil {
