@@ -20,6 +20,7 @@ package config
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -79,11 +80,27 @@ type Config struct {
 	// GraphURL is the Microsoft Graph base URL.
 	GraphURL string
 
+	// GraphScopes are the delegated Microsoft Graph permissions requested on the user's behalf
+	// (GRAPH_SCOPES, default "User.Read Mail.Read Files.Read.All"), without the resource prefix.
+	GraphScopes []string
+	// EntraAPIs are the organisation's own Entra-protected APIs (ENTRA_APIS, a JSON array).
+	EntraAPIs []EntraAPI
+
 	// TokenStore holds the token-store settings.
 	TokenStore TokenStore
 
 	// LogLevel is the minimum slog level.
 	LogLevel slog.Level
+}
+
+// EntraAPI is one Entra-protected API the bot calls as the user. In ENTRA_APIS:
+//
+//	[{"name":"contoso","display":"Contoso HR","baseUrl":"https://hr.contoso.com/api","scopes":["api://contoso-hr/access_as_user"]}]
+type EntraAPI struct {
+	Name    string   `json:"name"`
+	Display string   `json:"display,omitempty"`
+	BaseURL string   `json:"baseUrl"`
+	Scopes  []string `json:"scopes"`
 }
 
 // TokenStore holds the settings of the encrypted per-user token store.
@@ -96,8 +113,8 @@ type TokenStore struct {
 	KeyVaultURL string
 	// KeyName is the Key Vault secret whose versions are the key versions.
 	KeyName string
-	// DevKey is a local-development-only 32-byte key (decoded from base64).
-	DevKey []byte
+	// DevKey is a local-development-only key: base64 of 32 bytes (validated).
+	DevKey string
 }
 
 // Configured reports whether any token-store backend is configured.
@@ -164,6 +181,8 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.TokenStore.DevKey = r.key32("TOKENSTORE_DEV_KEY")
 
 	c.LogLevel = r.level("LOG_LEVEL")
+	c.GraphScopes = strings.Fields(r.strDefault("GRAPH_SCOPES", "User.Read Mail.Read Files.Read.All"))
+	c.EntraAPIs = r.entraAPIs("ENTRA_APIS")
 
 	// Identity: either a real bot identity, or explicit local anonymous mode.
 	switch {
@@ -196,7 +215,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		if c.TokenStore.ConnectionString != "" {
 			r.fail("TOKENSTORE_CONNECTION_STRING", "refused when running in Azure: use TOKENSTORE_TABLE_ENDPOINT with the managed identity")
 		}
-		if c.TokenStore.DevKey != nil {
+		if c.TokenStore.DevKey != "" {
 			r.fail("TOKENSTORE_DEV_KEY", "refused when running in Azure: the key comes from Key Vault (TOKENSTORE_KEYVAULT_URL)")
 		}
 		if c.TokenStore.TableEndpoint == "" && !r.bad["TOKENSTORE_TABLE_ENDPOINT"] {
@@ -209,7 +228,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	if c.TokenStore.TableEndpoint != "" && c.TokenStore.ConnectionString != "" {
 		r.fail("TOKENSTORE_CONNECTION_STRING", "set either TOKENSTORE_TABLE_ENDPOINT or TOKENSTORE_CONNECTION_STRING, not both")
 	}
-	if c.TokenStore.Configured() && c.TokenStore.KeyVaultURL == "" && c.TokenStore.DevKey == nil &&
+	if c.TokenStore.Configured() && c.TokenStore.KeyVaultURL == "" && c.TokenStore.DevKey == "" &&
 		!r.bad["TOKENSTORE_KEYVAULT_URL"] && !r.bad["TOKENSTORE_DEV_KEY"] {
 		r.fail("TOKENSTORE_KEYVAULT_URL", "the token store needs a key: set TOKENSTORE_KEYVAULT_URL (or TOKENSTORE_DEV_KEY for local development)")
 	}
@@ -306,17 +325,49 @@ func isLoopback(host string) bool {
 	return host == "localhost" || host == "::1" || strings.HasPrefix(host, "127.")
 }
 
-func (r *reader) key32(name string) []byte {
+func (r *reader) key32(name string) string {
 	v := r.str(name)
 	if v == "" {
-		return nil
+		return ""
 	}
 	k, err := base64.StdEncoding.DecodeString(v)
 	if err != nil || len(k) != 32 {
 		r.fail(name, "must be the base64 encoding of exactly 32 random bytes (e.g. `openssl rand -base64 32`)")
+		return ""
+	}
+	return v
+}
+
+var apiNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+
+func (r *reader) entraAPIs(name string) []EntraAPI {
+	v := r.str(name)
+	if v == "" {
 		return nil
 	}
-	return k
+	var apis []EntraAPI
+	dec := json.NewDecoder(strings.NewReader(v))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&apis); err != nil {
+		r.fail(name, "must be a JSON array of {name, baseUrl, scopes[, display]}: "+err.Error())
+		return nil
+	}
+	seen := map[string]bool{"graph": true}
+	for i, a := range apis {
+		u, err := url.Parse(a.BaseURL)
+		switch {
+		case !apiNameRE.MatchString(a.Name):
+			r.fail(name, fmt.Sprintf("entry %d: name must be lower-case letters, digits and dashes", i))
+		case seen[a.Name]:
+			r.fail(name, fmt.Sprintf("entry %d: name %q is used twice (or is reserved)", i, a.Name))
+		case err != nil || u.Scheme != "https" || u.Host == "":
+			r.fail(name, fmt.Sprintf("entry %d (%s): baseUrl must be an absolute https URL", i, a.Name))
+		case len(a.Scopes) == 0:
+			r.fail(name, fmt.Sprintf("entry %d (%s): scopes must name at least one delegated scope of the API", i, a.Name))
+		}
+		seen[a.Name] = true
+	}
+	return apis
 }
 
 func (r *reader) level(name string) slog.Level {

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 )
@@ -141,5 +143,54 @@ func TestDevOnlySettingsRefusedInAzure(t *testing.T) {
 				t.Fatalf("want %s refused in Azure, got %v", name, err)
 			}
 		})
+	}
+}
+
+// Every setting Load reads is documented in local.settings.json.template.
+func TestTemplateDocumentsEverySetting(t *testing.T) {
+	read := map[string]bool{}
+	_, _ = Load(func(k string) string { read[k] = true; return "" })
+	data, err := os.ReadFile("../../local.settings.json.template")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tmpl struct {
+		Values   map[string]string `json:"Values"`
+		Settings map[string]string `json:"_settings"`
+	}
+	if err := json.Unmarshal(data, &tmpl); err != nil {
+		t.Fatalf("template is not valid JSON: %v", err)
+	}
+	for name := range read {
+		if name == "WEBSITE_INSTANCE_ID" || name == "WEBSITE_SITE_NAME" {
+			continue // set by the platform
+		}
+		if tmpl.Settings[name] == "" {
+			t.Errorf("%s is read by the handler but not documented in the template's _settings", name)
+		}
+	}
+}
+
+func TestEntraAPIs(t *testing.T) {
+	base := map[string]string{"BOT_ALLOW_ANONYMOUS": "true"}
+	with := func(v string) map[string]string {
+		m := map[string]string{"ENTRA_APIS": v}
+		for k, x := range base {
+			m[k] = x
+		}
+		return m
+	}
+	c, err := Load(env(with(`[{"name":"contoso","baseUrl":"https://hr.contoso.com/api","scopes":["api://contoso-hr/access_as_user"]}]`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.EntraAPIs) != 1 || c.EntraAPIs[0].Scopes[0] != "api://contoso-hr/access_as_user" {
+		t.Fatalf("parsed %+v", c.EntraAPIs)
+	}
+	for _, bad := range []string{`{}`, `[{"name":"graph","baseUrl":"https://x","scopes":["a"]}]`, `[{"name":"x","baseUrl":"http://x","scopes":["a"]}]`,
+		`[{"name":"x","baseUrl":"https://x","scopes":[]}]`, `[{"name":"x","baseUrl":"https://x","scopes":["a"],"secret":"s"}]`} {
+		if _, err := Load(env(with(bad))); err == nil || !strings.Contains(err.Error(), "ENTRA_APIS") {
+			t.Errorf("ENTRA_APIS=%s accepted (err %v)", bad, err)
+		}
 	}
 }

@@ -1,0 +1,214 @@
+// Package app assembles the handler from validated settings: inbound authentication, the
+// bot's outbound credential, the connector, the bot and its HTTP routes. The executable in
+// handler/ only reads the environment and serves what this package builds.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
+	"github.com/onbehalf/onbehalf/internal/bot"
+	"github.com/onbehalf/onbehalf/internal/botframework"
+	"github.com/onbehalf/onbehalf/internal/config"
+	"github.com/onbehalf/onbehalf/internal/connector/entraapi"
+	"github.com/onbehalf/onbehalf/internal/connector/graph"
+	"github.com/onbehalf/onbehalf/internal/entra"
+	"github.com/onbehalf/onbehalf/internal/keyring"
+	"github.com/onbehalf/onbehalf/internal/server"
+	"github.com/onbehalf/onbehalf/internal/sso"
+	"github.com/onbehalf/onbehalf/internal/tokenstore"
+)
+
+// Options are the dependencies the environment does not describe.
+type Options struct {
+	// HTTPClient is used for every outbound call (channel keys, Entra, connector).
+	HTTPClient *http.Client
+	// Log is the structured logger.
+	Log *slog.Logger
+	// Now is the clock.
+	Now func() time.Time
+}
+
+// App is the assembled handler.
+type App struct {
+	Config    *config.Config
+	Bot       *bot.Bot
+	Connector *botframework.Connector
+	Entra     *entra.Client // nil in anonymous mode
+	Store     *tokenstore.Store // nil when no token store is configured
+	SSO       *sso.Flow         // nil in anonymous mode or without a token store
+	Handler   http.Handler
+	keys      []*botframework.KeySet
+	log       *slog.Logger
+}
+
+// New builds the application. Its only network calls create the token store's tables when
+// they are missing; Warm prefetches signing keys.
+func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = DefaultHTTPClient()
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	a := &App{Config: cfg, log: opts.Log}
+	a.Connector = &botframework.Connector{HTTPClient: opts.HTTPClient}
+
+	var auth server.Authenticator
+	if !cfg.Anonymous {
+		if cfg.AppID == "" {
+			return nil, errors.New("app: a bot app id is required outside anonymous mode")
+		}
+		channel := &botframework.KeySet{MetadataURL: cfg.OpenIDMetadataURL, HTTPClient: opts.HTTPClient, Now: opts.Now}
+		tenant := &botframework.KeySet{
+			MetadataURL: strings.TrimRight(cfg.AuthorityHost, "/") + "/" + cfg.TenantID + "/v2.0/.well-known/openid-configuration",
+			HTTPClient:  opts.HTTPClient, Now: opts.Now,
+		}
+		a.keys = []*botframework.KeySet{channel, tenant}
+		auth = &botframework.Authenticator{AppID: cfg.AppID, TenantID: cfg.TenantID, Channel: channel, Entra: tenant, Now: opts.Now}
+
+		ec, err := entra.NewClient(entra.ClientConfig{
+			AuthorityHost:           cfg.AuthorityHost,
+			TenantID:                cfg.TenantID,
+			ClientID:                cfg.AppID,
+			ManagedIdentityClientID: cfg.ManagedIdentityClientID,
+			ClientSecret:            cfg.ClientSecret,
+			InAzure:                 cfg.InAzure,
+			HTTPClient:              opts.HTTPClient,
+			Now:                     opts.Now,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("app: %w", err)
+		}
+		a.Entra = ec
+		a.Connector.Tokens = ec.TokenSource(cfg.BotFrameworkScope)
+	}
+
+	a.Bot = bot.New(a.Connector, opts.Log)
+
+	if cfg.TokenStore.Configured() {
+		store, err := openStore(ctx, cfg, opts)
+		if err != nil {
+			return nil, fmt.Errorf("app: token store: %w", err)
+		}
+		a.Store = store
+	}
+	var needer graph.TokenNeeder = notConfigured{}
+	if a.Entra != nil && a.Store != nil {
+		a.SSO = a.newSSO(cfg, opts)
+		a.SSO.Register(a.Bot)
+		entraapi.Register(a.Bot, a.SSO, a.SSO.M, cfg.TenantID, opts.HTTPClient.Transport)
+		needer = a.SSO
+	}
+	graph.Register(a.Bot, &graph.Client{BaseURL: cfg.GraphURL, HTTPClient: opts.HTTPClient}, needer)
+	a.registerSignOut()
+
+	mux := http.NewServeMux()
+	mux.Handle("/api/messages", &server.Messages{
+		Auth:  auth,
+		Bot:   a.Bot,
+		Trust: a.Connector,
+		Log:   opts.Log,
+		Seen:  &server.Dedupe{Now: opts.Now},
+		Now:   opts.Now,
+	})
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	a.Handler = mux
+	return a, nil
+}
+
+// openStore opens the token store with its keys: Key Vault through the managed identity in
+// Azure, the development key locally.
+func openStore(ctx context.Context, cfg *config.Config, opts Options) (*tokenstore.Store, error) {
+	setup := tokenstore.Setup{
+		TableEndpoint: cfg.TokenStore.TableEndpoint, ConnectionString: cfg.TokenStore.ConnectionString,
+		KeyVaultURL: cfg.TokenStore.KeyVaultURL, KeyName: cfg.TokenStore.KeyName, InAzure: cfg.InAzure,
+		TableHTTPClient: opts.HTTPClient, KeyVaultHTTPClient: opts.HTTPClient, Logger: opts.Log,
+	}
+	if cfg.TokenStore.DevKey != "" {
+		k, err := keyring.DecodeKey(cfg.TokenStore.DevKey)
+		if err != nil {
+			return nil, err
+		}
+		setup.DevKey = k
+	}
+	if cfg.TokenStore.TableEndpoint != "" || cfg.TokenStore.KeyVaultURL != "" {
+		mi, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
+			ID: azidentity.ClientID(cfg.ManagedIdentityClientID), ClientOptions: azcore.ClientOptions{Transport: opts.HTTPClient},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("managed identity: %w", err)
+		}
+		setup.Credential = mi
+	}
+	return tokenstore.Open(ctx, setup)
+}
+
+// newSSO builds Teams SSO and the resources reached on the user's behalf: Microsoft Graph and
+// every configured Entra-protected API.
+func (a *App) newSSO(cfg *config.Config, opts Options) *sso.Flow {
+	graphScopes := make([]string, len(cfg.GraphScopes))
+	for i, s := range cfg.GraphScopes {
+		graphScopes[i] = strings.TrimRight(cfg.GraphURL, "/") + "/" + s
+	}
+	resources := map[string]sso.Resource{
+		graph.ResourceName: {Name: graph.ResourceName, Display: "Microsoft 365", BaseURL: cfg.GraphURL, Scopes: graphScopes},
+	}
+	for _, api := range cfg.EntraAPIs {
+		resources[api.Name] = sso.Resource{Name: api.Name, Display: api.Display, BaseURL: api.BaseURL, Scopes: api.Scopes}
+	}
+	m := &sso.Manager{
+		Store: a.Store,
+		TokenService: &botframework.TokenService{
+			BaseURL: cfg.TokenServiceURL, AppID: cfg.AppID, Tokens: a.Connector.Tokens, HTTPClient: opts.HTTPClient,
+		},
+		OBO: a.Entra, Connection: cfg.OAuthConnection, Resources: resources, Log: opts.Log, Now: opts.Now,
+	}
+	return &sso.Flow{
+		M:         m,
+		Validator: &entra.SSOValidator{AppID: cfg.AppID, TenantID: cfg.TenantID, Keys: a.keys[1], Now: opts.Now},
+		TenantID:  cfg.TenantID,
+		Log:       opts.Log,
+	}
+}
+
+// notConfigured answers Microsoft 365 commands when single sign-on cannot work.
+type notConfigured struct{}
+
+func (notConfigured) Need(context.Context, *bot.Turn, string) (string, error) {
+	return "", sso.ErrNotConfigured
+}
+
+// DefaultHTTPClient is the outbound client: the system trust store, a bounded timeout, and
+// enough idle connections per host that concurrent replies to one connector reuse their TLS
+// sessions instead of handshaking again (net/http keeps only 2 by default).
+func DefaultHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 64
+	t.MaxIdleConns = 256
+	return &http.Client{Timeout: 30 * time.Second, Transport: t}
+}
+
+// Warm prefetches the channel's and tenant's signing keys, so the first activity does not
+// pay for them. Failures are logged; validation fetches again on demand.
+func (a *App) Warm(ctx context.Context) {
+	for _, k := range a.keys {
+		if err := k.Warm(ctx); err != nil {
+			a.log.Warn("prefetching signing keys failed; will retry on demand", slog.String("metadata", k.MetadataURL), slog.String("error", err.Error()))
+		}
+	}
+}

@@ -1,0 +1,89 @@
+// Package cards builds Adaptive Cards (schema 1.5, the version Teams renders) as plain JSON
+// values. Source: adaptivecards.io/explorer and learn.microsoft.com
+// microsoftteams/platform/task-modules-and-cards/cards/cards-reference.
+package cards
+
+import (
+	"unicode/utf8"
+
+	"github.com/onbehalf/onbehalf/internal/botframework"
+)
+
+// ContentType is the attachment content type of an Adaptive Card.
+const ContentType = "application/vnd.microsoft.card.adaptive"
+
+// Fact is one row of a FactSet.
+type Fact struct {
+	Title string `json:"title"`
+	Value string `json:"value"`
+}
+
+// New returns a card with the given body elements.
+func New(body ...map[string]any) map[string]any {
+	return map[string]any{
+		"type":    "AdaptiveCard",
+		"$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+		"version": "1.5",
+		"body":    body,
+	}
+}
+
+// WithActions adds actions to a card.
+func WithActions(card map[string]any, actions ...map[string]any) map[string]any {
+	if len(actions) > 0 {
+		card["actions"] = actions
+	}
+	return card
+}
+
+// Attachment wraps a card for an activity.
+func Attachment(card map[string]any) botframework.Attachment {
+	return botframework.Attachment{ContentType: ContentType, Content: card}
+}
+
+// Heading is a large bold text block.
+func Heading(s string) map[string]any {
+	return map[string]any{"type": "TextBlock", "text": s, "size": "Large", "weight": "Bolder", "wrap": true}
+}
+
+// Bold is a bold text block.
+func Bold(s string) map[string]any {
+	return map[string]any{"type": "TextBlock", "text": s, "weight": "Bolder", "wrap": true, "spacing": "Medium"}
+}
+
+// Text is a wrapping text block; subtle ones are de-emphasised.
+func Text(s string, subtle bool) map[string]any {
+	m := map[string]any{"type": "TextBlock", "text": s, "wrap": true}
+	if subtle {
+		m["isSubtle"] = true
+		m["spacing"] = "None"
+	}
+	return m
+}
+
+// Facts is a FactSet.
+func Facts(f ...Fact) map[string]any {
+	if f == nil {
+		f = []Fact{}
+	}
+	return map[string]any{"type": "FactSet", "facts": f}
+}
+
+// OpenURL is an Action.OpenUrl.
+func OpenURL(title, url string) map[string]any {
+	return map[string]any{"type": "Action.OpenUrl", "title": title, "url": url}
+}
+
+// Submit is an Action.Submit that sends data back to the bot as a message.
+func Submit(title string, data map[string]any) map[string]any {
+	return map[string]any{"type": "Action.Submit", "title": title, "data": data}
+}
+
+// Truncate shortens s to at most n characters, marking the cut.
+func Truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}

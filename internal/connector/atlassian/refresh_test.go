@@ -1,0 +1,170 @@
+package atlassian_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/onbehalf/onbehalf/internal/connector/atlassian"
+	"github.com/onbehalf/onbehalf/internal/connector/oauth2"
+	standin "github.com/onbehalf/onbehalf/internal/testenv/atlassian"
+)
+
+func TestExpiredAccessTokenIsRefreshedOnceForManyConcurrentTurns(t *testing.T) {
+	e := newEnv(t)
+	first := e.link(t, standin.Alice)
+	// Two independent clients over the same store stand for two handler instances.
+	clients := []*atlassian.Jira{e.jira(t, standin.Alice), e.jira(t, standin.Alice)}
+	e.srv.Advance(61 * time.Minute) // access tokens last 1 h
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for i := range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := clients[i%2].Issue(context.Background(), "PROJ-1"); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := e.srv.Refreshes(standin.Alice); n != 1 {
+		t.Errorf("%d refreshes, want exactly 1", n)
+	}
+	stored, _ := e.store.Get(context.Background(), e.key(standin.Alice))
+	if stored.RefreshToken == first.RefreshToken || stored.AccessToken == first.AccessToken {
+		t.Error("the rotated tokens were not persisted")
+	}
+	if e.srv.Revoked(standin.Alice) {
+		t.Error("family revoked")
+	}
+}
+
+func TestRefreshCompletesAndPersistsWhenTheTurnGivesUp(t *testing.T) {
+	e := newEnv(t)
+	first := e.link(t, standin.Alice)
+	j := e.jira(t, standin.Alice)
+	e.srv.Advance(2 * time.Hour)
+	e.srv.Inject(standin.Fault{Target: "token", Delay: 300 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := j.Issue(ctx, "PROJ-1"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the turn's deadline", err)
+	}
+	// The refresh went on and its rotated token was stored.
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		stored, _ := e.store.Get(context.Background(), e.key(standin.Alice))
+		if stored != nil && stored.RefreshToken != first.RefreshToken {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("rotated refresh token was never persisted")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := j.Issue(context.Background(), "PROJ-1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.srv.Refreshes(standin.Alice); n != 1 {
+		t.Errorf("%d refreshes, want 1", n)
+	}
+}
+
+func TestRefreshTokenReuse(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	old := e.link(t, standin.Alice)
+	rotated, err := e.conn.OAuth.Refresh(ctx, old.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rotated.RefreshToken == old.RefreshToken || rotated.RefreshToken == "" {
+		t.Fatal("refresh token did not rotate")
+	}
+
+	// Within the 10-minute leeway the old token still works (a retry after a lost answer).
+	e.srv.Advance(5 * time.Minute)
+	if _, err := e.conn.OAuth.Refresh(ctx, old.RefreshToken); err != nil {
+		t.Fatalf("reuse within leeway: %v", err)
+	}
+	if e.srv.Revoked(standin.Alice) {
+		t.Fatal("reuse within leeway revoked the family")
+	}
+
+	// After the leeway, reuse revokes the whole family: even the newest tokens stop working.
+	e.srv.Advance(6 * time.Minute)
+	_, err = e.conn.OAuth.Refresh(ctx, old.RefreshToken)
+	if !errors.Is(err, oauth2.ErrInvalidGrant) || !errors.Is(err, oauth2.ErrReconnect) {
+		t.Fatalf("reuse after leeway: err = %v, want invalid_grant", err)
+	}
+	if !e.srv.Revoked(standin.Alice) {
+		t.Fatal("family not revoked")
+	}
+	if _, err := e.conn.OAuth.Refresh(ctx, rotated.RefreshToken); !errors.Is(err, oauth2.ErrInvalidGrant) {
+		t.Errorf("newest refresh token after revocation: %v", err)
+	}
+}
+
+func TestReusingAnOlderRefreshTokenWithinLeewayRevokesTheFamily(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	t1 := e.link(t, standin.Alice)
+	t2, err := e.conn.OAuth.Refresh(ctx, t1.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.conn.OAuth.Refresh(ctx, t2.RefreshToken); err != nil {
+		t.Fatal(err)
+	}
+	// t1 is now second-to-last: reuse is detected even inside the leeway.
+	if _, err := e.conn.OAuth.Refresh(ctx, t1.RefreshToken); !errors.Is(err, oauth2.ErrInvalidGrant) {
+		t.Fatalf("err = %v, want invalid_grant", err)
+	}
+	if !e.srv.Revoked(standin.Alice) {
+		t.Error("family not revoked")
+	}
+}
+
+func TestRevokedFamilyAsksToReconnectOnceWithoutLooping(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	old := e.link(t, standin.Alice)
+	j := e.jira(t, standin.Alice)
+	// Something else spends the stored refresh token, then reuses it after the leeway.
+	if _, err := e.conn.OAuth.Refresh(ctx, old.RefreshToken); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.Advance(11 * time.Minute)
+	if _, err := e.conn.OAuth.Refresh(ctx, old.RefreshToken); !errors.Is(err, oauth2.ErrInvalidGrant) {
+		t.Fatal(err)
+	}
+
+	// The stored access token is dead (family revoked): 401 → one refresh → invalid_grant.
+	_, err := j.Issue(ctx, "PROJ-1")
+	if !errors.Is(err, oauth2.ErrReconnect) {
+		t.Fatalf("err = %v, want reconnect", err)
+	}
+	if msg := atlassian.UserMessage(err); !strings.Contains(msg, "connect jira") {
+		t.Errorf("message %q does not say how to reconnect", msg)
+	}
+	calls := e.srv.TokenCalls()
+	// The connection is now gone: later turns say "not connected" without touching Atlassian.
+	for range 3 {
+		_, err = j.Issue(ctx, "PROJ-1")
+		if !errors.Is(err, oauth2.ErrNotConnected) {
+			t.Fatalf("err = %v, want not connected", err)
+		}
+	}
+	if e.srv.TokenCalls() != calls {
+		t.Errorf("%d more token calls after the grant was gone", e.srv.TokenCalls()-calls)
+	}
+}

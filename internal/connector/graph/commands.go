@@ -1,0 +1,143 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/onbehalf/onbehalf/internal/bot"
+	"github.com/onbehalf/onbehalf/internal/cards"
+	"github.com/onbehalf/onbehalf/internal/sso"
+)
+
+// ResourceName is the SSO resource name of Microsoft Graph.
+const ResourceName = "graph"
+
+// TokenNeeder obtains the turn user's token for a resource, prompting for sign-in when
+// needed (sso.Flow.Need).
+type TokenNeeder interface {
+	Need(ctx context.Context, t *bot.Turn, resource string) (string, error)
+}
+
+var _ TokenNeeder = (*sso.Flow)(nil)
+
+// Register adds whoami, mail and files to b.
+func Register(b *bot.Bot, c *Client, tokens TokenNeeder) {
+	b.Handle(bot.Command{Name: "whoami", Usage: "whoami", Help: "Show who I act as when I call Microsoft 365 for you.",
+		Run: func(ctx context.Context, t *bot.Turn, _ string) error {
+			return withToken(ctx, t, tokens, func(tok string) error {
+				p, err := c.Me(ctx, tok)
+				if err != nil {
+					return explain(ctx, t, err)
+				}
+				return t.ReplyCard(ctx, "", cards.Attachment(ProfileCard(p)))
+			})
+		}})
+	b.Handle(bot.Command{Name: "mail", Usage: "mail <words>", Help: "Search your mailbox.",
+		Run: func(ctx context.Context, t *bot.Turn, args string) error {
+			if strings.TrimSpace(args) == "" {
+				return t.ReplyText(ctx, "What should I look for? For example: **mail quarterly report**")
+			}
+			return withToken(ctx, t, tokens, func(tok string) error {
+				msgs, err := c.SearchMail(ctx, tok, args, 5)
+				if err != nil {
+					return explain(ctx, t, err)
+				}
+				return t.ReplyCard(ctx, "", cards.Attachment(MailCard(args, msgs)))
+			})
+		}})
+	b.Handle(bot.Command{Name: "files", Usage: "files", Help: "List the files you used most recently.",
+		Run: func(ctx context.Context, t *bot.Turn, _ string) error {
+			return withToken(ctx, t, tokens, func(tok string) error {
+				items, err := c.RecentFiles(ctx, tok, 8)
+				if err != nil {
+					return explain(ctx, t, err)
+				}
+				return t.ReplyCard(ctx, "", cards.Attachment(FilesCard(items)))
+			})
+		}})
+}
+
+func withToken(ctx context.Context, t *bot.Turn, tokens TokenNeeder, f func(tok string) error) error {
+	tok, err := tokens.Need(ctx, t, ResourceName)
+	if errors.Is(err, sso.ErrPrompted) {
+		return nil
+	}
+	if errors.Is(err, sso.ErrNotConfigured) {
+		return t.ReplyText(ctx, "Microsoft 365 sign-in is not configured for this bot.")
+	}
+	if err != nil {
+		return err
+	}
+	return f(tok)
+}
+
+// explain tells the user plainly what Graph refused, without guessing at what it hid.
+func explain(ctx context.Context, t *bot.Turn, err error) error {
+	switch {
+	case errors.Is(err, ErrForbidden):
+		return t.ReplyText(ctx, "Microsoft 365 says you do not have access to that (or the bot has not been granted that permission).")
+	case errors.Is(err, ErrThrottled):
+		return t.ReplyText(ctx, "Microsoft 365 is busy right now; please try again in a minute.")
+	case errors.Is(err, ErrUnauthorized):
+		return t.ReplyText(ctx, "Microsoft 365 did not accept your sign-in. Type **signout** and ask again to sign in afresh.")
+	default:
+		return err
+	}
+}
+
+// ProfileCard renders the user's profile.
+func ProfileCard(p *Profile) map[string]any {
+	facts := []cards.Fact{}
+	add := func(k, v string) {
+		if v != "" {
+			facts = append(facts, cards.Fact{Title: k, Value: v})
+		}
+	}
+	add("Email", p.Mail)
+	add("Sign-in name", p.UserPrincipalName)
+	add("Job title", p.JobTitle)
+	add("Department", p.Department)
+	add("Office", p.OfficeLocation)
+	return cards.New(
+		cards.Heading(p.DisplayName),
+		cards.Text("This is who I act as when I read Microsoft 365 for you.", true),
+		cards.Facts(facts...),
+	)
+}
+
+// MailCard renders mail search results.
+func MailCard(query string, msgs []Message) map[string]any {
+	body := []map[string]any{cards.Heading(fmt.Sprintf("Mail matching “%s”", query))}
+	if len(msgs) == 0 {
+		body = append(body, cards.Text("Nothing in your mailbox matches.", true))
+	}
+	var actions []map[string]any
+	for _, m := range msgs {
+		from := m.From.EmailAddress.Name
+		if from == "" {
+			from = m.From.EmailAddress.Address
+		}
+		body = append(body,
+			cards.Bold(m.Subject),
+			cards.Text(fmt.Sprintf("%s · %s", from, m.ReceivedDateTime.Format("2 Jan 2006 15:04")), true),
+			cards.Text(m.BodyPreview, false))
+		if m.WebLink != "" && len(actions) < 5 {
+			actions = append(actions, cards.OpenURL("Open: "+cards.Truncate(m.Subject, 30), m.WebLink))
+		}
+	}
+	return cards.WithActions(cards.New(body...), actions...)
+}
+
+// FilesCard renders recent files.
+func FilesCard(items []DriveItem) map[string]any {
+	body := []map[string]any{cards.Heading("Your recent files")}
+	if len(items) == 0 {
+		body = append(body, cards.Text("No recent files.", true))
+	}
+	for _, it := range items {
+		body = append(body, cards.Text(fmt.Sprintf("[%s](%s) · modified %s", it.Name, it.WebURL, it.LastModifiedDateTime.Format("2 Jan 2006")), false))
+	}
+	return cards.New(body...)
+}

@@ -1,0 +1,94 @@
+package entra
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	msalerrors "github.com/AzureAD/microsoft-authentication-library-for-go/apps/errors"
+)
+
+// Errors of the on-behalf-of flow that need the user (entra-docs v2-oauth2-on-behalf-of-flow.md,
+// "Error response example"; claims-challenge.md).
+var (
+	// ErrConsentRequired: the user (or an admin) has not consented to the scopes (AADSTS65001).
+	ErrConsentRequired = errors.New("consent required")
+	// ErrInteractionRequired: conditional access, MFA or a CAE claims challenge needs the user.
+	ErrInteractionRequired = errors.New("interaction required")
+	// ErrAssertionRejected: the user assertion is expired or invalid; get a fresh one.
+	ErrAssertionRejected = errors.New("user assertion rejected")
+)
+
+// OBOError carries an on-behalf-of refusal: the sentinel above it matches, the AADSTS code
+// for the log, and a claims challenge to pass on when there is one.
+type OBOError struct {
+	Kind   error
+	Code   string // e.g. "invalid_grant"
+	AADSTS string // e.g. "AADSTS65001"
+	Claims string
+	cause  error
+}
+
+func (e *OBOError) Error() string {
+	return fmt.Sprintf("on-behalf-of: %v (%s %s)", e.Kind, e.Code, e.AADSTS)
+}
+
+// Unwrap lets errors.Is match the kind.
+func (e *OBOError) Unwrap() []error { return []error{e.Kind, e.cause} }
+
+// DelegatedToken is a token obtained on behalf of a user.
+type DelegatedToken struct {
+	AccessToken string
+	ExpiresOn   time.Time
+}
+
+// OnBehalfOf exchanges the user's assertion (a token whose audience is this app) for a token
+// to the downstream scopes (one resource), as that user.
+//
+// MSAL keeps OBO results in its own in-memory cache keyed by the assertion; the bot does not
+// rely on it across turns (a later turn has a new assertion) and keeps results sealed in the
+// token store instead (see TestMSALOnBehalfOfCache).
+func (c *Client) OnBehalfOf(ctx context.Context, assertion string, scopes []string) (DelegatedToken, error) {
+	res, err := c.cca.AcquireTokenOnBehalfOf(ctx, assertion, scopes)
+	if err != nil {
+		return DelegatedToken{}, classifyOBO(err)
+	}
+	return DelegatedToken{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn}, nil
+}
+
+// classifyOBO maps Entra's error answer to what the caller must do.
+func classifyOBO(err error) error {
+	var call msalerrors.CallErr
+	if !errors.As(err, &call) || call.Resp == nil {
+		return fmt.Errorf("on-behalf-of: %w", err)
+	}
+	// MSAL puts the response body in its error text; decode the JSON part of it.
+	msg := call.Error()
+	var body struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+		SubError    string `json:"suberror"`
+		Claims      string `json:"claims"`
+	}
+	if i := strings.Index(msg, "{"); i >= 0 {
+		_ = json.Unmarshal([]byte(msg[i:]), &body)
+	}
+	e := &OBOError{Code: body.Error, Claims: body.Claims, cause: err}
+	if f := strings.Fields(body.Description); len(f) > 0 {
+		e.AADSTS = strings.TrimSuffix(f[0], ":")
+	}
+	switch {
+	case e.AADSTS == "AADSTS65001" || body.SubError == "consent_required":
+		e.Kind = ErrConsentRequired
+	case body.Error == "interaction_required" || body.Claims != "" || body.SubError == "basic_action" || body.SubError == "additional_action":
+		e.Kind = ErrInteractionRequired
+	case body.Error == "invalid_grant":
+		e.Kind = ErrAssertionRejected
+	default:
+		return fmt.Errorf("on-behalf-of: %w", err)
+	}
+	return e
+}

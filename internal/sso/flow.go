@@ -1,0 +1,348 @@
+package sso
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/onbehalf/onbehalf/internal/bot"
+	"github.com/onbehalf/onbehalf/internal/botframework"
+	"github.com/onbehalf/onbehalf/internal/entra"
+	"github.com/onbehalf/onbehalf/internal/tokenstore"
+)
+
+// ErrPrompted means the user was asked to sign in (or told why not) and the request was
+// parked; the command has nothing more to do.
+var ErrPrompted = errors.New("sign-in requested; request parked")
+
+// OAuthCardContentType is the attachment type of an OAuthCard.
+const OAuthCardContentType = "application/vnd.microsoft.card.oauth"
+
+// StateVerifier gets the first look at a signin/verifyState value (for example an OAuth
+// connector confirming an account link). handled=false passes it on.
+type StateVerifier func(ctx context.Context, t *bot.Turn, state string) (resp *botframework.InvokeResponse, handled bool, err error)
+
+// Flow connects sign-in to the conversation: it prompts, parks, answers the sign-in invokes
+// and resumes parked requests.
+type Flow struct {
+	M         *Manager
+	Validator *entra.SSOValidator
+	// TenantID is the bot's tenant, used when an activity does not name one.
+	TenantID string
+	// Resume re-runs a parked activity once its user is signed in.
+	Resume func(ctx context.Context, act *botframework.Activity) error
+	// Verifiers see signin/verifyState values before the Bot Service magic code does.
+	Verifiers []StateVerifier
+	// ParkTTL bounds how long a request waits for sign-in (default 15 minutes).
+	ParkTTL time.Duration
+	Log     *slog.Logger
+}
+
+// Register installs the sign-in invokes on b.
+func (f *Flow) Register(b *bot.Bot) {
+	b.HandleInvoke("signin/tokenExchange", f.TokenExchange)
+	b.HandleInvoke("signin/verifyState", f.VerifyState)
+	b.HandleInvoke("signin/failure", f.Failure)
+	if f.Resume == nil {
+		f.Resume = func(ctx context.Context, act *botframework.Activity) error {
+			_, _, err := b.OnActivity(ctx, act)
+			return err
+		}
+	}
+}
+
+// Need returns the caller's token for resource. When the user must sign in it parks the
+// request, sends the sign-in card and returns ErrPrompted.
+func (f *Flow) Need(ctx context.Context, t *bot.Turn, resource string) (string, error) {
+	c, err := CallerOf(t.Activity, f.TenantID)
+	if err != nil {
+		_ = t.ReplyText(ctx, "I can only do that for a signed-in Microsoft Teams user.")
+		return "", ErrPrompted
+	}
+	tok, err := f.M.Token(ctx, c, resource)
+	if err == nil {
+		return tok, nil
+	}
+	if !errors.Is(err, ErrSignInNeeded) {
+		return "", err
+	}
+	r, _ := f.M.Resource(resource)
+	sentence := fmt.Sprintf("Sign in so I can use %s as you. In Teams this normally happens by itself.", displayName(r))
+	var nu *NeedsUserError
+	if errors.As(err, &nu) {
+		sentence = nu.Sentence
+		t.Outcome = "needs-user"
+		f.Log.Info("user action needed for a resource", slog.String("resource", r.Name), slog.String("user", c.User.String()), slog.String("cause", nu.Cause.Error()))
+	} else {
+		t.Outcome = "sign-in"
+	}
+	if err := f.park(ctx, c, r.Name, t.Activity); err != nil {
+		return "", err
+	}
+	if err := f.SendCard(ctx, t, sentence); err != nil {
+		return "", err
+	}
+	return "", ErrPrompted
+}
+
+func displayName(r Resource) string {
+	if r.Display != "" {
+		return r.Display
+	}
+	return r.Name
+}
+
+func (f *Flow) park(ctx context.Context, c Caller, resource string, act *botframework.Activity) error {
+	payload, err := json.Marshal(act)
+	if err != nil {
+		return err
+	}
+	ttl := f.ParkTTL
+	if ttl == 0 {
+		ttl = 15 * time.Minute
+	}
+	if _, err := f.M.Store.Park(ctx, c.User, tokenstore.Parked{ID: act.ID, Connector: connectorPrefix + resource, Payload: payload}, ttl); err != nil {
+		return fmt.Errorf("park request: %w", err)
+	}
+	return nil
+}
+
+// SendCard sends the OAuthCard: Teams attempts silent SSO because of its
+// tokenExchangeResource; the button is the fallback.
+func (f *Flow) SendCard(ctx context.Context, t *bot.Turn, text string) error {
+	res, err := f.M.TokenService.GetSignInResource(ctx, f.M.Connection, t.Reference())
+	if err != nil {
+		return fmt.Errorf("sign-in resource: %w", err)
+	}
+	content := map[string]any{
+		"text":           text,
+		"connectionName": f.M.Connection,
+		"buttons":        []map[string]any{{"type": "signin", "title": "Sign in", "value": res.SignInLink}},
+	}
+	if res.TokenExchangeResource != nil {
+		content["tokenExchangeResource"] = res.TokenExchangeResource
+	}
+	if res.TokenPostResource != nil {
+		content["tokenPostResource"] = res.TokenPostResource
+	}
+	return t.ReplyCard(ctx, "", botframework.Attachment{ContentType: OAuthCardContentType, Content: content})
+}
+
+type exchangeValue struct {
+	ID             string `json:"id"`
+	ConnectionName string `json:"connectionName"`
+	Token          string `json:"token"`
+}
+
+func exchangeResponse(status int, v exchangeValue, detail string) *botframework.InvokeResponse {
+	body := map[string]any{"id": v.ID, "connectionName": v.ConnectionName}
+	if detail != "" {
+		body["failureDetail"] = detail
+	}
+	return &botframework.InvokeResponse{Status: status, Body: body}
+}
+
+// TokenExchange answers signin/tokenExchange: 200 when the user is signed in, 412 (to every
+// duplicate, with no chat message) when the exchange fails or needs consent, 400 for a
+// malformed value or another connection.
+func (f *Flow) TokenExchange(ctx context.Context, t *bot.Turn) (*botframework.InvokeResponse, error) {
+	act := t.Activity
+	var v exchangeValue
+	if err := json.Unmarshal(act.Value, &v); err != nil || v.ID == "" || v.Token == "" {
+		t.Outcome = "exchange-malformed"
+		return exchangeResponse(http.StatusBadRequest, v, "The token exchange request is malformed."), nil
+	}
+	if v.ConnectionName != f.M.Connection {
+		t.Outcome = "exchange-wrong-connection"
+		return exchangeResponse(http.StatusBadRequest, v, "Unknown connection."), nil
+	}
+	ident, err := f.Validator.Validate(ctx, v.Token, act.From.AADObjectID)
+	if err != nil {
+		t.Outcome = "exchange-refused"
+		f.Log.Warn("SSO token refused", slog.String("id", act.ID), slog.String("reason", err.Error()))
+		return exchangeResponse(http.StatusPreconditionFailed, v, "The sign-in token was not accepted."), nil
+	}
+	c := Caller{User: tokenstore.UserKey{TenantID: ident.TenantID, ObjectID: ident.ObjectID}, ChannelUserID: act.From.ID, ChannelID: act.ChannelID}
+
+	if err := f.M.Store.ClaimExchange(ctx, c.User, v.ID, 2*time.Minute); err != nil {
+		if !errors.Is(err, tokenstore.ErrDuplicate) {
+			return nil, fmt.Errorf("claim exchange: %w", err)
+		}
+		// Another Teams client (or instance) is handling this exchange: give its answer.
+		t.Outcome = "exchange-duplicate"
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		out, err := f.M.Store.AwaitExchange(wctx, c.User, v.ID, 50*time.Millisecond)
+		switch {
+		case err == nil && out.State == tokenstore.ExchangeSucceeded:
+			return exchangeResponse(http.StatusOK, v, ""), nil
+		case err == nil && out.State == tokenstore.ExchangeFailed:
+			return exchangeResponse(http.StatusPreconditionFailed, v, out.FailureDetail), nil
+		default:
+			return exchangeResponse(http.StatusPreconditionFailed, v, "The sign-in is still being completed."), nil
+		}
+	}
+
+	fail := func(outcome, detail string, cause error) (*botframework.InvokeResponse, error) {
+		t.Outcome = outcome
+		f.Log.Warn("token exchange failed", slog.String("id", act.ID), slog.String("user", c.User.String()), slog.String("reason", cause.Error()))
+		if err := f.M.Store.CompleteExchange(ctx, c.User, v.ID, tokenstore.ExchangeOutcome{State: tokenstore.ExchangeFailed, FailureDetail: detail}); err != nil {
+			f.Log.Warn("recording a failed exchange", slog.String("error", err.Error()))
+		}
+		return exchangeResponse(http.StatusPreconditionFailed, v, detail), nil
+	}
+	if _, err := f.M.TokenService.Exchange(ctx, act.From.ID, f.M.Connection, act.ChannelID, v.Token); err != nil {
+		return fail("exchange-failed", "The token service could not complete the sign-in; consent may be needed.", err)
+	}
+	parked, err := f.obtainForParked(ctx, c, v.Token)
+	if err != nil {
+		var nu *NeedsUserError
+		if errors.As(err, &nu) {
+			return fail("exchange-needs-consent", "consent_required", err)
+		}
+		return fail("exchange-failed", "The sign-in could not be completed.", err)
+	}
+	if err := f.M.Store.CompleteExchange(ctx, c.User, v.ID, tokenstore.ExchangeOutcome{State: tokenstore.ExchangeSucceeded}); err != nil {
+		f.Log.Warn("recording a completed exchange", slog.String("error", err.Error()))
+	}
+	t.Outcome = "signed-in"
+	f.resume(ctx, c, parked)
+	return exchangeResponse(http.StatusOK, v, ""), nil
+}
+
+// obtainForParked takes the caller's parked requests and obtains each one's resource token
+// with assertion. If the user must act (consent), the requests are parked again.
+func (f *Flow) obtainForParked(ctx context.Context, c Caller, assertion string) ([]tokenstore.Parked, error) {
+	var all []tokenstore.Parked
+	var firstErr error
+	for name, r := range f.M.Resources {
+		ps, err := f.M.Store.TakeParked(ctx, c.User, connectorPrefix+name)
+		if err != nil {
+			return all, fmt.Errorf("take parked requests: %w", err)
+		}
+		if len(ps) == 0 {
+			continue
+		}
+		if _, err := f.M.obtain(ctx, c, r, assertion); err != nil {
+			for _, p := range ps {
+				if _, perr := f.M.Store.Park(ctx, c.User, p, f.parkTTL()); perr != nil {
+					f.Log.Warn("re-parking a request failed", slog.String("error", perr.Error()))
+				}
+			}
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		all = append(all, ps...)
+	}
+	return all, firstErr
+}
+
+func (f *Flow) parkTTL() time.Duration {
+	if f.ParkTTL == 0 {
+		return 15 * time.Minute
+	}
+	return f.ParkTTL
+}
+
+// resume re-runs parked requests, oldest first.
+func (f *Flow) resume(ctx context.Context, c Caller, parked []tokenstore.Parked) {
+	for _, p := range parked {
+		var act botframework.Activity
+		if err := json.Unmarshal(p.Payload, &act); err != nil {
+			f.Log.Warn("a parked request could not be read", slog.String("user", c.User.String()))
+			continue
+		}
+		if err := f.Resume(ctx, &act); err != nil {
+			f.Log.Warn("resuming a parked request failed", slog.String("id", act.ID), slog.String("error", err.Error()))
+		}
+	}
+}
+
+// VerifyState answers signin/verifyState: a connector's link confirmation, a Bot Service
+// magic code (mobile and consent fallbacks), or a cancelled sign-in.
+func (f *Flow) VerifyState(ctx context.Context, t *bot.Turn) (*botframework.InvokeResponse, error) {
+	var v struct {
+		State string `json:"state"`
+	}
+	if err := json.Unmarshal(t.Activity.Value, &v); err != nil || v.State == "" {
+		t.Outcome = "verify-malformed"
+		return &botframework.InvokeResponse{Status: http.StatusBadRequest}, nil
+	}
+	for _, verify := range f.Verifiers {
+		if resp, handled, err := verify(ctx, t, v.State); handled || err != nil {
+			return resp, err
+		}
+	}
+	if v.State == "CancelledByUser" {
+		t.Outcome = "sign-in-cancelled"
+		f.Log.Info("sign-in cancelled by the user", slog.String("id", t.Activity.ID))
+		_ = t.ReplyText(ctx, "Sign-in was cancelled. Ask again whenever you are ready.")
+		return &botframework.InvokeResponse{Status: http.StatusOK}, nil
+	}
+	c, err := CallerOf(t.Activity, f.TenantID)
+	if err != nil {
+		return &botframework.InvokeResponse{Status: http.StatusBadRequest}, nil
+	}
+	ut, err := f.M.TokenService.GetToken(ctx, c.ChannelUserID, f.M.Connection, c.ChannelID, v.State)
+	if errors.Is(err, botframework.ErrNoUserToken) {
+		t.Outcome = "verify-not-found"
+		f.Log.Warn("magic code did not complete sign-in", slog.String("id", t.Activity.ID), slog.String("user", c.User.String()))
+		_ = t.ReplyText(ctx, "That did not complete the sign-in. Select **Sign in** on the card to try again.")
+		return &botframework.InvokeResponse{Status: http.StatusNotFound}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("verify state: %w", err)
+	}
+	parked, err := f.obtainForParked(ctx, c, ut.Token)
+	if err != nil {
+		var nu *NeedsUserError
+		if errors.As(err, &nu) {
+			t.Outcome = "verify-needs-user"
+			_ = f.SendCard(ctx, t, nu.Sentence)
+			return &botframework.InvokeResponse{Status: http.StatusOK}, nil
+		}
+		return nil, err
+	}
+	t.Outcome = "signed-in"
+	f.resume(ctx, c, parked)
+	return &botframework.InvokeResponse{Status: http.StatusOK}, nil
+}
+
+// Failure answers signin/failure: the user is told what to do, the operator finds the
+// cause in the log.
+func (f *Flow) Failure(ctx context.Context, t *bot.Turn) (*botframework.InvokeResponse, error) {
+	var v struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	_ = json.Unmarshal(t.Activity.Value, &v)
+	t.Outcome = "sign-in-failure"
+	f.Log.Warn("Teams reported a sign-in failure", slog.String("id", t.Activity.ID), slog.String("code", v.Code), slog.String("message", v.Message))
+	var sentence string
+	switch v.Code {
+	case "resourcematchfailed":
+		sentence = "I could not sign you in silently: single sign-on is not set up correctly for this app (the Teams app's SSO resource does not match the bot's OAuth connection). " +
+			"An administrator can find the exact cause with `onbehalf doctor`. Meanwhile, select **Sign in** on the card to sign in manually."
+	case "userconsentrequired", "consentrequired":
+		sentence = "You need to give consent first: select **Sign in** on the card and accept the prompt."
+	default:
+		sentence = fmt.Sprintf("Silent sign-in did not work (%s). Select **Sign in** on the card to sign in manually.", orUnknown(v.Code))
+	}
+	if err := t.ReplyText(ctx, sentence); err != nil {
+		return nil, err
+	}
+	return &botframework.InvokeResponse{Status: http.StatusOK}, nil
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown reason"
+	}
+	return s
+}

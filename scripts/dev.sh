@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# make dev: run the bot locally.
+#
+#   1. Azurite (Table and Queue storage, npm, pinned) on 127.0.0.1:10002 / :10001, data in .dev/azurite
+#   2. the handler (bin/onbehalf) on 127.0.0.1:${FUNCTIONS_CUSTOMHANDLER_PORT:-3978}, in local
+#      anonymous mode unless local.settings.json gives it a bot identity
+#   3. the Microsoft 365 Agents Playground pointed at it, on http://127.0.0.1:${PLAYGROUND_PORT:-56150}
+#
+# Settings: the "Values" of local.settings.json (copy local.settings.json.template) are exported
+# first, then the environment wins. Ctrl-C stops everything this script started.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+mkdir -p .dev/azurite
+bin="$root/node_modules/.bin"
+pids=()
+
+cleanup() {
+  trap - INT TERM EXIT
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  echo "make dev: stopped"
+}
+trap cleanup INT TERM EXIT
+
+# Values from local.settings.json, if present (never printed).
+if [[ -f local.settings.json ]]; then
+  while IFS= read -r -d '' kv; do
+    k="${kv%%=*}"
+    [[ -z "${!k:-}" ]] && export "$kv"
+  done < <(node -e 'const v=(JSON.parse(require("fs").readFileSync("local.settings.json","utf8")).Values)||{};for(const[k,x]of Object.entries(v)){if(/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)&&x!=="")process.stdout.write(k+"="+x+"\0")}')
+fi
+
+port="${FUNCTIONS_CUSTOMHANDLER_PORT:-3978}"
+export FUNCTIONS_CUSTOMHANDLER_PORT="$port"
+if [[ -z "${BOT_APP_ID:-}" ]]; then
+  export BOT_ALLOW_ANONYMOUS=true
+fi
+# The local token store: Azurite, with a development key kept in .dev (created once).
+export TOKENSTORE_CONNECTION_STRING="${TOKENSTORE_CONNECTION_STRING:-DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;}"
+if [[ -z "${TOKENSTORE_DEV_KEY:-}" && -z "${TOKENSTORE_KEYVAULT_URL:-}" ]]; then
+  [[ -s .dev/tokenstore-dev-key ]] || (umask 077; head -c 32 /dev/urandom | base64 > .dev/tokenstore-dev-key)
+  export TOKENSTORE_DEV_KEY="$(cat .dev/tokenstore-dev-key)"
+fi
+
+for p in 10001 10002 "$port"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+    echo "make dev: port $p is already in use (another make dev?)" >&2
+    exit 1
+  fi
+done
+
+echo "make dev: starting Azurite (tables :10002, queues :10001)"
+"$bin/azurite" --silent --skipApiVersionCheck --location .dev/azurite --blobHost 127.0.0.1 --blobPort 0 \
+  --tableHost 127.0.0.1 --tablePort 10002 --queueHost 127.0.0.1 --queuePort 10001 \
+  > .dev/azurite.log 2>&1 &
+pids+=($!)
+
+echo "make dev: starting the handler on 127.0.0.1:$port (log: .dev/handler.log)"
+./bin/onbehalf serve > .dev/handler.log 2>&1 &
+pids+=($!)
+
+for _ in $(seq 1 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  if ! kill -0 "${pids[-1]}" 2>/dev/null; then
+    echo "make dev: the handler exited:" >&2; cat .dev/handler.log >&2; exit 1
+  fi
+  sleep 0.1
+done
+
+PLAYGROUND_LOG=.dev/playground.log ./scripts/playground.sh -p "${PLAYGROUND_PORT:-56150}" "http://127.0.0.1:$port/api/messages" &
+pids+=($!)
+echo "make dev: Ctrl-C stops Azurite, the handler and the Playground"
+wait -n "${pids[@]}" || true
+echo "make dev: a component exited; see .dev/*.log" >&2
