@@ -88,7 +88,12 @@ func CheckIDs() []string {
 // RunChecks runs every check over the snapshot.
 func RunChecks(s *Snapshot) Report {
 	if s.OBOScopes == nil {
-		s.OBOScopes = DefaultOBOScopes
+		// The handler's own setting (config GRAPH_SCOPES) says which Graph scopes it asks for.
+		if v := strings.Fields(s.Settings["GRAPH_SCOPES"]); len(v) > 0 {
+			s.OBOScopes = v
+		} else {
+			s.OBOScopes = DefaultOBOScopes
+		}
 	}
 	if s.GraphURL == "" {
 		s.GraphURL = DefaultGraphURL

@@ -1,7 +1,6 @@
 package doctor
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -10,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/onbehalf/onbehalf/internal/config"
+	"github.com/onbehalf/onbehalf/internal/connector/atlassian"
+	"github.com/onbehalf/onbehalf/internal/connector/oauth2"
 )
 
 // --- Teams manifest ---
@@ -298,23 +299,29 @@ func checkKeyVaultAccess(s *Snapshot) Result {
 
 // --- Connectors ---
 
-// oauth2Connector is the part of an OAUTH2_CONNECTORS entry the doctor reads.
-type oauth2Connector struct {
-	Name             string `json:"name"`
-	ClientID         string `json:"clientID"`
-	ClientSecretName string `json:"clientSecretName"`
+// connectorRef is one configured OAuth 2.0 connector: its name and where its secret lives.
+type connectorRef struct {
+	Name             string
+	ClientID         string
+	ClientSecretName string
 }
 
-func (s *Snapshot) connectors() ([]oauth2Connector, error) {
-	raw := strings.TrimSpace(s.Settings["OAUTH2_CONNECTORS"])
-	if raw == "" {
-		return nil, nil
+// connectors lists the configured per-user OAuth connectors, parsed by the connectors' own
+// code: OAUTH2_CONNECTORS through oauth2.ParseConnectors (which also validates every entry),
+// and the built-in Atlassian connector from ATLASSIAN_CLIENT_ID / ATLASSIAN_CLIENT_SECRET_NAME.
+func (s *Snapshot) connectors() ([]connectorRef, error) {
+	var out []connectorRef
+	if id := strings.TrimSpace(s.Settings["ATLASSIAN_CLIENT_ID"]); id != "" {
+		out = append(out, connectorRef{Name: atlassian.Name, ClientID: id, ClientSecretName: strings.TrimSpace(s.Settings["ATLASSIAN_CLIENT_SECRET_NAME"])})
 	}
-	var cs []oauth2Connector
-	if err := json.Unmarshal([]byte(raw), &cs); err != nil {
-		return nil, fmt.Errorf("OAUTH2_CONNECTORS is not a JSON array of connectors: %w", err)
+	cs, err := oauth2.ParseConnectors(s.Settings["OAUTH2_CONNECTORS"], atlassian.Name)
+	if err != nil {
+		return out, err
 	}
-	return cs, nil
+	for _, c := range cs {
+		out = append(out, connectorRef{Name: c.Name, ClientID: c.ClientID, ClientSecretName: c.ClientSecretName})
+	}
+	return out, nil
 }
 
 func checkConnectorsCallback(s *Snapshot) Result {
@@ -366,17 +373,22 @@ func checkConnectorsSecrets(s *Snapshot) Result {
 		return r
 	}
 	cs, err := s.connectors()
-	if err != nil {
-		return fail(s.appSettingsFix(`OAUTH2_CONNECTORS='[{"name":"...","clientID":"...","clientSecretName":"..."}]'`), "%v", err)
-	}
 	var problems, fixes, named []string
+	if err != nil {
+		problems = append(problems, strings.ReplaceAll(err.Error(), "\n", "; "))
+		fixes = append(fixes, s.appSettingsFix(`OAUTH2_CONNECTORS='[{"name":"…","authURL":"https://…","tokenURL":"https://…","apiBaseURL":"https://…","clientID":"…","clientSecretName":"…"}]'`))
+	}
 	for _, c := range cs {
 		if c.ClientID == "" {
 			problems = append(problems, fmt.Sprintf("connector %q has no clientID", c.Name))
 		}
 		if c.ClientSecretName == "" {
-			problems = append(problems, fmt.Sprintf("connector %q has no clientSecretName (the Key Vault secret holding its client secret)", c.Name))
-			fixes = append(fixes, "az keyvault secret set --vault-name "+orPlaceholder(s.vaultName(), "<vault>")+" --name "+c.Name+"-client-secret --file <file-with-the-secret>   # then set clientSecretName: "+c.Name+"-client-secret in OAUTH2_CONNECTORS")
+			problems = append(problems, fmt.Sprintf("connector %q has no client secret name (the Key Vault secret holding its client secret)", c.Name))
+			where := "clientSecretName in OAUTH2_CONNECTORS"
+			if c.Name == atlassian.Name {
+				where = "ATLASSIAN_CLIENT_SECRET_NAME"
+			}
+			fixes = append(fixes, "az keyvault secret set --vault-name "+orPlaceholder(s.vaultName(), "<vault>")+" --name "+c.Name+"-client-secret --file <file-with-the-secret>   # then set "+where+" to "+c.Name+"-client-secret")
 		} else {
 			named = append(named, c.Name+" → "+c.ClientSecretName)
 		}

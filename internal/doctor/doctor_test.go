@@ -35,6 +35,8 @@ type failCase struct {
 
 var otherGUID = "0a0b0c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d"
 
+const githubConnector = `[{"name":"github","authURL":"https://github.com/login/oauth/authorize","tokenURL":"https://github.com/login/oauth/access_token","apiBaseURL":"https://api.github.com","clientID":"Iv1.abc","clientSecretName":"github-client-secret"}]`
+
 var failCases = []failCase{
 	{"bot uses another app", offline, func(f *fixture) { obj(f.Bot, "properties")["msaAppId"] = otherGUID },
 		"bot.registered", StatusFail, []string{"uses app " + otherGUID, tAppID}, []string{"az bot create", "--appid " + tAppID}},
@@ -139,19 +141,21 @@ var failCases = []failCase{
 	}, "keyvault.access", StatusFail, []string{"no Key Vault Secrets User"}, []string{"az role assignment create"}},
 	{"connectors without public URL", both, func(f *fixture) {
 		f.deleteSetting("BOT_PUBLIC_URL")
-		f.setSetting("OAUTH2_CONNECTORS", `[{"name":"github","clientID":"Iv1.abc","clientSecretName":"github-client-secret"}]`)
+		f.setSetting("OAUTH2_CONNECTORS", githubConnector)
 	}, "connectors.callback", StatusFail, []string{"BOT_PUBLIC_URL is not set"}, []string{"--settings BOT_PUBLIC_URL=https://"}},
 	{"public URL on another host", offline, func(f *fixture) {
 		f.setSetting("BOT_PUBLIC_URL", "https://old-app.azurewebsites.net")
-		f.setSetting("OAUTH2_CONNECTORS", `[{"name":"github","clientID":"Iv1.abc","clientSecretName":"github-client-secret"}]`)
+		f.setSetting("OAUTH2_CONNECTORS", githubConnector)
 	}, "connectors.callback", StatusFail, []string{"old-app.azurewebsites.net", "not the Function App's host"}, []string{"BOT_PUBLIC_URL=https://"}},
-	{"connector secret not named", both, func(f *fixture) {
-		f.setSetting("OAUTH2_CONNECTORS", `[{"name":"github","clientID":"Iv1.abc"}]`)
-	}, "connectors.secrets", StatusFail, []string{`"github" has no clientSecretName`}, []string{"az keyvault secret set --vault-name kv-onbehalf --name github-client-secret"}},
+	{"Atlassian secret not named", both, func(f *fixture) { f.setSetting("ATLASSIAN_CLIENT_ID", "aBcD1234") },
+		"connectors.secrets", StatusFail, []string{`"atlassian" has no client secret name`}, []string{"az keyvault secret set --vault-name kv-onbehalf --name atlassian-client-secret", "ATLASSIAN_CLIENT_SECRET_NAME"}},
+	{"generic connector invalid", both, func(f *fixture) {
+		f.setSetting("OAUTH2_CONNECTORS", `[{"name":"github","authURL":"http://github.com/login/oauth/authorize","tokenURL":"https://github.com/login/oauth/access_token","apiBaseURL":"https://api.github.com","clientID":"Iv1.abc"}]`)
+	}, "connectors.secrets", StatusFail, []string{"OAUTH2_CONNECTORS: entry 0", "authURL", "clientSecretName is empty"}, []string{"--settings OAUTH2_CONNECTORS="}},
 	{"connector secret inlined in settings", both, func(f *fixture) { f.setSetting("GITHUB_CLIENT_SECRET", "s3cr3t") },
 		"connectors.secrets", StatusFail, []string{"GITHUB_CLIENT_SECRET holds a secret value"}, []string{"--setting-names GITHUB_CLIENT_SECRET"}},
 	{"connectors setting is not JSON", both, func(f *fixture) { f.setSetting("OAUTH2_CONNECTORS", "github") },
-		"connectors.secrets", StatusFail, []string{"OAUTH2_CONNECTORS is not a JSON array"}, []string{"OAUTH2_CONNECTORS="}},
+		"connectors.secrets", StatusFail, []string{"OAUTH2_CONNECTORS: not a JSON array"}, []string{"OAUTH2_CONNECTORS="}},
 }
 
 // A correct secret-free deployment, as infra/ describes it, has no failure and no warning,
@@ -254,7 +258,9 @@ func TestEveryCheckHasPassingAndFailingInput(t *testing.T) {
 
 func TestConnectorsConfigured(t *testing.T) {
 	f := goodFixture(t)
-	f.setSetting("OAUTH2_CONNECTORS", `[{"name":"github","clientID":"Iv1.abc","clientSecretName":"github-client-secret"}]`)
+	f.setSetting("OAUTH2_CONNECTORS", githubConnector)
+	f.setSetting("ATLASSIAN_CLIENT_ID", "aBcD1234")
+	f.setSetting("ATLASSIAN_CLIENT_SECRET_NAME", "atlassian-client-secret")
 	r, code, _ := runReport(t, f.offlineOptions(t))
 	if code != ExitOK {
 		t.Fatalf("exit %d", code)
@@ -264,7 +270,7 @@ func TestConnectorsConfigured(t *testing.T) {
 	if cb.Status != StatusPass || !strings.Contains(cb.Detail, "https://"+tFuncHost+"/api/oauth/callback") || !strings.Contains(cb.Detail, "github") {
 		t.Errorf("callback: %+v", cb)
 	}
-	if sec.Status != StatusPass || !strings.Contains(sec.Detail, "github → github-client-secret") {
+	if sec.Status != StatusPass || !strings.Contains(sec.Detail, "atlassian → atlassian-client-secret, github → github-client-secret") {
 		t.Errorf("secrets: %+v", sec)
 	}
 }

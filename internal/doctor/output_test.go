@@ -170,6 +170,17 @@ func TestParseLiveArgsTakesAzdEnvironment(t *testing.T) {
 	}
 }
 
+// The handler's GRAPH_SCOPES setting says which scopes OBO asks for; --obo-scopes overrides it.
+func TestOBOScopesFollowTheHandlerSetting(t *testing.T) {
+	f := goodFixture(t)
+	f.setSetting("GRAPH_SCOPES", "User.Read Calendars.Read")
+	r, _, _ := runReport(t, f.offlineOptions(t))
+	c, _ := r.Find("graph.grants")
+	if c.Status != StatusFail || !strings.Contains(c.Detail, "Calendars.Read") || strings.Contains(c.Detail, "Mail.Read") {
+		t.Errorf("graph.grants: %+v", c)
+	}
+}
+
 func TestOBOScopesAreAParameter(t *testing.T) {
 	f := goodFixture(t)
 	o := f.offlineOptions(t)
