@@ -132,6 +132,9 @@ func checkEndpointAuth(s *Snapshot) Result {
 		return fail("az functionapp config appsettings delete --resource-group "+s.resourceGroup()+" --name "+app+" --setting-names BOT_ALLOW_ANONYMOUS\n"+
 			"az functionapp config appsettings set --resource-group "+s.resourceGroup()+" --name "+app+" --settings BOT_APP_ID="+orPlaceholder(s.appID(), "<app-id>"),
 			"anonymous mode in production: %s accepted a POST without a token (HTTP %d); anyone can post as anyone", p.URL, p.Status)
+	case p.Status == 400 || p.Status == 415:
+		return fail("az functionapp config appsettings list --resource-group "+s.resourceGroup()+" --name "+app+" --query \"[?name=='BOT_APP_ID' || name=='BOT_ALLOW_ANONYMOUS']\"",
+			"%s read a POST without a token far enough to judge its body (HTTP %d) instead of refusing it with 401: anonymous mode, or something in front of the handler", p.URL, p.Status)
 	default:
 		return fail("azd deploy   # the handler is not answering on /api/messages",
 			"%s answered HTTP %d to a POST without a token (expected 401)", p.URL, p.Status)

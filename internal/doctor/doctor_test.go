@@ -56,6 +56,8 @@ var failCases = []failCase{
 	}, "bot.endpoint-host", StatusFail, []string{"old-app.azurewebsites.net", tFuncHost}, []string{"--endpoint https://" + tFuncHost + "/api/messages"}},
 	{"anonymous endpoint", liveMode, func(f *fixture) { f.EndpointStatus = 200 },
 		"endpoint.auth", StatusFail, []string{"anonymous mode in production", "HTTP 200"}, []string{"--setting-names BOT_ALLOW_ANONYMOUS"}},
+	{"endpoint judges unauthenticated bodies", liveMode, func(f *fixture) { f.EndpointStatus = 400 },
+		"endpoint.auth", StatusFail, []string{"HTTP 400", "instead of refusing it with 401"}, []string{"BOT_ALLOW_ANONYMOUS"}},
 	{"endpoint not deployed", liveMode, func(f *fixture) { f.EndpointStatus = 404 },
 		"endpoint.auth", StatusFail, []string{"HTTP 404", "expected 401"}, []string{"azd deploy"}},
 	{"endpoint down", liveMode, func(f *fixture) { f.EndpointDown = true },

@@ -400,12 +400,20 @@ func (l *live) loadFunctionApp(ctx context.Context, s *Snapshot) error {
 	return nil
 }
 
-// probe POSTs an empty activity without a token: a correctly configured handler refuses it.
+// probeActivity is a well-formed activity of a type the bot does not answer, so a handler in
+// anonymous mode accepts it (200) instead of rejecting its shape (400); its serviceUrl is the
+// handler's own loopback, so even a reply goes nowhere.
+const probeActivity = `{"type":"typing","id":"onbehalf-doctor-probe","channelId":"onbehalf-doctor",` +
+	`"serviceUrl":"https://127.0.0.1/onbehalf-doctor-probe","conversation":{"id":"onbehalf-doctor-probe"},` +
+	`"from":{"id":"onbehalf-doctor"},"recipient":{"id":"bot"}}`
+
+// probe POSTs an activity without a token: a correctly configured handler refuses it with 401
+// before reading it.
 func probe(ctx context.Context, hc *http.Client, endpoint string, timeout time.Duration) *ProbeResult {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	res := &ProbeResult{URL: endpoint}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(`{"type":"message","text":"doctor probe"}`))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(probeActivity))
 	if err != nil {
 		res.Err = err.Error()
 		return res
