@@ -152,6 +152,8 @@ func (s *Snapshot) notFoundFix(source string) string {
 		return s.connectionFix()
 	case "sp":
 		return "az ad sp create --id " + s.appID()
+	case "identity":
+		return "az functionapp identity assign --resource-group " + s.resourceGroup() + " --name " + s.functionAppName() + " --identities <user-assigned-identity-resource-id>   # the identity whose client id is BOT_MANAGED_IDENTITY_CLIENT_ID"
 	}
 	return ""
 }

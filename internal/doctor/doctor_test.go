@@ -136,6 +136,8 @@ var failCases = []failCase{
 		"settings.match", StatusFail, []string{"BOT_MANAGED_IDENTITY_CLIENT_ID"}, []string{"BOT_MANAGED_IDENTITY_CLIENT_ID=" + tMIClient}},
 	{"no Key Vault", both, func(f *fixture) { f.deleteSetting("TOKENSTORE_KEYVAULT_URL") },
 		"keyvault.settings", StatusFail, []string{"TOKENSTORE_KEYVAULT_URL is not set"}, []string{"TOKENSTORE_KEYVAULT_URL=https://"}},
+	{"Function App without its managed identity", liveMode, func(f *fixture) { f.NoIdentity = true },
+		"keyvault.access", StatusFail, []string{"has no user-assigned managed identity"}, []string{"az functionapp identity assign --resource-group rg-onbehalf --name func-onbehalf"}},
 	{"identity cannot read the vault", both, func(f *fixture) { f.Roles = f.Roles[1:] },
 		"keyvault.access", StatusFail, []string{tMIPrincip, "kv-onbehalf"}, []string{"az role assignment create --assignee-object-id " + tMIPrincip, "--role " + KeyVaultSecretsUserRole, "/providers/Microsoft.KeyVault/vaults/kv-onbehalf"}},
 	{"Reader role is not enough", both, func(f *fixture) {

@@ -54,6 +54,7 @@ type fixture struct {
 	NoServicePrincipal bool
 	NoApp              bool
 	NoBot              bool
+	NoIdentity         bool // the Function App has no user-assigned identity
 	EndpointStatus     int  // what the messaging endpoint answers (default 401)
 	EndpointDown       bool // nothing listens at the messaging endpoint
 }
@@ -259,13 +260,17 @@ func (f *fixture) startLive(t *testing.T) *liveEnv {
 
 	siteID := "/subscriptions/" + tSub + "/resourceGroups/" + tRG + "/providers/Microsoft.Web/sites/" + tFuncApp
 	epHost := strings.Split(strings.TrimPrefix(endpointURL, "https://"), ":")[0]
-	must(a.Put(siteID, map[string]any{
+	siteDoc := map[string]any{
 		"name": tFuncApp, "kind": "functionapp,linux",
 		"properties": map[string]any{"defaultHostName": epHost, "hostNames": []string{epHost}},
 		"identity": map[string]any{"type": "UserAssigned", "userAssignedIdentities": map[string]any{
 			f.Identity["id"].(string): map[string]any{"principalId": f.Identity["principalId"], "clientId": f.Identity["clientId"]},
 		}},
-	}))
+	}
+	if f.NoIdentity {
+		delete(siteDoc, "identity")
+	}
+	must(a.Put(siteID, siteDoc))
 	settings := map[string]string{}
 	for k, v := range f.settingsMap() {
 		settings[k] = rehost(t, v, endpointURL).(string)
