@@ -80,6 +80,9 @@ module identity 'modules/identity.bicep' = {
 
 // Pass 1 creates (or finds) the app registration so that its appId is known; pass 2 sets the
 // identifier URI that embeds that appId. See the header of modules/entra-app.bicep.
+@description('Grant tenant-wide consent for the Graph delegated permissions (needs an admin role; see README).')
+param grantGraphConsent bool = true
+
 module entraRegistration 'modules/entra-app-register.bicep' = {
   name: 'entra-app-register'
   scope: rg
@@ -98,6 +101,7 @@ module entraApp 'modules/entra-app.bicep' = {
     appId: entraRegistration.outputs.appId
     managedIdentityPrincipalId: identity.outputs.principalId
     oauthConnectionUniqueId: oauthConnectionUniqueId
+    grantGraphConsent: grantGraphConsent
   }
 }
 

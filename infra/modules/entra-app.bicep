@@ -34,6 +34,9 @@ param managedIdentityPrincipalId string
 @description('UniqueIdentifier of the Azure Bot OAuth connection trusted by FIC #2.')
 param oauthConnectionUniqueId string
 
+@description('Grant tenant-wide (admin) consent for the Graph delegated permissions the connectors use. Needs a deployer who may grant it (Cloud Application Administrator or Privileged Role Administrator); set false to grant it later with `az ad app permission admin-consent`.')
+param grantGraphConsent bool = true
+
 var identifierUri = 'api://botid-${appId}'
 
 // A constant, so the scope keeps its id across provisions (pre-authorizations refer to it).
@@ -156,6 +159,22 @@ resource app 'Microsoft.Graph/applications@v1.0' = {
 // The service principal: the bot's identity in this tenant (tokens are issued to it).
 resource servicePrincipal 'Microsoft.Graph/servicePrincipals@v1.0' = {
   appId: app.appId
+}
+
+// Microsoft Graph's service principal in this tenant, the resource of the consent below.
+resource graphServicePrincipal 'Microsoft.Graph/servicePrincipals@v1.0' existing = {
+  appId: graphAppId
+}
+
+// Tenant-wide consent for the delegated Graph permissions, so that on-behalf-of calls to Graph
+// succeed without asking every user (learn.microsoft.com graph/api/resources/oauth2permissiongrant;
+// consentType AllPrincipals = admin consent). The bot still acts only as each user, within what
+// that user may see.
+resource graphConsent 'Microsoft.Graph/oauth2PermissionGrants@v1.0' = if (grantGraphConsent) {
+  clientId: servicePrincipal.id
+  consentType: 'AllPrincipals'
+  resourceId: graphServicePrincipal.id
+  scope: 'User.Read Mail.Read Files.Read.All offline_access openid profile'
 }
 
 output appId string = app.appId

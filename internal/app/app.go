@@ -42,7 +42,7 @@ type App struct {
 	Config    *config.Config
 	Bot       *bot.Bot
 	Connector *botframework.Connector
-	Entra     *entra.Client // nil in anonymous mode
+	Entra     *entra.Client     // nil in anonymous mode
 	Store     *tokenstore.Store // nil when no token store is configured
 	SSO       *sso.Flow         // nil in anonymous mode or without a token store
 	Handler   http.Handler
