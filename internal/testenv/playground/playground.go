@@ -158,6 +158,44 @@ func StartWithOptions(t testing.TB, botEndpoint string, opts Options) *Playgroun
 	return p
 }
 
+// Connect attaches to a Playground that is already running at baseURL (for
+// example the one `make dev` starts: http://127.0.0.1:56150) and subscribes to
+// its UI streams, so [Playground.Send] and [Playground.WaitForReply] work on it.
+// Close detaches; the Playground keeps running. A browser showing the same
+// Playground keeps working: the streams are broadcast to every client.
+func Connect(ctx context.Context, baseURL string) (*Playground, error) {
+	u := strings.TrimRight(baseURL, "/")
+	if !strings.HasPrefix(u, "http://") {
+		return nil, fmt.Errorf("connect to playground: base URL must be http://host:port, got %q", baseURL)
+	}
+	p := &Playground{
+		URL:    u,
+		client: &http.Client{Timeout: 10 * time.Second},
+		done:   make(chan struct{}),
+		events: newEventLog(),
+	}
+	if err := p.ping(ctx); err != nil {
+		return nil, fmt.Errorf("connect to playground at %s: %w", u, err)
+	}
+	if err := p.loadConfig(ctx); err != nil {
+		return nil, fmt.Errorf("connect to playground at %s: %w", u, err)
+	}
+	if err := p.events.connect(ctx, p.URL, p.done); err != nil {
+		p.events.close()
+		return nil, fmt.Errorf("connect to playground at %s: %w", u, err)
+	}
+	return p, nil
+}
+
+// Close detaches from a Playground opened with [Connect]. Playgrounds from
+// [Start] are stopped by the test's cleanup instead.
+func (p *Playground) Close() error {
+	if p.cmd == nil {
+		p.events.close()
+	}
+	return nil
+}
+
 // FindBinary returns the agentsplayground executable as described for
 // [Options.Bin], or an error saying how to install it.
 func FindBinary() (string, error) {

@@ -251,6 +251,27 @@ func TestPlaygroundDrivesBot(t *testing.T) {
 		}
 	})
 
+	t.Run("attached client sends and both clients see the reply", func(t *testing.T) {
+		c, err := Connect(ctx, p.URL)
+		if err != nil {
+			t.Fatalf("Connect: %v", err)
+		}
+		defer c.Close()
+		if c.ConversationID != p.ConversationID || c.ServiceURL != p.ServiceURL {
+			t.Errorf("attached client sees chat %q at %q, want %q at %q", c.ConversationID, c.ServiceURL, p.ConversationID, p.ServiceURL)
+		}
+		if _, err := c.Send(ctx, "from a second window"); err != nil {
+			t.Fatalf("Send: %v", err)
+		}
+		want := func(m Message) bool { return m.Text == "echo: from a second window" }
+		if _, err := c.WaitForReply(ctx, want); err != nil {
+			t.Errorf("attached client: %v", err)
+		}
+		if _, err := p.WaitForReply(ctx, want); err != nil {
+			t.Errorf("first client: %v", err)
+		}
+	})
+
 	t.Run("bot refusal is reported", func(t *testing.T) {
 		_, err := p.Send(ctx, "reject")
 		var de *DeliveryError
