@@ -1,0 +1,213 @@
+// Package bot is the conversation: it routes messages to commands, welcomes users when the
+// bot is added, and dispatches invoke activities (sign-in and others) to their handlers.
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/onbehalf/onbehalf/internal/botframework"
+)
+
+// Sender delivers the bot's activities to the channel.
+type Sender interface {
+	Reply(ctx context.Context, ref botframework.ConversationReference, replyToID string, act *botframework.Activity) (string, error)
+	Send(ctx context.Context, ref botframework.ConversationReference, act *botframework.Activity) (string, error)
+}
+
+var _ Sender = (*botframework.Connector)(nil)
+
+// CommandFunc answers a command; args is the text after the command words.
+type CommandFunc func(ctx context.Context, t *Turn, args string) error
+
+// InvokeFunc answers an invoke activity synchronously.
+type InvokeFunc func(ctx context.Context, t *Turn) (*botframework.InvokeResponse, error)
+
+// Command is one thing a user can type.
+type Command struct {
+	// Name is the command's words, lower case ("help", "my jira issues").
+	Name string
+	// Usage is shown by help ("jira <KEY-123>").
+	Usage string
+	// Help is one sentence shown by help.
+	Help string
+	// Run answers the command.
+	Run CommandFunc
+}
+
+// Bot routes activities. Register commands and invokes before serving; it is then safe for
+// concurrent use.
+type Bot struct {
+	sender   Sender
+	log      *slog.Logger
+	commands map[string]Command
+	invokes  map[string]InvokeFunc
+	// Fallback answers messages that match no command; nil uses the built-in answer.
+	Fallback CommandFunc
+}
+
+// New returns a bot with the help command registered.
+func New(sender Sender, log *slog.Logger) *Bot {
+	if log == nil {
+		log = slog.Default()
+	}
+	b := &Bot{sender: sender, log: log, commands: map[string]Command{}, invokes: map[string]InvokeFunc{}}
+	b.Handle(Command{Name: "help", Usage: "help", Help: "Show what I can do.", Run: b.help})
+	return b
+}
+
+// Handle registers a command. Names are matched on whole words, longest first.
+func (b *Bot) Handle(c Command) {
+	c.Name = strings.Join(strings.Fields(strings.ToLower(c.Name)), " ")
+	b.commands[c.Name] = c
+}
+
+// HandleInvoke registers the handler of an invoke name (such as "signin/tokenExchange").
+func (b *Bot) HandleInvoke(name string, f InvokeFunc) { b.invokes[name] = f }
+
+// Turn is one inbound activity being answered.
+type Turn struct {
+	Activity *botframework.Activity
+	bot      *Bot
+	// Outcome is a short word for the activity log ("help", "unknown-command", "welcome").
+	Outcome string
+}
+
+// Reference is the conversation reference of the turn's activity.
+func (t *Turn) Reference() botframework.ConversationReference { return t.Activity.Reference() }
+
+// Reply sends act as a reply in the turn's conversation.
+func (t *Turn) Reply(ctx context.Context, act *botframework.Activity) error {
+	_, err := t.bot.sender.Reply(ctx, t.Reference(), t.Activity.ID, act)
+	return err
+}
+
+// ReplyText sends a plain text reply.
+func (t *Turn) ReplyText(ctx context.Context, text string) error {
+	return t.Reply(ctx, &botframework.Activity{Type: botframework.TypeMessage, Text: text})
+}
+
+// ReplyCard sends a reply carrying one attachment (an Adaptive Card, an OAuthCard …).
+func (t *Turn) ReplyCard(ctx context.Context, text string, att botframework.Attachment) error {
+	return t.Reply(ctx, &botframework.Activity{Type: botframework.TypeMessage, Text: text, Attachments: []botframework.Attachment{att}})
+}
+
+// Sender returns the channel sender, for proactive messages.
+func (t *Turn) Sender() Sender { return t.bot.sender }
+
+// ErrUnhandledInvoke marks an invoke name nobody registered.
+var ErrUnhandledInvoke = errors.New("unhandled invoke")
+
+// OnActivity answers one authenticated activity. For invokes it returns the synchronous
+// response; for everything else the response is nil.
+func (b *Bot) OnActivity(ctx context.Context, act *botframework.Activity) (*botframework.InvokeResponse, *Turn, error) {
+	t := &Turn{Activity: act, bot: b}
+	switch act.Type {
+	case botframework.TypeMessage:
+		return nil, t, b.onMessage(ctx, t)
+	case botframework.TypeConversationUpdate:
+		return nil, t, b.onConversationUpdate(ctx, t)
+	case botframework.TypeInvoke:
+		f, ok := b.invokes[act.Name]
+		if !ok {
+			// The protocol's answer to an invoke the bot does not implement
+			// (botbuilder-js ActivityHandler.onInvokeActivity → 501).
+			t.Outcome = "invoke-not-implemented"
+			return &botframework.InvokeResponse{Status: http.StatusNotImplemented}, t, nil
+		}
+		resp, err := f(ctx, t)
+		if err != nil {
+			return &botframework.InvokeResponse{Status: http.StatusInternalServerError}, t, err
+		}
+		if resp == nil {
+			resp = &botframework.InvokeResponse{Status: http.StatusOK}
+		}
+		return resp, t, nil
+	default:
+		t.Outcome = "ignored"
+		return nil, t, nil
+	}
+}
+
+var mentionRE = regexp.MustCompile(`(?is)<at[^>]*>.*?</at>`)
+
+// CommandText is a message's text without @-mentions and surrounding space.
+func CommandText(act *botframework.Activity) string {
+	return strings.TrimSpace(mentionRE.ReplaceAllString(act.Text, " "))
+}
+
+// match finds the longest command whose words begin text.
+func (b *Bot) match(text string) (Command, string, bool) {
+	words := strings.Fields(text)
+	for n := min(len(words), 4); n > 0; n-- {
+		name := strings.ToLower(strings.Join(words[:n], " "))
+		if c, ok := b.commands[name]; ok {
+			return c, strings.Join(words[n:], " "), true
+		}
+	}
+	return Command{}, "", false
+}
+
+func (b *Bot) onMessage(ctx context.Context, t *Turn) error {
+	text := CommandText(t.Activity)
+	if text == "" {
+		t.Outcome = "empty"
+		return nil // cards' submit actions and attachments without text: nothing to answer yet
+	}
+	c, args, ok := b.match(text)
+	if !ok {
+		if b.Fallback != nil {
+			t.Outcome = "fallback"
+			return b.Fallback(ctx, t, text)
+		}
+		t.Outcome = "unknown-command"
+		return t.ReplyText(ctx, fmt.Sprintf("I don't know %q. Type **help** to see what I can do.", firstWords(text, 3)))
+	}
+	t.Outcome = strings.ReplaceAll(c.Name, " ", "-")
+	return c.Run(ctx, t, args)
+}
+
+func firstWords(s string, n int) string {
+	w := strings.Fields(s)
+	if len(w) > n {
+		w = w[:n]
+	}
+	return strings.Join(w, " ")
+}
+
+func (b *Bot) onConversationUpdate(ctx context.Context, t *Turn) error {
+	for _, m := range t.Activity.MembersAdded {
+		if m.ID == t.Activity.Recipient.ID {
+			t.Outcome = "welcome"
+			return t.ReplyText(ctx, "Hi! I answer questions about your tickets, pages, mail and files — as you, "+
+				"so you only ever see what you could open yourself. Type **help** to see what I can do.")
+		}
+	}
+	t.Outcome = "ignored"
+	return nil
+}
+
+func (b *Bot) help(ctx context.Context, t *Turn, _ string) error {
+	names := make([]string, 0, len(b.commands))
+	for n := range b.commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var sb strings.Builder
+	sb.WriteString("Here is what I can do:\n\n")
+	for _, n := range names {
+		c := b.commands[n]
+		usage := c.Usage
+		if usage == "" {
+			usage = c.Name
+		}
+		fmt.Fprintf(&sb, "- **%s** — %s\n", usage, c.Help)
+	}
+	return t.ReplyText(ctx, sb.String())
+}

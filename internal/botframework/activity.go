@@ -1,0 +1,150 @@
+// Package botframework speaks the Bot Framework channel protocol: the activity schema subset
+// the bot uses, validation of the channel's inbound bearer tokens, and the connector client
+// that sends replies back to the channel.
+//
+// Sources: Bot Framework REST API reference (bot-docs rest-api/bot-framework-rest-connector-api-reference.md,
+// bot-framework-rest-connector-authentication.md) and the activity schema
+// (microsoft/botframework-sdk specs/botframework-activity/botframework-activity.md).
+package botframework
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// Activity types used by the bot.
+const (
+	TypeMessage            = "message"
+	TypeConversationUpdate = "conversationUpdate"
+	TypeInvoke             = "invoke"
+	TypeInvokeResponse     = "invokeResponse"
+	TypeTyping             = "typing"
+	TypeEvent              = "event"
+	TypeInstallation       = "installationUpdate"
+)
+
+// Activity is the subset of the Bot Framework activity schema the bot reads and writes.
+type Activity struct {
+	Type         string              `json:"type"`
+	ID           string              `json:"id,omitempty"`
+	Timestamp    string              `json:"timestamp,omitempty"`
+	ServiceURL   string              `json:"serviceUrl,omitempty"`
+	ChannelID    string              `json:"channelId,omitempty"`
+	From         ChannelAccount      `json:"from"`
+	Conversation ConversationAccount `json:"conversation"`
+	Recipient    ChannelAccount      `json:"recipient"`
+	Text         string              `json:"text,omitempty"`
+	TextFormat   string              `json:"textFormat,omitempty"`
+	Locale       string              `json:"locale,omitempty"`
+	ReplyToID    string              `json:"replyToId,omitempty"`
+	Name         string              `json:"name,omitempty"`
+	Value        json.RawMessage     `json:"value,omitempty"`
+	MembersAdded []ChannelAccount    `json:"membersAdded,omitempty"`
+	Attachments  []Attachment        `json:"attachments,omitempty"`
+	ChannelData  json.RawMessage     `json:"channelData,omitempty"`
+	Entities     []json.RawMessage   `json:"entities,omitempty"`
+}
+
+// ChannelAccount identifies a user or bot on a channel.
+type ChannelAccount struct {
+	ID          string `json:"id"`
+	Name        string `json:"name,omitempty"`
+	AADObjectID string `json:"aadObjectId,omitempty"`
+	Role        string `json:"role,omitempty"`
+}
+
+// ConversationAccount identifies a conversation.
+type ConversationAccount struct {
+	ID               string `json:"id"`
+	Name             string `json:"name,omitempty"`
+	ConversationType string `json:"conversationType,omitempty"`
+	TenantID         string `json:"tenantId,omitempty"`
+	IsGroup          bool   `json:"isGroup,omitempty"`
+}
+
+// Attachment is a card or file attached to an activity.
+type Attachment struct {
+	ContentType string `json:"contentType"`
+	Content     any    `json:"content,omitempty"`
+	ContentURL  string `json:"contentUrl,omitempty"`
+	Name        string `json:"name,omitempty"`
+}
+
+// InvokeResponse is the synchronous answer to an invoke activity: the HTTP status and body the
+// bot returns on the channel's request.
+type InvokeResponse struct {
+	Status int
+	Body   any
+}
+
+// ConversationReference is what the bot needs to message a conversation later (proactively).
+type ConversationReference struct {
+	ServiceURL   string              `json:"serviceUrl"`
+	ChannelID    string              `json:"channelId"`
+	Conversation ConversationAccount `json:"conversation"`
+	Bot          ChannelAccount      `json:"bot"`
+	User         ChannelAccount      `json:"user"`
+	ActivityID   string              `json:"activityId,omitempty"`
+	TenantID     string              `json:"tenantId,omitempty"`
+}
+
+// Reference returns the conversation reference of an inbound activity.
+func (a *Activity) Reference() ConversationReference {
+	return ConversationReference{
+		ServiceURL:   a.ServiceURL,
+		ChannelID:    a.ChannelID,
+		Conversation: a.Conversation,
+		Bot:          a.Recipient,
+		User:         a.From,
+		ActivityID:   a.ID,
+		TenantID:     a.Conversation.TenantID,
+	}
+}
+
+// ErrMalformedActivity reports an activity that lacks what the protocol requires.
+var ErrMalformedActivity = errors.New("malformed activity")
+
+// Validate checks the fields every inbound activity must carry before the bot acts on it.
+func (a *Activity) Validate() error {
+	var missing []string
+	if a.Type == "" {
+		missing = append(missing, "type")
+	}
+	if a.ServiceURL == "" {
+		missing = append(missing, "serviceUrl")
+	}
+	if a.ChannelID == "" {
+		missing = append(missing, "channelId")
+	}
+	if a.Conversation.ID == "" {
+		missing = append(missing, "conversation.id")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: missing %s", ErrMalformedActivity, strings.Join(missing, ", "))
+	}
+	u, err := url.Parse(a.ServiceURL)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Errorf("%w: serviceUrl is not an absolute http(s) URL", ErrMalformedActivity)
+	}
+	return nil
+}
+
+// NormalizeServiceURL returns the comparable form of a serviceUrl: lower-case scheme and
+// host, no trailing slash. Channels are not consistent about the trailing slash.
+func NormalizeServiceURL(s string) string {
+	u, err := url.Parse(strings.TrimSpace(s))
+	if err != nil || u.Host == "" {
+		return strings.TrimRight(strings.ToLower(strings.TrimSpace(s)), "/")
+	}
+	u.Scheme = strings.ToLower(u.Scheme)
+	u.Host = strings.ToLower(u.Host)
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawQuery, u.Fragment = "", ""
+	return u.String()
+}
+
+// IsSignedInTeamsUser reports whether the activity carries the Entra identity of its sender.
+func (a *Activity) IsSignedInTeamsUser() bool { return a.From.AADObjectID != "" }

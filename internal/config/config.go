@@ -1,0 +1,333 @@
+// Package config reads the handler's settings from the environment (Azure Functions app
+// settings, or local.settings.json through Functions Core Tools) and validates them in one
+// pass, so a misconfigured deployment fails at start with one message naming every problem.
+//
+// Every endpoint has a public-cloud default and can be overridden, which is what sovereign
+// clouds need and what the tests use to reach their stand-ins.
+//
+// A minimal production environment:
+//
+//	BOT_APP_ID=00000000-0000-0000-0000-000000000001
+//	BOT_TENANT_ID=00000000-0000-0000-0000-0000000000aa
+//	BOT_MANAGED_IDENTITY_CLIENT_ID=00000000-0000-0000-0000-000000000002
+//	TOKENSTORE_TABLE_ENDPOINT=https://stonbehalf.table.core.windows.net
+//	TOKENSTORE_KEYVAULT_URL=https://kv-onbehalf.vault.azure.net/
+//
+// A minimal local-development environment:
+//
+//	BOT_ALLOW_ANONYMOUS=true
+package config
+
+import (
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Public-cloud defaults for every endpoint the handler talks to.
+const (
+	DefaultAuthorityHost      = "https://login.microsoftonline.com"
+	DefaultOpenIDMetadataURL  = "https://login.botframework.com/v1/.well-known/openidconfiguration"
+	DefaultBotFrameworkScope  = "https://api.botframework.com/.default"
+	DefaultTokenServiceURL    = "https://api.botframework.com"
+	DefaultGraphURL           = "https://graph.microsoft.com"
+	DefaultPort               = 3978
+	DefaultOAuthConnection    = "sso"
+	DefaultTokenStoreKeyName  = "tokenstore-key"
+	DefaultMaxRequestBodySize = 256 << 10
+)
+
+// Config is the validated set of settings the handler runs with.
+type Config struct {
+	// Port is FUNCTIONS_CUSTOMHANDLER_PORT: the loopback port the Functions host forwards to.
+	Port int
+	// InAzure is true when the process runs in an Azure Functions / App Service sandbox
+	// (WEBSITE_INSTANCE_ID or WEBSITE_SITE_NAME is set). Development-only settings are refused there.
+	InAzure bool
+	// Anonymous is local-development mode: inbound requests are not authenticated and replies
+	// carry no bearer token. Only possible with no BOT_APP_ID, outside Azure, and with
+	// BOT_ALLOW_ANONYMOUS=true.
+	Anonymous bool
+
+	// AppID is the bot's Entra application (client) id: the audience of channel tokens.
+	AppID string
+	// TenantID is the bot's Entra tenant (single-tenant bot).
+	TenantID string
+	// ManagedIdentityClientID is the user-assigned managed identity whose token for
+	// api://AzureADTokenExchange is the bot's federated client assertion.
+	ManagedIdentityClientID string
+	// ClientSecret is a local-development-only alternative to the federated credential.
+	ClientSecret string
+	// OAuthConnection is the Azure Bot OAuth connection used for Teams SSO.
+	OAuthConnection string
+	// PublicURL is the https base URL of the Function App (OAuth callbacks); may be empty.
+	PublicURL string
+
+	// AuthorityHost is the Entra authority host (https://login.microsoftonline.com).
+	AuthorityHost string
+	// OpenIDMetadataURL is the Bot Framework channel's OpenID metadata document.
+	OpenIDMetadataURL string
+	// BotFrameworkScope is the scope of the bot's outbound connector token.
+	BotFrameworkScope string
+	// TokenServiceURL is the Bot Service token API base URL.
+	TokenServiceURL string
+	// GraphURL is the Microsoft Graph base URL.
+	GraphURL string
+
+	// TokenStore holds the token-store settings.
+	TokenStore TokenStore
+
+	// LogLevel is the minimum slog level.
+	LogLevel slog.Level
+}
+
+// TokenStore holds the settings of the encrypted per-user token store.
+type TokenStore struct {
+	// TableEndpoint is https://<account>.table.core.windows.net, reached with the managed identity.
+	TableEndpoint string
+	// ConnectionString is a local-development-only connection string (Azurite).
+	ConnectionString string
+	// KeyVaultURL is the vault holding the token-encryption key.
+	KeyVaultURL string
+	// KeyName is the Key Vault secret whose versions are the key versions.
+	KeyName string
+	// DevKey is a local-development-only 32-byte key (decoded from base64).
+	DevKey []byte
+}
+
+// Configured reports whether any token-store backend is configured.
+func (t TokenStore) Configured() bool { return t.TableEndpoint != "" || t.ConnectionString != "" }
+
+// Problem is one missing or malformed setting.
+type Problem struct {
+	// Setting is the environment variable's name.
+	Setting string
+	// Reason says what is wrong and how to fix it.
+	Reason string
+}
+
+// Error lists every problem found in one pass.
+type Error struct {
+	Problems []Problem
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "invalid settings (%d problem", len(e.Problems))
+	if len(e.Problems) != 1 {
+		b.WriteString("s")
+	}
+	b.WriteString("):")
+	for _, p := range e.Problems {
+		fmt.Fprintf(&b, "\n  - %s: %s", p.Setting, p.Reason)
+	}
+	return b.String()
+}
+
+var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// IsGUID reports whether s has the 8-4-4-4-12 hexadecimal form of Entra ids.
+func IsGUID(s string) bool { return guidRE.MatchString(s) }
+
+// Load reads and validates every setting through getenv (os.Getenv in production).
+// On failure the error is an *Error naming every problem.
+func Load(getenv func(string) string) (*Config, error) {
+	r := reader{getenv: getenv}
+	c := &Config{}
+
+	c.InAzure = r.str("WEBSITE_INSTANCE_ID") != "" || r.str("WEBSITE_SITE_NAME") != ""
+	c.Port = r.port("FUNCTIONS_CUSTOMHANDLER_PORT", DefaultPort)
+
+	c.AppID = r.guid("BOT_APP_ID")
+	c.TenantID = r.guid("BOT_TENANT_ID")
+	c.ManagedIdentityClientID = r.guid("BOT_MANAGED_IDENTITY_CLIENT_ID")
+	c.ClientSecret = r.str("BOT_CLIENT_SECRET")
+	allowAnon := r.boolean("BOT_ALLOW_ANONYMOUS")
+	c.OAuthConnection = r.strDefault("BOT_OAUTH_CONNECTION", DefaultOAuthConnection)
+	c.PublicURL = r.httpsURL("BOT_PUBLIC_URL", "", false)
+
+	c.AuthorityHost = r.httpsURL("ENTRA_AUTHORITY_HOST", DefaultAuthorityHost, true)
+	c.OpenIDMetadataURL = r.httpsURL("BOTFRAMEWORK_OPENID_METADATA_URL", DefaultOpenIDMetadataURL, true)
+	c.BotFrameworkScope = r.strDefault("BOTFRAMEWORK_SCOPE", DefaultBotFrameworkScope)
+	c.TokenServiceURL = r.httpsURL("BOTFRAMEWORK_TOKEN_SERVICE_URL", DefaultTokenServiceURL, true)
+	c.GraphURL = r.httpsURL("GRAPH_URL", DefaultGraphURL, true)
+
+	c.TokenStore.TableEndpoint = r.httpsURL("TOKENSTORE_TABLE_ENDPOINT", "", false)
+	c.TokenStore.ConnectionString = r.str("TOKENSTORE_CONNECTION_STRING")
+	c.TokenStore.KeyVaultURL = r.httpsURL("TOKENSTORE_KEYVAULT_URL", "", false)
+	c.TokenStore.KeyName = r.strDefault("TOKENSTORE_KEY_NAME", DefaultTokenStoreKeyName)
+	c.TokenStore.DevKey = r.key32("TOKENSTORE_DEV_KEY")
+
+	c.LogLevel = r.level("LOG_LEVEL")
+
+	// Identity: either a real bot identity, or explicit local anonymous mode.
+	switch {
+	case c.AppID != "":
+		if allowAnon {
+			r.fail("BOT_ALLOW_ANONYMOUS", "anonymous mode cannot be combined with BOT_APP_ID; remove BOT_ALLOW_ANONYMOUS")
+		}
+		if c.TenantID == "" && !r.bad["BOT_TENANT_ID"] {
+			r.fail("BOT_TENANT_ID", "required with BOT_APP_ID (the bot is single-tenant)")
+		}
+		if c.ManagedIdentityClientID == "" && c.ClientSecret == "" && !r.bad["BOT_MANAGED_IDENTITY_CLIENT_ID"] {
+			r.fail("BOT_MANAGED_IDENTITY_CLIENT_ID", "required with BOT_APP_ID: the client id of the managed identity trusted by the app's federated credential")
+		}
+	case r.bad["BOT_APP_ID"]:
+		// Already reported as malformed; never fall back to anonymous mode.
+	case c.InAzure:
+		r.fail("BOT_APP_ID", "required when running in Azure")
+	case allowAnon:
+		c.Anonymous = true
+	default:
+		r.fail("BOT_APP_ID", "required; for local development without a bot identity set BOT_ALLOW_ANONYMOUS=true instead")
+	}
+	if c.InAzure {
+		if allowAnon {
+			r.fail("BOT_ALLOW_ANONYMOUS", "refused when running in Azure: anonymous mode is for local development only")
+		}
+		if c.ClientSecret != "" {
+			r.fail("BOT_CLIENT_SECRET", "refused when running in Azure: the bot authenticates with a federated credential (set BOT_MANAGED_IDENTITY_CLIENT_ID)")
+		}
+		if c.TokenStore.ConnectionString != "" {
+			r.fail("TOKENSTORE_CONNECTION_STRING", "refused when running in Azure: use TOKENSTORE_TABLE_ENDPOINT with the managed identity")
+		}
+		if c.TokenStore.DevKey != nil {
+			r.fail("TOKENSTORE_DEV_KEY", "refused when running in Azure: the key comes from Key Vault (TOKENSTORE_KEYVAULT_URL)")
+		}
+		if c.TokenStore.TableEndpoint == "" && !r.bad["TOKENSTORE_TABLE_ENDPOINT"] {
+			r.fail("TOKENSTORE_TABLE_ENDPOINT", "required when running in Azure")
+		}
+		if c.TokenStore.KeyVaultURL == "" && !r.bad["TOKENSTORE_KEYVAULT_URL"] {
+			r.fail("TOKENSTORE_KEYVAULT_URL", "required when running in Azure")
+		}
+	}
+	if c.TokenStore.TableEndpoint != "" && c.TokenStore.ConnectionString != "" {
+		r.fail("TOKENSTORE_CONNECTION_STRING", "set either TOKENSTORE_TABLE_ENDPOINT or TOKENSTORE_CONNECTION_STRING, not both")
+	}
+	if c.TokenStore.Configured() && c.TokenStore.KeyVaultURL == "" && c.TokenStore.DevKey == nil &&
+		!r.bad["TOKENSTORE_KEYVAULT_URL"] && !r.bad["TOKENSTORE_DEV_KEY"] {
+		r.fail("TOKENSTORE_KEYVAULT_URL", "the token store needs a key: set TOKENSTORE_KEYVAULT_URL (or TOKENSTORE_DEV_KEY for local development)")
+	}
+
+	if len(r.problems) > 0 {
+		sort.SliceStable(r.problems, func(i, j int) bool { return r.problems[i].Setting < r.problems[j].Setting })
+		return nil, &Error{Problems: r.problems}
+	}
+	return c, nil
+}
+
+// reader collects problems while reading settings, so Load reports all of them at once.
+type reader struct {
+	getenv   func(string) string
+	problems []Problem
+	bad      map[string]bool
+}
+
+func (r *reader) fail(name, reason string) {
+	if r.bad == nil {
+		r.bad = map[string]bool{}
+	}
+	r.bad[name] = true
+	r.problems = append(r.problems, Problem{Setting: name, Reason: reason})
+}
+
+func (r *reader) str(name string) string { return strings.TrimSpace(r.getenv(name)) }
+
+func (r *reader) strDefault(name, def string) string {
+	if v := r.str(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func (r *reader) guid(name string) string {
+	v := r.str(name)
+	if v != "" && !IsGUID(v) {
+		r.fail(name, "must be a GUID such as 00000000-0000-0000-0000-000000000000")
+		return ""
+	}
+	return strings.ToLower(v)
+}
+
+func (r *reader) port(name string, def int) int {
+	v := r.str(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 65535 {
+		r.fail(name, "must be a TCP port number between 1 and 65535")
+		return 0
+	}
+	return n
+}
+
+func (r *reader) boolean(name string) bool {
+	v := r.str(name)
+	if v == "" {
+		return false
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		r.fail(name, "must be true or false")
+		return false
+	}
+	return b
+}
+
+// httpsURL reads an absolute URL. Plain http is accepted only for loopback hosts, which is
+// what local emulators use; everything reachable over a network must be https.
+func (r *reader) httpsURL(name, def string, trimSlash bool) string {
+	v := r.str(name)
+	if v == "" {
+		return def
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		r.fail(name, "must be an absolute https URL")
+		return ""
+	}
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		r.fail(name, "must use https (plain http is accepted only for 127.0.0.1/localhost)")
+		return ""
+	}
+	if trimSlash {
+		v = strings.TrimRight(v, "/")
+	}
+	return v
+}
+
+func isLoopback(host string) bool {
+	return host == "localhost" || host == "::1" || strings.HasPrefix(host, "127.")
+}
+
+func (r *reader) key32(name string) []byte {
+	v := r.str(name)
+	if v == "" {
+		return nil
+	}
+	k, err := base64.StdEncoding.DecodeString(v)
+	if err != nil || len(k) != 32 {
+		r.fail(name, "must be the base64 encoding of exactly 32 random bytes (e.g. `openssl rand -base64 32`)")
+		return nil
+	}
+	return k
+}
+
+func (r *reader) level(name string) slog.Level {
+	v := r.str(name)
+	if v == "" {
+		return slog.LevelInfo
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(v)); err != nil {
+		r.fail(name, "must be one of debug, info, warn, error")
+		return slog.LevelInfo
+	}
+	return l
+}

@@ -1,0 +1,145 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+const (
+	appID    = "11111111-1111-1111-1111-111111111111"
+	tenantID = "22222222-2222-2222-2222-222222222222"
+	miID     = "33333333-3333-3333-3333-333333333333"
+)
+
+func env(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := Load(env(map[string]string{"BOT_APP_ID": appID, "BOT_TENANT_ID": tenantID, "BOT_MANAGED_IDENTITY_CLIENT_ID": miID}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != DefaultPort || c.AuthorityHost != DefaultAuthorityHost || c.OpenIDMetadataURL != DefaultOpenIDMetadataURL ||
+		c.TokenServiceURL != DefaultTokenServiceURL || c.BotFrameworkScope != DefaultBotFrameworkScope || c.OAuthConnection != "sso" {
+		t.Fatalf("public-cloud defaults not applied: %+v", c)
+	}
+	if c.Anonymous || c.InAzure {
+		t.Fatalf("unexpected mode: anonymous=%v inAzure=%v", c.Anonymous, c.InAzure)
+	}
+}
+
+func TestLoadOverridesForSovereignClouds(t *testing.T) {
+	c, err := Load(env(map[string]string{
+		"BOT_APP_ID": appID, "BOT_TENANT_ID": tenantID, "BOT_MANAGED_IDENTITY_CLIENT_ID": miID,
+		"ENTRA_AUTHORITY_HOST":             "https://login.microsoftonline.us/",
+		"BOTFRAMEWORK_OPENID_METADATA_URL": "https://login.botframework.azure.us/v1/.well-known/openidconfiguration",
+		"BOTFRAMEWORK_TOKEN_SERVICE_URL":   "https://tokengcch.botframework.azure.us",
+		"BOTFRAMEWORK_SCOPE":               "https://api.botframework.us/.default",
+		"FUNCTIONS_CUSTOMHANDLER_PORT":     "41234",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AuthorityHost != "https://login.microsoftonline.us" || c.Port != 41234 ||
+		c.TokenServiceURL != "https://tokengcch.botframework.azure.us" || c.BotFrameworkScope != "https://api.botframework.us/.default" {
+		t.Fatalf("overrides not applied: %+v", c)
+	}
+}
+
+// Every missing or malformed setting is named in one error.
+func TestLoadReportsEveryProblemAtOnce(t *testing.T) {
+	_, err := Load(env(map[string]string{
+		"WEBSITE_SITE_NAME":              "func-onbehalf",
+		"BOT_APP_ID":                     "not-a-guid",
+		"BOT_MANAGED_IDENTITY_CLIENT_ID": "also-bad",
+		"FUNCTIONS_CUSTOMHANDLER_PORT":   "99999",
+		"ENTRA_AUTHORITY_HOST":           "http://login.example.com",
+		"LOG_LEVEL":                      "loud",
+		"BOT_CLIENT_SECRET":              "s3cret",
+		"TOKENSTORE_DEV_KEY":             "c2hvcnQ=",
+	}))
+	var cerr *Error
+	if !errors.As(err, &cerr) {
+		t.Fatalf("want *config.Error, got %v", err)
+	}
+	want := []string{"BOT_APP_ID", "BOT_MANAGED_IDENTITY_CLIENT_ID", "FUNCTIONS_CUSTOMHANDLER_PORT", "ENTRA_AUTHORITY_HOST",
+		"LOG_LEVEL", "BOT_CLIENT_SECRET", "TOKENSTORE_DEV_KEY", "TOKENSTORE_TABLE_ENDPOINT", "TOKENSTORE_KEYVAULT_URL"}
+	got := map[string]bool{}
+	for _, p := range cerr.Problems {
+		got[p.Setting] = true
+	}
+	for _, w := range want {
+		if !got[w] {
+			t.Errorf("problem for %s not reported; error was:\n%v", w, err)
+		}
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("message does not name %s", w)
+		}
+	}
+	if strings.Contains(err.Error(), "s3cret") {
+		t.Fatal("error message leaks a secret value")
+	}
+}
+
+// Anonymous mode must never switch on when a bot identity is configured, nor in Azure.
+func TestAnonymousModeIsLocalOnly(t *testing.T) {
+	cases := []struct {
+		name    string
+		env     map[string]string
+		anon    bool
+		problem string
+	}{
+		{"explicit local opt-in", map[string]string{"BOT_ALLOW_ANONYMOUS": "true"}, true, ""},
+		{"nothing set is an error, not anonymous", map[string]string{}, false, "BOT_APP_ID"},
+		{"app id set with opt-in", map[string]string{"BOT_APP_ID": appID, "BOT_TENANT_ID": tenantID, "BOT_MANAGED_IDENTITY_CLIENT_ID": miID, "BOT_ALLOW_ANONYMOUS": "true"}, false, "BOT_ALLOW_ANONYMOUS"},
+		{"app id set without opt-in", map[string]string{"BOT_APP_ID": appID, "BOT_TENANT_ID": tenantID, "BOT_MANAGED_IDENTITY_CLIENT_ID": miID}, false, ""},
+		{"malformed app id with opt-in", map[string]string{"BOT_APP_ID": "x", "BOT_ALLOW_ANONYMOUS": "true"}, false, "BOT_APP_ID"},
+		{"in Azure with opt-in", map[string]string{"WEBSITE_INSTANCE_ID": "abc", "BOT_ALLOW_ANONYMOUS": "true"}, false, "BOT_ALLOW_ANONYMOUS"},
+		{"in Azure without app id", map[string]string{"WEBSITE_SITE_NAME": "func"}, false, "BOT_APP_ID"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(env(tc.env))
+			if tc.problem == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c.Anonymous != tc.anon {
+					t.Fatalf("Anonymous = %v, want %v", c.Anonymous, tc.anon)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted (anonymous=%v); want a problem with %s", c.Anonymous, tc.problem)
+			}
+			if !strings.Contains(err.Error(), tc.problem) {
+				t.Fatalf("error %q does not name %s", err, tc.problem)
+			}
+		})
+	}
+}
+
+func TestDevOnlySettingsRefusedInAzure(t *testing.T) {
+	base := map[string]string{
+		"WEBSITE_INSTANCE_ID": "x", "BOT_APP_ID": appID, "BOT_TENANT_ID": tenantID, "BOT_MANAGED_IDENTITY_CLIENT_ID": miID,
+		"TOKENSTORE_TABLE_ENDPOINT": "https://st.table.core.windows.net", "TOKENSTORE_KEYVAULT_URL": "https://kv.vault.azure.net",
+	}
+	if _, err := Load(env(base)); err != nil {
+		t.Fatalf("a correct Azure configuration was refused: %v", err)
+	}
+	for _, name := range []string{"BOT_CLIENT_SECRET", "TOKENSTORE_CONNECTION_STRING", "TOKENSTORE_DEV_KEY"} {
+		t.Run(name, func(t *testing.T) {
+			e := map[string]string{}
+			for k, v := range base {
+				e[k] = v
+			}
+			e[name] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+			_, err := Load(env(e))
+			if err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "refused when running in Azure") {
+				t.Fatalf("want %s refused in Azure, got %v", name, err)
+			}
+		})
+	}
+}

@@ -1,0 +1,352 @@
+// Package channel is a stand-in for the Bot Framework channel side, as a real HTTPS server:
+//
+//   - the channel's OpenID metadata and signing keys, each key carrying the channels it is
+//     endorsed for (login.botframework.com/v1/.well-known/openidconfiguration and …/keys;
+//     bot-docs rest-api/bot-framework-rest-connector-authentication.md), and minting of the
+//     channel tokens a real channel would send (iss https://api.botframework.com, aud = the
+//     bot's app id, serviceurl claim);
+//   - a connector at serviceUrl that records what the bot sends (replies, new messages,
+//     updates, deletes) and refuses requests without a valid bot token when one is required
+//     (bot-docs "Authenticate requests from your bot to the Bot Connector service": bearer
+//     token for https://api.botframework.com from the bot's tenant, appid = the bot).
+package channel
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/google/uuid"
+
+	"github.com/onbehalf/onbehalf/internal/testenv"
+)
+
+// Issuer is the issuer of Bot Framework channel tokens.
+const Issuer = "https://api.botframework.com"
+
+// ConnectorAudience is the audience of the bot's own token for the connector.
+const ConnectorAudience = "https://api.botframework.com"
+
+// Key is one of the channel's signing keys.
+type Key struct {
+	ID           string
+	Private      *rsa.PrivateKey
+	Endorsements []string
+	// Published keys appear in the JWKS; unpublished ones sign forged tokens in tests.
+	Published bool
+}
+
+// Recorded is one request the bot made to the connector.
+type Recorded struct {
+	Method         string
+	Path           string
+	ConversationID string
+	ActivityID     string // the replied-to or updated activity, if any
+	Authorization  string
+	Activity       map[string]any
+	At             time.Time
+}
+
+// Text is the recorded activity's text.
+func (r Recorded) Text() string { s, _ := r.Activity["text"].(string); return s }
+
+// Type is the recorded activity's type.
+func (r Recorded) Type() string { s, _ := r.Activity["type"].(string); return s }
+
+// BotTokenVerifier checks the bearer token the bot sends to the connector.
+type BotTokenVerifier func(token string) error
+
+// Fault is an answer the connector gives instead of succeeding.
+type Fault struct {
+	Status     int
+	RetryAfter string
+	Code       string
+}
+
+// Server is the channel stand-in.
+type Server struct {
+	// URL is the server's base URL.
+	URL string
+	// MetadataURL is BOTFRAMEWORK_OPENID_METADATA_URL.
+	MetadataURL string
+	// ServiceURL is the serviceUrl activities carry (the connector's base).
+	ServiceURL string
+	// ChannelID is the channelId minted activities carry ("msteams").
+	ChannelID string
+	// Keys are the signing keys; Keys[0] is the default, endorsed for ChannelID.
+	Keys []*Key
+
+	srv *httptest.Server
+
+	mu       sync.Mutex
+	verify   BotTokenVerifier
+	recorded []Recorded
+	faults   []Fault
+	notify   chan struct{}
+	fetches  map[string]int
+}
+
+// New starts the stand-in. The default key is endorsed for msteams, webchat and emulator;
+// a second published key is endorsed for webchat only.
+func New() *Server {
+	s := &Server{ChannelID: "msteams", notify: make(chan struct{}, 1), fetches: map[string]int{}}
+	s.Keys = []*Key{
+		{ID: "ch-" + uuid.NewString()[:8], Private: newKey(), Endorsements: []string{"msteams", "webchat", "emulator"}, Published: true},
+		{ID: "ch-webchat-" + uuid.NewString()[:8], Private: newKey(), Endorsements: []string{"webchat"}, Published: true},
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/.well-known/openidconfiguration", s.metadata)
+	mux.HandleFunc("GET /v1/.well-known/keys", s.jwks)
+	mux.HandleFunc("/amer/v3/conversations/{conv}/activities", s.connector)
+	mux.HandleFunc("/amer/v3/conversations/{conv}/activities/{id}", s.connector)
+	s.srv = testenv.SharedCA().NewServer(mux)
+	s.URL = s.srv.URL
+	s.MetadataURL = s.URL + "/v1/.well-known/openidconfiguration"
+	s.ServiceURL = s.URL + "/amer/"
+	return s
+}
+
+func newKey() *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+// Close stops the server.
+func (s *Server) Close() { s.srv.Close() }
+
+// RequireBotToken makes the connector refuse requests whose bearer token verify rejects.
+func (s *Server) RequireBotToken(verify BotTokenVerifier) {
+	s.mu.Lock()
+	s.verify = verify
+	s.mu.Unlock()
+}
+
+// AddUnpublishedKey returns a key the JWKS does not list (tokens signed with it must fail).
+func (s *Server) AddUnpublishedKey() *Key {
+	k := &Key{ID: "ch-unknown-" + uuid.NewString()[:8], Private: newKey(), Endorsements: []string{"msteams"}}
+	s.mu.Lock()
+	s.Keys = append(s.Keys, k)
+	s.mu.Unlock()
+	return k
+}
+
+// KeyFetches is how many times the JWKS was fetched.
+func (s *Server) KeyFetches() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fetches["jwks"]
+}
+
+func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"issuer":                                Issuer,
+		"authorization_endpoint":                "https://invalid.botframework.com",
+		"jwks_uri":                              s.URL + "/v1/.well-known/keys",
+		"id_token_signing_alg_values_supported": []string{"RS256"},
+		"token_endpoint_auth_methods_supported": []string{"private_key_jwt"},
+	})
+}
+
+func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.fetches["jwks"]++
+	keys := append([]*Key(nil), s.Keys...)
+	s.mu.Unlock()
+	out := []map[string]any{}
+	for _, k := range keys {
+		if !k.Published {
+			continue
+		}
+		raw, err := jose.JSONWebKey{Key: &k.Private.PublicKey, KeyID: k.ID, Use: "sig"}.MarshalJSON()
+		if err != nil {
+			panic(err)
+		}
+		var m map[string]any
+		_ = json.Unmarshal(raw, &m)
+		m["endorsements"] = k.Endorsements
+		out = append(out, m)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"keys": out})
+}
+
+// TokenOptions shape a minted channel token; zero values give a valid token.
+type TokenOptions struct {
+	Audience   string // required: the bot's app id
+	Issuer     string // default Issuer
+	ServiceURL string // default s.ServiceURL
+	Expiry     time.Time
+	NotBefore  time.Time
+	Key        *Key // default Keys[0]
+	// Claims are added or override the defaults (nil values delete a claim).
+	Claims map[string]any
+}
+
+// Mint issues a channel token as the Bot Framework channel would send it to the bot.
+func (s *Server) Mint(o TokenOptions) string {
+	now := time.Now()
+	if o.Issuer == "" {
+		o.Issuer = Issuer
+	}
+	if o.ServiceURL == "" {
+		o.ServiceURL = s.ServiceURL
+	}
+	if o.Expiry.IsZero() {
+		o.Expiry = now.Add(time.Hour)
+	}
+	if o.NotBefore.IsZero() {
+		o.NotBefore = now.Add(-time.Minute)
+	}
+	if o.Key == nil {
+		o.Key = s.Keys[0]
+	}
+	claims := map[string]any{
+		"iss": o.Issuer, "aud": o.Audience, "serviceurl": o.ServiceURL,
+		"nbf": o.NotBefore.Unix(), "exp": o.Expiry.Unix(), "iat": o.NotBefore.Unix(),
+	}
+	for k, v := range o.Claims {
+		if v == nil {
+			delete(claims, k)
+		} else {
+			claims[k] = v
+		}
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: o.Key.Private},
+		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", o.Key.ID))
+	if err != nil {
+		panic(err)
+	}
+	tok, err := jwt.Signed(signer).Claims(claims).Serialize()
+	if err != nil {
+		panic(err)
+	}
+	return tok
+}
+
+// Activity returns a well-formed inbound activity from this channel.
+func (s *Server) Activity(typ, text string) map[string]any {
+	return map[string]any{
+		"type": typ, "id": uuid.NewString(), "timestamp": time.Now().UTC().Format(time.RFC3339Nano),
+		"serviceUrl": s.ServiceURL, "channelId": s.ChannelID,
+		"from":         map[string]any{"id": "29:user-1", "name": "Ada", "aadObjectId": "aaaaaaaa-0000-0000-0000-000000000001"},
+		"recipient":    map[string]any{"id": "28:bot", "name": "onbehalf"},
+		"conversation": map[string]any{"id": "a:conv-" + uuid.NewString()[:8], "conversationType": "personal", "tenantId": "tttttttt-0000-0000-0000-000000000000"},
+		"text":         text, "locale": "en-US",
+	}
+}
+
+// FailNext makes the connector answer the next requests with the given faults, in order.
+func (s *Server) FailNext(f ...Fault) {
+	s.mu.Lock()
+	s.faults = append(s.faults, f...)
+	s.mu.Unlock()
+}
+
+// Recorded returns everything the bot sent so far.
+func (s *Server) Recorded() []Recorded {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Recorded(nil), s.recorded...)
+}
+
+// Reset forgets what was recorded.
+func (s *Server) Reset() {
+	s.mu.Lock()
+	s.recorded = nil
+	s.mu.Unlock()
+}
+
+// WaitFor waits until pred holds for the recorded requests, or ctx ends.
+func (s *Server) WaitFor(ctx context.Context, pred func([]Recorded) bool) ([]Recorded, error) {
+	for {
+		rec := s.Recorded()
+		if pred(rec) {
+			return rec, nil
+		}
+		select {
+		case <-ctx.Done():
+			return rec, fmt.Errorf("waiting for the bot: %w (recorded %d requests)", ctx.Err(), len(rec))
+		case <-s.notify:
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Server) connector(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	verify := s.verify
+	var fault *Fault
+	if len(s.faults) > 0 {
+		f := s.faults[0]
+		s.faults = s.faults[1:]
+		fault = &f
+	}
+	s.mu.Unlock()
+
+	authz := r.Header.Get("Authorization")
+	if verify != nil {
+		tok, ok := strings.CutPrefix(authz, "Bearer ")
+		if !ok {
+			writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "Authorization has been denied for this request."})
+			return
+		}
+		if err := verify(tok); err != nil {
+			writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "Authorization has been denied for this request.", "detail": err.Error()})
+			return
+		}
+	}
+	if fault != nil {
+		if fault.RetryAfter != "" {
+			w.Header().Set("Retry-After", fault.RetryAfter)
+		}
+		writeJSON(w, fault.Status, map[string]any{"error": map[string]any{"code": fault.Code, "message": "injected fault"}})
+		return
+	}
+	rec := Recorded{Method: r.Method, Path: r.URL.Path, ConversationID: r.PathValue("conv"), ActivityID: r.PathValue("id"), Authorization: authz, At: time.Now()}
+	switch r.Method {
+	case http.MethodPost, http.MethodPut:
+		if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+			writeJSON(w, http.StatusUnsupportedMediaType, map[string]any{"error": map[string]any{"code": "BadArgument", "message": "expected JSON"}})
+			return
+		}
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err := json.Unmarshal(body, &rec.Activity); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]any{"code": "BadArgument", "message": "malformed activity"}})
+			return
+		}
+	case http.MethodDelete:
+	default:
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		return
+	}
+	s.mu.Lock()
+	s.recorded = append(s.recorded, rec)
+	s.mu.Unlock()
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+	if r.Method == http.MethodDelete {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": uuid.NewString()})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
