@@ -238,6 +238,29 @@ func summarize(msgs []Message) string {
 	return strings.Join(parts, "; ")
 }
 
+// WaitForReplyTo waits for the bot's reply to the activity activityID (the
+// ActivityID of the [Exchange] that [Playground.Send] returned): the first
+// message the bot sent with that replyToId, as the chat shows it. Like
+// WaitForReply it does not return the same message twice.
+func (p *Playground) WaitForReplyTo(ctx context.Context, activityID string) (Message, error) {
+	x, err := p.WaitForExchange(ctx, func(x Exchange) bool {
+		if x.Direction != FromBot || x.Type != "message" {
+			return false
+		}
+		var a struct {
+			ReplyToID string `json:"replyToId"`
+		}
+		return x.Decode(&a) == nil && a.ReplyToID == activityID
+	})
+	if err != nil {
+		return Message{}, fmt.Errorf("wait for the reply to %s: %w", activityID, err)
+	}
+	if x.Status/100 != 2 {
+		return Message{}, fmt.Errorf("wait for the reply to %s: the connector answered %d: %s", activityID, x.Status, x.Response)
+	}
+	return p.WaitForReply(ctx, func(m Message) bool { return m.ID == x.ActivityID })
+}
+
 // WaitForExchange waits for the first exchange between the Playground and the
 // bot, in arrival order since start, that match accepts. Use it to inspect what
 // the bot sent the connector (Direction FromBot) or received (ToBot).

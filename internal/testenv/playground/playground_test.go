@@ -192,10 +192,11 @@ func TestPlaygroundDrivesBot(t *testing.T) {
 	})
 
 	t.Run("message is echoed into the chat", func(t *testing.T) {
-		if _, err := p.Send(ctx, "hello playground"); err != nil {
+		sent, err := p.Send(ctx, "hello playground")
+		if err != nil {
 			t.Fatalf("Send: %v", err)
 		}
-		m, err := p.WaitForReply(ctx, func(m Message) bool { return strings.HasPrefix(m.Text, "echo:") })
+		m, err := p.WaitForReplyTo(ctx, sent.ActivityID)
 		if err != nil {
 			t.Fatal(err)
 		}
