@@ -52,14 +52,14 @@ type received struct {
 // activity's serviceUrl, sends a card for "card", welcomes on install, and
 // answers "reject" with 401 the way a bot refusing an unauthenticated caller would.
 type echoBot struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	mu     sync.Mutex
 	got    []received
 	errors []error
 }
 
-func startEchoBot(t *testing.T) *echoBot {
+func startEchoBot(t testing.TB) *echoBot {
 	b := &echoBot{t: t}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/messages", b.serve)
