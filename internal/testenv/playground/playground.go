@@ -109,7 +109,9 @@ type Playground struct {
 	// URL is the base URL of the Playground's web UI and API, on loopback.
 	URL string
 	// ServiceURL is the serviceUrl the Playground puts in every activity: its
-	// mock Bot Connector, where the bot must send replies.
+	// mock Bot Connector, where the bot must send replies. (For a Playground
+	// attached with Connect that was started with --service-url, it is not that
+	// URL but the default one.)
 	ServiceURL string
 	// ConversationID is the personal chat between User and the bot.
 	ConversationID string
