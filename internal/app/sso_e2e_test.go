@@ -33,6 +33,7 @@ var (
 
 type ssoHarness struct {
 	*harness
+	cfg   *config.Config
 	ts    *tokenservice.Server
 	graph *graphuser.Server
 	table *countingTransport
@@ -102,7 +103,7 @@ func newSSOHarness(t testing.TB) *ssoHarness {
 	}
 	srv := httptest.NewServer(a.Handler)
 	t.Cleanup(srv.Close)
-	return &ssoHarness{harness: &harness{st: st, app: a, srv: srv, logs: logs}, ts: ts, graph: g, table: table}
+	return &ssoHarness{harness: &harness{st: st, app: a, srv: srv, logs: logs}, cfg: cfg, ts: ts, graph: g, table: table}
 }
 
 func setIdentityEnv(t testing.TB, st *stack.Stack) {
@@ -426,5 +427,52 @@ func TestSSOSignOutAndFailures(t *testing.T) {
 	rep, _ = c.WaitReplies(ctx, 6)
 	if r.Status != http.StatusNotFound || !strings.Contains(texts(rep[5:]), "did not complete") {
 		t.Fatalf("a wrong magic code: %d %s", r.Status, texts(rep[5:]))
+	}
+}
+
+func alice0() entra.SSOOptions { return entra.SSOOptions{} }
+
+// Table round trips per message once signed in: a warm message (token in this instance's L1)
+// costs none; a cold one (another instance, or the L1 entry aged out) costs one read.
+func TestSSOTableRoundTripsPerMessage(t *testing.T) {
+	h := newSSOHarness(t)
+	c := h.client(alice)
+	h.signIn(t, c)
+	ctx := ctxTimeout(t, 10*time.Second)
+	before := h.table.count()
+	for range 10 {
+		c.Say(ctx, "whoami")
+	}
+	warm := h.table.count() - before
+	t.Logf("warm: %d Table requests for 10 messages", warm)
+	if warm != 0 {
+		t.Fatalf("warm messages cost %d Table round trips, want 0", warm)
+	}
+
+	// A second instance (its own, empty L1) shares the table: its first message reads the
+	// sealed OBO token once, the next ones are warm again. No new OBO is needed.
+	client := h.st.HTTPClient()
+	client.Transport = h.table
+	second, err := app.New(ctx, h.cfg, app.Options{HTTPClient: client, Log: slog.New(slog.NewJSONHandler(h.logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv2 := httptest.NewServer(second.Handler)
+	defer srv2.Close()
+	c.Endpoint = srv2.URL + "/api/messages"
+	before = h.table.count()
+	c.Say(ctx, "whoami")
+	cold := h.table.count() - before
+	before = h.table.count()
+	for range 5 {
+		c.Say(ctx, "whoami")
+	}
+	warmAgain := h.table.count() - before
+	t.Logf("cold: %d Table requests for the first message on a new instance; then %d for 5 more", cold, warmAgain)
+	if cold != 1 || warmAgain != 0 {
+		t.Fatalf("cold message: %d round trips (want 1); warm after it: %d (want 0)", cold, warmAgain)
+	}
+	if n := h.st.Entra.OBOCount("https://graph.microsoft.com"); n != 1 {
+		t.Fatalf("the second instance did %d OBOs in all, want the stored token reused (1)", n)
 	}
 }
