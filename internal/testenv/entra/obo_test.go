@@ -120,7 +120,7 @@ func TestOBOIssuesDelegatedGraphToken(t *testing.T) {
 
 	// Without offline_access there is no refresh token.
 	_, body = obo(t, e, e.MintSSOToken(alice, entra.SSOOptions{AppID: botID}), "User.Read", nil)
-	if _, ok := body["refresh_token"]; ok || body["scope"] != "https://graph.microsoft.com/User.Read" {
+	if _, ok := body["refresh_token"]; ok || body["scope"] != "User.Read" {
 		t.Errorf("response: %v", body)
 	}
 }
@@ -250,7 +250,7 @@ func TestRefreshTokenFromOBO(t *testing.T) {
 	if status, _ := postForm(t, e, refresh); status != http.StatusBadRequest {
 		t.Errorf("forged refresh token: %d", status)
 	}
-	if e.OBOCount(entra.GraphResource) != 1 || e.Count("refresh_token") != 1 {
+	if e.OBOCount(entra.GraphResource) != 2 || e.Count(entra.JWTBearerGrant) != 1 || e.Count(entra.RefreshTokenGrant) != 1 {
 		t.Errorf("counts: obo %d refresh %d", e.OBOCount(entra.GraphResource), e.Count("refresh_token"))
 	}
 }
@@ -287,6 +287,21 @@ func TestMSALOnBehalfOf(t *testing.T) {
 	}
 	if n := e.OBOCount(entra.GraphResource); n != 1 {
 		t.Errorf("same assertion twice: %d OBO requests, want 1 (MSAL's in-memory cache)", n)
+	}
+	// With .default, Entra answers with the resolved scope names; MSAL still finds the cached
+	// token for the same assertion.
+	for range 2 {
+		res, err := app.AcquireTokenOnBehalfOf(ctx, sso, []string{"api://orders-api/.default"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Verify(res.AccessToken, "api://orders-api"); err != nil {
+			t.Errorf("api://orders-api/.default gave a token for another audience: %v", err)
+		}
+	}
+	// MSAL got the second resource by redeeming the refresh token of the first OBO response.
+	if n, rt := e.OBOCount("api://orders-api"), e.Count(entra.RefreshTokenGrant); n != 1 || rt != 1 {
+		t.Errorf(".default twice with the same assertion: %d tokens issued (%d by refresh token), want 1 (1)", n, rt)
 	}
 	e.RequireConsent(alice.ObjectID, "api://contoso-api", true)
 	_, err = app.AcquireTokenOnBehalfOf(ctx, sso, []string{"api://contoso-api/.default"})
