@@ -415,7 +415,7 @@ func (s *Server) checkAssertion(client *App, assertion string) (map[string]any, 
 	if tid, _ := all["tid"].(string); tid != s.Tenant {
 		return nil, invalidGrant(50013, "Assertion is invalid. [Reason - The assertion was issued for another tenant.]")
 	}
-	if err := std.ValidateWithLeeway(jwt.Expected{Time: s.now()}, 5*time.Minute); err != nil {
+	if err := std.ValidateWithLeeway(jwt.Expected{Time: s.now()}, 5*time.Minute); err != nil || std.Expiry == nil {
 		return nil, invalidGrant(500133, "Assertion is not within its valid time range. Ensure that the access token is not expired before using it for user assertion, or request a new token.")
 	}
 	if !slices.ContainsFunc(identifierURIs(client), func(id string) bool { return std.Audience.Contains(id) }) {

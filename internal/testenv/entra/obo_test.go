@@ -159,6 +159,8 @@ func TestOBORefusesBadRequests(t *testing.T) {
 	e.RemoveUser("9one0000-0000-4000-8000-000000000009")
 	appOnly := e.Sign(map[string]any{"iss": e.Issuer(), "aud": "api://botid-" + botID, "tid": tenant, "oid": botID,
 		"exp": time.Now().Add(time.Hour).Unix(), "iat": time.Now().Unix(), "roles": []string{"x"}})
+	noExpiry := e.Sign(map[string]any{"iss": e.Issuer(), "aud": "api://botid-" + botID, "tid": tenant, "oid": alice.ObjectID,
+		"scp": "access_as_user", "iat": time.Now().Unix()})
 	good := e.MintSSOToken(alice, entra.SSOOptions{AppID: botID})
 	cases := []struct {
 		name, assertion, scope string
@@ -171,6 +173,7 @@ func TestOBORefusesBadRequests(t *testing.T) {
 		{"foreign signer", e.MintSSOToken(alice, entra.SSOOptions{AppID: botID, ForeignSigner: true}), graphRead, nil, "invalid_grant", 50013},
 		{"other tenant", e.MintSSOToken(alice, entra.SSOOptions{AppID: botID, Tenant: "0ther000-0000-4000-8000-000000000000"}), graphRead, nil, "invalid_grant", 50013},
 		{"expired", e.MintSSOToken(alice, entra.SSOOptions{AppID: botID, Expiry: time.Now().Add(-10 * time.Minute)}), graphRead, nil, "invalid_grant", 500133},
+		{"no expiry", noExpiry, graphRead, nil, "invalid_grant", 500133},
 		{"not a JWT", "not-a-token", graphRead, nil, "invalid_grant", 50027},
 		{"app-only token", appOnly, graphRead, nil, "invalid_grant", 50013},
 		{"user left the directory", gone, graphRead, nil, "invalid_grant", 50034},
