@@ -245,6 +245,9 @@ func (s *Server) Verify(token, audience string) (map[string]any, error) {
 	if err := std.ValidateWithLeeway(jwt.Expected{AnyAudience: jwt.Audience{audience}, Time: s.now()}, 5*time.Minute); err != nil {
 		return nil, err
 	}
+	if std.Expiry == nil { // Entra never issues a token without exp
+		return nil, fmt.Errorf("token has no exp claim")
+	}
 	return all, nil
 }
 

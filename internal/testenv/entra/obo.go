@@ -168,8 +168,11 @@ func (s *Server) SetPermissions(clientID, resource string, scopes ...string) {
 	s.obo.permissions[clientID+"\n"+resource] = slices.Clone(scopes)
 }
 
-// OBOCount is the number of successful on-behalf-of requests (jwt-bearer grant, not refresh
-// token redemptions) for a resource.
+// OBOCount is the number of user tokens issued for a resource on behalf of a user: successful
+// jwt-bearer (OBO) requests plus redemptions of refresh tokens from OBO responses (MSAL Go
+// redeems its cached refresh token instead of repeating OBO when the same assertion asks for
+// another resource or its access token expired). Count(JWTBearerGrant) and
+// Count(RefreshTokenGrant) tell the two apart.
 func (s *Server) OBOCount(resource string) int {
 	s.obo.mu.Lock()
 	defer s.obo.mu.Unlock()
@@ -412,7 +415,7 @@ func (s *Server) checkAssertion(client *App, assertion string) (map[string]any, 
 	if tid, _ := all["tid"].(string); tid != s.Tenant {
 		return nil, invalidGrant(50013, "Assertion is invalid. [Reason - The assertion was issued for another tenant.]")
 	}
-	if err := std.ValidateWithLeeway(jwt.Expected{Time: s.now()}, 5*time.Minute); err != nil {
+	if err := std.ValidateWithLeeway(jwt.Expected{Time: s.now()}, 5*time.Minute); err != nil || std.Expiry == nil {
 		return nil, invalidGrant(500133, "Assertion is not within its valid time range. Ensure that the access token is not expired before using it for user assertion, or request a new token.")
 	}
 	if !slices.ContainsFunc(identifierURIs(client), func(id string) bool { return std.Audience.Contains(id) }) {
@@ -479,6 +482,9 @@ func (s *Server) redeemRefresh(client *App, form url.Values) (int, any) {
 	if fail != nil {
 		return fail.status, fail.body
 	}
+	s.obo.mu.Lock()
+	s.obo.counts[resource]++
+	s.obo.mu.Unlock()
 	return http.StatusOK, s.delegatedResponse(client, u, resource, names, form)
 }
 
@@ -491,9 +497,14 @@ func (s *Server) delegatedResponse(client *App, u User, resource string, names [
 		"azpacr": "2", "ver": "2.0", "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(s.lifetime()).Unix(),
 		"uti": uuid.NewString(), "idtyp": "user",
 	}
-	granted := make([]string, len(names))
-	for i, n := range names {
-		granted[i] = resource + "/" + n
+	// scope echoes the requested resource scopes as sent (MSAL Go treats any requested scope
+	// missing from the answer as declined and fails: apps/internal/base/base.go NewAuthResult)
+	// and adds what .default resolved to.
+	granted := ResourceScopes(form.Get("scope"))
+	if slices.ContainsFunc(granted, func(g string) bool { return strings.HasSuffix(g, "/.default") }) {
+		for _, n := range names {
+			granted = append(granted, resource+"/"+n)
+		}
 	}
 	resp := s.TokenResponse(claims, strings.Join(granted, " "))
 	if slices.Contains(strings.Fields(form.Get("scope")), "offline_access") {

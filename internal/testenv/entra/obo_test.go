@@ -120,7 +120,7 @@ func TestOBOIssuesDelegatedGraphToken(t *testing.T) {
 
 	// Without offline_access there is no refresh token.
 	_, body = obo(t, e, e.MintSSOToken(alice, entra.SSOOptions{AppID: botID}), "User.Read", nil)
-	if _, ok := body["refresh_token"]; ok || body["scope"] != "https://graph.microsoft.com/User.Read" {
+	if _, ok := body["refresh_token"]; ok || body["scope"] != "User.Read" {
 		t.Errorf("response: %v", body)
 	}
 }
@@ -159,6 +159,8 @@ func TestOBORefusesBadRequests(t *testing.T) {
 	e.RemoveUser("9one0000-0000-4000-8000-000000000009")
 	appOnly := e.Sign(map[string]any{"iss": e.Issuer(), "aud": "api://botid-" + botID, "tid": tenant, "oid": botID,
 		"exp": time.Now().Add(time.Hour).Unix(), "iat": time.Now().Unix(), "roles": []string{"x"}})
+	noExpiry := e.Sign(map[string]any{"iss": e.Issuer(), "aud": "api://botid-" + botID, "tid": tenant, "oid": alice.ObjectID,
+		"scp": "access_as_user", "iat": time.Now().Unix()})
 	good := e.MintSSOToken(alice, entra.SSOOptions{AppID: botID})
 	cases := []struct {
 		name, assertion, scope string
@@ -171,6 +173,7 @@ func TestOBORefusesBadRequests(t *testing.T) {
 		{"foreign signer", e.MintSSOToken(alice, entra.SSOOptions{AppID: botID, ForeignSigner: true}), graphRead, nil, "invalid_grant", 50013},
 		{"other tenant", e.MintSSOToken(alice, entra.SSOOptions{AppID: botID, Tenant: "0ther000-0000-4000-8000-000000000000"}), graphRead, nil, "invalid_grant", 50013},
 		{"expired", e.MintSSOToken(alice, entra.SSOOptions{AppID: botID, Expiry: time.Now().Add(-10 * time.Minute)}), graphRead, nil, "invalid_grant", 500133},
+		{"no expiry", noExpiry, graphRead, nil, "invalid_grant", 500133},
 		{"not a JWT", "not-a-token", graphRead, nil, "invalid_grant", 50027},
 		{"app-only token", appOnly, graphRead, nil, "invalid_grant", 50013},
 		{"user left the directory", gone, graphRead, nil, "invalid_grant", 50034},
@@ -250,7 +253,7 @@ func TestRefreshTokenFromOBO(t *testing.T) {
 	if status, _ := postForm(t, e, refresh); status != http.StatusBadRequest {
 		t.Errorf("forged refresh token: %d", status)
 	}
-	if e.OBOCount(entra.GraphResource) != 1 || e.Count("refresh_token") != 1 {
+	if e.OBOCount(entra.GraphResource) != 2 || e.Count(entra.JWTBearerGrant) != 1 || e.Count(entra.RefreshTokenGrant) != 1 {
 		t.Errorf("counts: obo %d refresh %d", e.OBOCount(entra.GraphResource), e.Count("refresh_token"))
 	}
 }
@@ -287,6 +290,21 @@ func TestMSALOnBehalfOf(t *testing.T) {
 	}
 	if n := e.OBOCount(entra.GraphResource); n != 1 {
 		t.Errorf("same assertion twice: %d OBO requests, want 1 (MSAL's in-memory cache)", n)
+	}
+	// With .default, Entra answers with the resolved scope names; MSAL still finds the cached
+	// token for the same assertion.
+	for range 2 {
+		res, err := app.AcquireTokenOnBehalfOf(ctx, sso, []string{"api://orders-api/.default"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Verify(res.AccessToken, "api://orders-api"); err != nil {
+			t.Errorf("api://orders-api/.default gave a token for another audience: %v", err)
+		}
+	}
+	// MSAL got the second resource by redeeming the refresh token of the first OBO response.
+	if n, rt := e.OBOCount("api://orders-api"), e.Count(entra.RefreshTokenGrant); n != 1 || rt != 1 {
+		t.Errorf(".default twice with the same assertion: %d tokens issued (%d by refresh token), want 1 (1)", n, rt)
 	}
 	e.RequireConsent(alice.ObjectID, "api://contoso-api", true)
 	_, err = app.AcquireTokenOnBehalfOf(ctx, sso, []string{"api://contoso-api/.default"})

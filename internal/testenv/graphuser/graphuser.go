@@ -73,7 +73,7 @@ var (
 type Server struct {
 	// URL is the base URL (GRAPH_URL); the API is under URL + "/v1.0".
 	URL string
-	// Now is the clock.
+	// Now is the clock; nil follows the Entra stand-in's clock (entra.Server.Now).
 	Now func() time.Time
 
 	e   *entra.Server
@@ -143,6 +143,9 @@ func (s *Server) RevokeSessions(oid string) {
 func (s *Server) now() time.Time {
 	if s.Now != nil {
 		return s.Now()
+	}
+	if s.e.Now != nil {
+		return s.e.Now()
 	}
 	return time.Now()
 }

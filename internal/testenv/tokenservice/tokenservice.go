@@ -57,7 +57,7 @@ type Server struct {
 	URL string
 	// TokenLifetime is the lifetime of the user tokens GetToken and exchange return (default 1 h).
 	TokenLifetime time.Duration
-	// Now is the clock.
+	// Now is the clock; nil follows the Entra stand-in's clock (entra.Server.Now).
 	Now func() time.Time
 
 	e          *entra.Server
@@ -169,6 +169,9 @@ func (s *Server) Count(op string) int {
 func (s *Server) now() time.Time {
 	if s.Now != nil {
 		return s.Now()
+	}
+	if s.e.Now != nil {
+		return s.e.Now()
 	}
 	return time.Now()
 }

@@ -43,6 +43,9 @@ func setup(t *testing.T) *fixture {
 
 func botToken(e *entra.Server, appID string) string {
 	now := time.Now()
+	if e.Now != nil {
+		now = e.Now()
+	}
 	return e.Sign(map[string]any{"iss": e.Issuer(), "aud": tokenservice.BotAudience, "appid": appID, "azp": appID,
 		"tid": tenant, "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix()})
 }
@@ -296,5 +299,45 @@ func TestSignInLinkShowsAMagicCode(t *testing.T) {
 	q.Set("code", string(m[1]))
 	if status, _, _ := f.call(t, "GET", "/api/usertoken/GetToken", q, nil, f.bot); status != http.StatusOK {
 		t.Errorf("GetToken with the page's code: %d", status)
+	}
+}
+
+func TestDuplicateExchangesAndFreshTokensLater(t *testing.T) {
+	f := setup(t)
+	sso := f.e.MintSSOToken(alice, entra.SSOOptions{AppID: botID})
+	// Teams sends one exchange per client; the service answers each.
+	statuses := make(chan int, 3)
+	for range 3 {
+		go func() {
+			status, _, _ := f.call(t, "POST", "/api/usertoken/exchange", userQ(teamsU), map[string]string{"token": sso}, f.bot)
+			statuses <- status
+		}()
+	}
+	for range 3 {
+		if s := <-statuses; s != http.StatusOK {
+			t.Errorf("duplicate exchange: %d", s)
+		}
+	}
+	if f.ts.Count("exchange") != 3 {
+		t.Errorf("Count(exchange) = %d", f.ts.Count("exchange"))
+	}
+
+	// Two hours later the SSO token has expired, but GetToken still yields a fresh, valid
+	// token: the service keeps the sign-in alive.
+	later := time.Now().Add(2 * time.Hour)
+	f.e.Now = func() time.Time { return later }
+	bot := botToken(f.e, botID)
+	status, body, _ := f.call(t, "GET", "/api/usertoken/GetToken", userQ(teamsU), nil, bot)
+	if status != http.StatusOK {
+		t.Fatalf("GetToken later: %d", status)
+	}
+	if _, err := f.e.Verify(body["token"].(string), "api://botid-"+botID); err != nil {
+		t.Errorf("later token: %v", err)
+	}
+	if exp, _ := time.Parse(time.RFC3339, body["expiration"].(string)); exp.Before(later) {
+		t.Errorf("expiration %v is before the (fake) now %v", exp, later)
+	}
+	if _, err := f.e.Verify(sso, "api://botid-"+botID); err == nil {
+		t.Error("the original SSO token should have expired by then")
 	}
 }
