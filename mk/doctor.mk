@@ -4,7 +4,7 @@
 #   make doctor DOCTOR_ARGS="--subscription ID --resource-group RG --bot-name BOT [--fix]"
 #   make doctor DOCTOR_ARGS="--app app.json --bot bot.json --connection connection.json --manifest manifest.json"
 #
-# See docs/doctor.md. Exit status 1 when a check fails.
+# See the doctor section of README.md. Exit status 1 when a check fails.
 
 DOCTOR_ARGS ?=
 

@@ -58,7 +58,7 @@ var graphDelegatedScopes = [
 ]
 
 // Federated credentials: issuer is the tenant's v2.0 authority, audience the token-exchange
-// audience of this cloud (public cloud value; see the sovereign-cloud notes in docs/deploy.md).
+// audience of this cloud (public cloud value; see "Sovereign clouds" in README.md).
 var issuer = '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
 var tokenExchangeAudience = 'api://AzureADTokenExchange'
 
