@@ -1,7 +1,8 @@
 // Command onbehalf is the Azure Functions custom handler of the onbehalf Teams bot.
 //
-//	onbehalf [serve]   serve HTTP on FUNCTIONS_CUSTOMHANDLER_PORT (what host.json runs)
-//	onbehalf version   print the version
+//	onbehalf [serve]      serve HTTP on FUNCTIONS_CUSTOMHANDLER_PORT (what host.json runs)
+//	onbehalf doctor ...   find SSO and identity misconfigurations (onbehalf doctor --help)
+//	onbehalf version      print the version
 //
 // Settings come from the environment; see local.settings.json.template.
 package main
@@ -22,6 +23,7 @@ import (
 
 	"github.com/onbehalf/onbehalf/internal/app"
 	"github.com/onbehalf/onbehalf/internal/config"
+	"github.com/onbehalf/onbehalf/internal/doctor"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -39,14 +41,16 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	switch cmd {
 	case "serve":
 		return serve(getenv, stdout, stderr)
+	case "doctor":
+		return doctor.Main(context.Background(), args, stdout, stderr, getenv)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "onbehalf", version)
 		return 0
 	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, "usage: onbehalf [serve|version]")
+		fmt.Fprintln(stdout, "usage: onbehalf [serve|doctor|version]")
 		return 0
 	default:
-		fmt.Fprintf(stderr, "onbehalf: unknown command %q (try: serve, version)\n", cmd)
+		fmt.Fprintf(stderr, "onbehalf: unknown command %q (try: serve, doctor, version)\n", cmd)
 		return 2
 	}
 }

@@ -15,13 +15,23 @@ mkdir -p .dev/azurite
 bin="$root/node_modules/.bin"
 pids=()
 
+alive() { local n=0; for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && n=$((n+1)); done; echo "$n"; }
+wait_all() { # seconds
+  for _ in $(seq 1 $(($1 * 10))); do [[ "$(alive)" == 0 ]] && return 0; sleep 0.1; done
+  return 1
+}
 cleanup() {
   trap - INT TERM EXIT
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  # A terminal's Ctrl-C has already signalled every process; give them a moment to finish
+  # (Azurite saves its data on SIGINT, and a second signal makes it hang).
+  wait_all 3 || {
+    for pid in "${pids[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
+    wait_all 5 || for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  }
   echo "make dev: stopped"
 }
-trap cleanup INT TERM EXIT
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT TERM
 
 # Values from local.settings.json, if present (never printed).
 if [[ -f local.settings.json ]]; then
@@ -56,6 +66,14 @@ echo "make dev: starting Azurite (tables :10002, queues :10001)"
   > .dev/azurite.log 2>&1 &
 pids+=($!)
 
+for _ in $(seq 1 100); do
+  (exec 3<>/dev/tcp/127.0.0.1/10002) 2>/dev/null && break
+  if ! kill -0 "${pids[-1]}" 2>/dev/null; then
+    echo "make dev: Azurite exited:" >&2; cat .dev/azurite.log >&2; exit 1
+  fi
+  sleep 0.1
+done
+
 echo "make dev: starting the handler on 127.0.0.1:$port (log: .dev/handler.log)"
 ./bin/onbehalf serve > .dev/handler.log 2>&1 &
 pids+=($!)
@@ -73,3 +91,4 @@ pids+=($!)
 echo "make dev: Ctrl-C stops Azurite, the handler and the Playground"
 wait -n "${pids[@]}" || true
 echo "make dev: a component exited; see .dev/*.log" >&2
+exit 1

@@ -169,7 +169,7 @@ func openStore(ctx context.Context, cfg *config.Config, opts Options) (*tokensto
 func (a *App) newSSO(cfg *config.Config, opts Options) *sso.Flow {
 	graphScopes := make([]string, len(cfg.GraphScopes))
 	for i, s := range cfg.GraphScopes {
-		graphScopes[i] = strings.TrimRight(cfg.GraphURL, "/") + "/" + s
+		graphScopes[i] = cfg.GraphResource + "/" + s
 	}
 	resources := map[string]sso.Resource{
 		graph.ResourceName: {Name: graph.ResourceName, Display: "Microsoft 365", BaseURL: cfg.GraphURL, Scopes: graphScopes},

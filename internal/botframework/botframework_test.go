@@ -105,3 +105,39 @@ func TestConnectorGivesUpAfterBoundedRetries(t *testing.T) {
 		t.Fatalf("waits %v: want 3 waits, Retry-After capped at MaxBackoff", waits)
 	}
 }
+
+// Update, delete and typing reach the connector at the paths the REST API defines.
+func TestConnectorUpdateDeleteTyping(t *testing.T) {
+	ch := channel.New()
+	defer ch.Close()
+	c := &botframework.Connector{HTTPClient: testenv.SharedCA().Client()}
+	c.Trust(ch.ServiceURL)
+	ref := botframework.ConversationReference{ServiceURL: ch.ServiceURL, ChannelID: "msteams",
+		Conversation: botframework.ConversationAccount{ID: "a:conv 1"}, Bot: botframework.ChannelAccount{ID: "28:bot"}, User: botframework.ChannelAccount{ID: "29:u"}}
+	ctx := context.Background()
+	if err := c.Update(ctx, ref, "act-1", &botframework.Activity{Text: "edited"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(ctx, ref, "act-2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Typing(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+	rec := ch.Recorded()
+	if len(rec) != 3 {
+		t.Fatalf("recorded %d requests, want 3", len(rec))
+	}
+	if rec[0].Method != "PUT" || rec[0].ActivityID != "act-1" || rec[0].Text() != "edited" || rec[0].ConversationID != "a:conv 1" {
+		t.Errorf("update: %+v", rec[0])
+	}
+	if rec[0].Activity["from"].(map[string]any)["id"] != "28:bot" || rec[0].Activity["recipient"].(map[string]any)["id"] != "29:u" {
+		t.Errorf("update is not addressed from the bot to the user: %+v", rec[0].Activity)
+	}
+	if rec[1].Method != "DELETE" || rec[1].ActivityID != "act-2" {
+		t.Errorf("delete: %+v", rec[1])
+	}
+	if rec[2].Method != "POST" || rec[2].Type() != "typing" || rec[2].ActivityID != "" {
+		t.Errorf("typing: %+v", rec[2])
+	}
+}

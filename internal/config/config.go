@@ -84,6 +84,9 @@ type Config struct {
 	// GraphURL is the Microsoft Graph base URL.
 	GraphURL string
 
+	// GraphResource is the resource identifier of Microsoft Graph in tokens (its audience),
+	// which prefixes GraphScopes: https://graph.microsoft.com, or a sovereign cloud's.
+	GraphResource string
 	// GraphScopes are the delegated Microsoft Graph permissions requested on the user's behalf
 	// (GRAPH_SCOPES, default "User.Read Mail.Read Files.Read.All"), without the resource prefix.
 	GraphScopes []string
@@ -242,6 +245,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.OAuth2DevSecrets = r.stringMap("OAUTH2_DEV_SECRETS")
 
 	c.LogLevel = r.level("LOG_LEVEL")
+	c.GraphResource = r.httpsURL("GRAPH_RESOURCE", DefaultGraphURL, true)
 	c.GraphScopes = strings.Fields(r.strDefault("GRAPH_SCOPES", "User.Read Mail.Read Files.Read.All"))
 	c.EntraAPIs = r.entraAPIs("ENTRA_APIS")
 	c.OAuth2Connectors = r.oauth2Connectors("OAUTH2_CONNECTORS", c.EntraAPIs)

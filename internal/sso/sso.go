@@ -56,7 +56,9 @@ type NeedsUserError struct {
 	Cause    error
 }
 
-func (e *NeedsUserError) Error() string { return "sign-in needed for " + e.Resource + ": " + e.Cause.Error() }
+func (e *NeedsUserError) Error() string {
+	return "sign-in needed for " + e.Resource + ": " + e.Cause.Error()
+}
 
 // Unwrap makes errors.Is(err, ErrSignInNeeded) and the cause match.
 func (e *NeedsUserError) Unwrap() []error { return []error{ErrSignInNeeded, e.Cause} }

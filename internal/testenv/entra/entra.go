@@ -48,6 +48,10 @@ type App struct {
 	Secrets []string
 	// FederatedCredentials are trusted external identities (issuer + subject + audiences).
 	FederatedCredentials []FederatedCredential
+	// IdentifierURIs are the App ID URIs of the API the app exposes; a user assertion for
+	// on-behalf-of must name one of them or the client id as aud. Default
+	// ["api://botid-"+ClientID], the form Teams SSO for bots uses.
+	IdentifierURIs []string
 }
 
 // FederatedCredential mirrors a federatedIdentityCredential of an app registration.
@@ -82,6 +86,8 @@ type Server struct {
 	key *rsa.PrivateKey
 	kid string
 
+	obo *oboState // users, SSO and on-behalf-of (obo.go)
+
 	mu     sync.Mutex
 	apps   map[string]*App
 	mis    map[string]ManagedIdentity
@@ -103,7 +109,10 @@ func New(tenant string) *Server {
 		Tenant: tenant, key: key, kid: "entra-" + uuid.NewString()[:8],
 		IdentityHeader: uuid.NewString(),
 		apps:           map[string]*App{}, mis: map[string]ManagedIdentity{}, counts: map[string]int{}, hooks: map[string]GrantHandler{},
+		obo: newOBOState(),
 	}
+	s.hooks[JWTBearerGrant] = (*Server).onBehalfOf
+	s.hooks[RefreshTokenGrant] = (*Server).redeemRefresh
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", s.discovery)
 	mux.HandleFunc("GET /{tenant}/discovery/v2.0/keys", s.jwks)
@@ -235,6 +244,9 @@ func (s *Server) Verify(token, audience string) (map[string]any, error) {
 	}
 	if err := std.ValidateWithLeeway(jwt.Expected{AnyAudience: jwt.Audience{audience}, Time: s.now()}, 5*time.Minute); err != nil {
 		return nil, err
+	}
+	if std.Expiry == nil { // Entra never issues a token without exp
+		return nil, fmt.Errorf("token has no exp claim")
 	}
 	return all, nil
 }

@@ -1,0 +1,231 @@
+// onbehalf — everything `azd up` creates, with no secret anywhere in the template, its
+// inputs, its outputs or the deployment history.
+//
+//   user-assigned managed identity (UAMI) ──FIC #1──▶ Entra app (no password credentials)
+//   Azure Bot (single tenant) ── OAuth connection "sso" ──FIC #2──▶ same Entra app
+//   Function App (Flex Consumption, custom handler) runs as the UAMI, which holds data-plane
+//   roles on Storage (shared keys off) and Key Vault (RBAC), and publishes telemetry with Entra auth.
+//
+// The Entra objects are declared with the Microsoft Graph Bicep extension (see bicepconfig.json;
+// learn.microsoft.com/graph/templates). The deploying user needs an Entra role that can create
+// app registrations (Application Developer or Cloud Application Administrator) and an Azure
+// role that can create role assignments (Owner, User Access Administrator or RBAC Administrator).
+
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('Name of the azd environment; used to derive resource names.')
+param environmentName string
+
+@minLength(1)
+@description('Region for every regional resource. It must offer Flex Consumption.')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@description('Display name of the bot, its Entra app and the Teams app.')
+param botDisplayName string = 'onbehalf'
+
+@description('Handler log level (LOG_LEVEL app setting).')
+param logLevel string = 'info'
+
+@description('Override for BOTFRAMEWORK_OPENID_METADATA_URL (sovereign clouds); empty keeps the handler default.')
+param botFrameworkOpenIdMetadataUrl string = ''
+
+@description('Override for BOTFRAMEWORK_SCOPE (sovereign clouds); empty keeps the handler default.')
+param botFrameworkScope string = ''
+
+@description('Override for BOTFRAMEWORK_TOKEN_SERVICE_URL (sovereign or regional token service); empty keeps the handler default.')
+param botFrameworkTokenServiceUrl string = ''
+
+@description('Override for GRAPH_URL (sovereign clouds, e.g. https://graph.microsoft.us); empty keeps the handler default.')
+param graphUrl string = ''
+
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+}
+
+// The OAuth connection name the handler asks the Bot Service token API for (BOT_OAUTH_CONNECTION).
+var oauthConnectionName = 'sso'
+
+// Name of the Key Vault secret whose versions are the token-encryption key versions.
+var tokenStoreKeyName = 'tokenstore-key'
+
+// Stable per environment, so re-provisioning keeps the same app registration.
+var entraUniqueName = 'onbehalf-${environmentName}-${resourceToken}'
+
+// The OAuth connection's UniqueIdentifier; FIC #2 trusts the token store for exactly this value.
+var oauthConnectionUniqueId = guid(subscription().id, environmentName, 'bot-oauth-connection-sso')
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: 'id-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+// Pass 1 creates (or finds) the app registration so that its appId is known; pass 2 sets the
+// identifier URI that embeds that appId. See the header of modules/entra-app.bicep.
+@description('Grant tenant-wide consent for the Graph delegated permissions (needs an admin role; see README).')
+param grantGraphConsent bool = true
+
+module entraRegistration 'modules/entra-app-register.bicep' = {
+  name: 'entra-app-register'
+  scope: rg
+  params: {
+    uniqueName: entraUniqueName
+    displayName: botDisplayName
+  }
+}
+
+module entraApp 'modules/entra-app.bicep' = {
+  name: 'entra-app'
+  scope: rg
+  params: {
+    uniqueName: entraUniqueName
+    displayName: botDisplayName
+    appId: entraRegistration.outputs.appId
+    managedIdentityPrincipalId: identity.outputs.principalId
+    oauthConnectionUniqueId: oauthConnectionUniqueId
+    grantGraphConsent: grantGraphConsent
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: 'log-${resourceToken}'
+    applicationInsightsName: 'appi-${resourceToken}'
+    location: location
+    tags: tags
+    publisherPrincipalId: identity.outputs.principalId
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: 'st${resourceToken}'
+    location: location
+    tags: tags
+    deploymentContainerName: 'app-package'
+    dataPrincipalId: identity.outputs.principalId
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: 'keyvault'
+  scope: rg
+  params: {
+    name: 'kv-${resourceToken}'
+    location: location
+    tags: tags
+    secretsUserPrincipalId: identity.outputs.principalId
+    tokenStoreKeyName: tokenStoreKeyName
+  }
+}
+
+module functionApp 'modules/function-app.bicep' = {
+  name: 'function-app'
+  scope: rg
+  params: {
+    name: 'func-${resourceToken}'
+    planName: 'plan-${resourceToken}'
+    location: location
+    tags: union(tags, {
+      'azd-service-name': 'app'
+    })
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: storage.outputs.deploymentContainerName
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    appSettings: union({
+      BOT_APP_ID: entraApp.outputs.appId
+      BOT_TENANT_ID: tenant().tenantId
+      BOT_MANAGED_IDENTITY_CLIENT_ID: identity.outputs.clientId
+      BOT_OAUTH_CONNECTION: oauthConnectionName
+      ENTRA_AUTHORITY_HOST: entraAuthorityHost
+      TOKENSTORE_TABLE_ENDPOINT: storage.outputs.tableEndpoint
+      TOKENSTORE_KEYVAULT_URL: keyVault.outputs.uri
+      TOKENSTORE_KEY_NAME: tokenStoreKeyName
+      LOG_LEVEL: logLevel
+    }, botFrameworkOverrides)
+  }
+}
+
+// login endpoint without the trailing slash, e.g. https://login.microsoftonline.com
+var entraAuthorityHost = substring(environment().authentication.loginEndpoint, 0, length(environment().authentication.loginEndpoint) - 1)
+
+var botFrameworkOverrides = union(
+  empty(botFrameworkOpenIdMetadataUrl) ? {} : { BOTFRAMEWORK_OPENID_METADATA_URL: botFrameworkOpenIdMetadataUrl },
+  empty(botFrameworkScope) ? {} : { BOTFRAMEWORK_SCOPE: botFrameworkScope },
+  empty(botFrameworkTokenServiceUrl) ? {} : { BOTFRAMEWORK_TOKEN_SERVICE_URL: botFrameworkTokenServiceUrl },
+  empty(graphUrl) ? {} : { GRAPH_URL: graphUrl }
+)
+
+module bot 'modules/bot.bicep' = {
+  name: 'bot'
+  scope: rg
+  params: {
+    name: 'bot-${resourceToken}'
+    displayName: botDisplayName
+    tags: tags
+    appId: entraApp.outputs.appId
+    messagingEndpoint: 'https://${functionApp.outputs.hostName}/api/messages'
+    oauthConnectionName: oauthConnectionName
+    oauthConnectionUniqueId: oauthConnectionUniqueId
+    identifierUri: entraApp.outputs.identifierUri
+    ssoScope: entraApp.outputs.ssoScope
+  }
+}
+
+// The first token-encryption key is generated inside a deployment script; see the module header.
+module tokenKey 'modules/tokenstore-key.bicep' = {
+  name: 'tokenstore-key'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    keyVaultName: keyVault.outputs.name
+    secretName: tokenStoreKeyName
+    setupIdentityName: 'id-setup-${resourceToken}'
+  }
+}
+
+// Outputs: azd writes each to .azure/<env>/.env; scripts/package-teams-app.sh reads them.
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output BOT_APP_ID string = entraApp.outputs.appId
+output BOT_TENANT_ID string = tenant().tenantId
+output BOT_IDENTIFIER_URI string = entraApp.outputs.identifierUri
+output BOT_NAME string = bot.outputs.name
+output BOT_OAUTH_CONNECTION string = oauthConnectionName
+output BOT_MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output BOT_PUBLIC_URL string = 'https://${functionApp.outputs.hostName}'
+output FUNCTION_APP_NAME string = functionApp.outputs.name
+output FUNCTION_APP_HOSTNAME string = functionApp.outputs.hostName
+output TOKENSTORE_TABLE_ENDPOINT string = storage.outputs.tableEndpoint
+output TOKENSTORE_KEYVAULT_URL string = keyVault.outputs.uri
+output TOKENSTORE_KEY_NAME string = tokenStoreKeyName
+output TOKENSTORE_KEY_VERSION string = tokenKey.outputs.secretVersion
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output TEAMS_APP_ID string = guid(subscription().id, environmentName, 'teams-app')

@@ -1,0 +1,195 @@
+// Package teamsclient is a stand-in for a user's Teams clients talking to the bot through the
+// Bot Framework channel: it sends the user's messages as signed channel activities, and when
+// the bot answers with an OAuthCard carrying a tokenExchangeResource it obtains the user's SSO
+// token and sends signin/tokenExchange invokes as Teams does — one per open client, all with the
+// same exchange id, concurrently (msteams-docs bot-sso-code.md; the duplicates are the known
+// failure mode of Agents-for-js#584).
+package teamsclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/onbehalf/onbehalf/internal/testenv/channel"
+	"github.com/onbehalf/onbehalf/internal/testenv/entra"
+)
+
+// Client is one user's Teams, in one personal conversation with the bot.
+type Client struct {
+	// Endpoint is the bot's messaging endpoint.
+	Endpoint string
+	// Channel signs the activities and records the bot's replies.
+	Channel *channel.Server
+	// Entra issues the user's SSO tokens.
+	Entra *entra.Server
+	// User is the signed-in user.
+	User entra.User
+	// AppID is the bot's app id.
+	AppID string
+	// Tenant is the user's tenant.
+	Tenant string
+	// ConversationID is the personal chat's id.
+	ConversationID string
+	// HTTP sends the activities.
+	HTTP *http.Client
+}
+
+// New returns a client for user in a fresh personal conversation.
+func New(endpoint string, ch *channel.Server, e *entra.Server, user entra.User, appID string) *Client {
+	return &Client{Endpoint: endpoint, Channel: ch, Entra: e, User: user, AppID: appID, Tenant: e.Tenant,
+		ConversationID: "a:" + uuid.NewString(), HTTP: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// Result is the bot's HTTP answer to one activity.
+type Result struct {
+	Status int
+	Body   map[string]any
+}
+
+// Activity builds an activity from the user in this conversation.
+func (c *Client) Activity(typ string) map[string]any {
+	return map[string]any{
+		"type": typ, "id": uuid.NewString(), "timestamp": time.Now().UTC().Format(time.RFC3339Nano),
+		"serviceUrl": c.Channel.ServiceURL, "channelId": "msteams",
+		"from":         map[string]any{"id": "29:" + c.User.ObjectID, "name": c.User.Name, "aadObjectId": c.User.ObjectID},
+		"recipient":    map[string]any{"id": "28:" + c.AppID, "name": "onbehalf"},
+		"conversation": map[string]any{"id": c.ConversationID, "conversationType": "personal", "tenantId": c.Tenant},
+		"channelData":  map[string]any{"tenant": map[string]any{"id": c.Tenant}},
+		"locale":       "en-US",
+	}
+}
+
+// Post sends an activity with a fresh channel token.
+func (c *Client) Post(ctx context.Context, act map[string]any) (Result, error) {
+	body, _ := json.Marshal(act)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Endpoint, bytes.NewReader(body))
+	if err != nil {
+		return Result{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+c.Channel.Mint(channel.TokenOptions{Audience: c.AppID}))
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return Result{}, err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	r := Result{Status: resp.StatusCode}
+	_ = json.Unmarshal(data, &r.Body)
+	return r, nil
+}
+
+// Say sends a text message.
+func (c *Client) Say(ctx context.Context, text string) (Result, error) {
+	act := c.Activity("message")
+	act["text"] = text
+	return c.Post(ctx, act)
+}
+
+// Invoke sends an invoke activity.
+func (c *Client) Invoke(ctx context.Context, name string, value any) (Result, error) {
+	act := c.Activity("invoke")
+	act["name"] = name
+	act["value"] = value
+	return c.Post(ctx, act)
+}
+
+// Replies returns what the bot sent to this conversation.
+func (c *Client) Replies() []channel.Recorded {
+	var out []channel.Recorded
+	for _, r := range c.Channel.Recorded() {
+		if r.ConversationID == c.ConversationID {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// WaitReplies waits until the bot has sent at least n activities to this conversation.
+func (c *Client) WaitReplies(ctx context.Context, n int) ([]channel.Recorded, error) {
+	_, err := c.Channel.WaitFor(ctx, func([]channel.Recorded) bool { return len(c.Replies()) >= n })
+	return c.Replies(), err
+}
+
+// OAuthCard is the part of the bot's sign-in card a Teams client acts on.
+type OAuthCard struct {
+	Text                  string
+	ConnectionName        string
+	ExchangeID            string
+	ExchangeURI           string
+	SignInLink            string
+	HasExchangeResource   bool
+	FromReplyToActivityID string
+}
+
+// ErrNoCard means the bot sent no OAuthCard to this conversation.
+var ErrNoCard = errors.New("no OAuthCard from the bot")
+
+// LastOAuthCard returns the newest OAuthCard the bot sent to this conversation.
+func (c *Client) LastOAuthCard() (OAuthCard, error) {
+	rep := c.Replies()
+	for i := len(rep) - 1; i >= 0; i-- {
+		atts, _ := rep[i].Activity["attachments"].([]any)
+		for _, a := range atts {
+			m, _ := a.(map[string]any)
+			if m["contentType"] != "application/vnd.microsoft.card.oauth" {
+				continue
+			}
+			content, _ := m["content"].(map[string]any)
+			card := OAuthCard{FromReplyToActivityID: rep[i].ActivityID}
+			card.Text, _ = content["text"].(string)
+			card.ConnectionName, _ = content["connectionName"].(string)
+			if ter, ok := content["tokenExchangeResource"].(map[string]any); ok {
+				card.HasExchangeResource = true
+				card.ExchangeID, _ = ter["id"].(string)
+				card.ExchangeURI, _ = ter["uri"].(string)
+			}
+			if btns, ok := content["buttons"].([]any); ok && len(btns) > 0 {
+				b, _ := btns[0].(map[string]any)
+				card.SignInLink, _ = b["value"].(string)
+			}
+			return card, nil
+		}
+	}
+	return OAuthCard{}, ErrNoCard
+}
+
+// ExchangeSSO answers the newest OAuthCard as Teams does: `clients` concurrent
+// signin/tokenExchange invokes with the same exchange id and a fresh SSO token per client.
+// opts shapes the SSO token (wrong audience, expired, another user …).
+func (c *Client) ExchangeSSO(ctx context.Context, clients int, opts entra.SSOOptions) ([]Result, error) {
+	card, err := c.LastOAuthCard()
+	if err != nil {
+		return nil, err
+	}
+	if !card.HasExchangeResource {
+		return nil, fmt.Errorf("the OAuthCard has no tokenExchangeResource: Teams would not attempt SSO")
+	}
+	if opts.AppID == "" {
+		opts.AppID = c.AppID
+	}
+	results := make([]Result, clients)
+	errs := make([]error, clients)
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok := c.Entra.MintSSOToken(c.User, opts)
+			results[i], errs[i] = c.Invoke(ctx, "signin/tokenExchange", map[string]any{
+				"id": card.ExchangeID, "connectionName": card.ConnectionName, "token": tok,
+			})
+		}()
+	}
+	wg.Wait()
+	return results, errors.Join(errs...)
+}

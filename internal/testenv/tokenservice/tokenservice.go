@@ -1,0 +1,420 @@
+// Package tokenservice is a stand-in for the Azure Bot Service token API
+// (https://api.botframework.com, BOTFRAMEWORK_TOKEN_SERVICE_URL) for one bot and one OAuth
+// connection whose scope is the bot's own API (api://botid-{appId}/access_as_user), as a real
+// HTTPS server.
+//
+// Sources:
+//   - bot-docs rest-api/bot-framework-rest-connector-authentication.md: every call carries the
+//     bot's own token (issued by the bot's tenant for https://api.botframework.com, appid = bot).
+//   - The Token API swagger (botbuilder-js libraries/botframework-connector/src/tokenApi,
+//     botframework-connector Python token_api/operations/_user_token_operations.py):
+//     GET api/botsignin/GetSignInResource?state → SignInUrlResponse
+//     {signInLink, tokenExchangeResource {id, uri, providerId}, tokenPostResource {sasUrl}};
+//     GET api/usertoken/GetToken?userId&connectionName&channelId&code → 200 TokenResponse,
+//     404 when there is none; POST api/usertoken/exchange body TokenExchangeRequest {uri, token}
+//     → 200 TokenResponse, 400 ErrorResponse {error {code, message}}, 404;
+//     DELETE api/usertoken/SignOut?userId&connectionName&channelId → 200;
+//     GET api/usertoken/GetTokenStatus?userId&channelId&include → [TokenStatus
+//     {channelId, connectionName, hasToken, serviceProviderDisplayName}].
+//     TokenResponse is {channelId, connectionName, token, expiration}.
+//   - botbuilder-js botFrameworkAdapter.ts getSignInResource / botbuilder-python
+//     bot_framework_adapter.py TokenExchangeState: the state is base64(JSON {connectionName,
+//     conversation, relatesTo, botUrl?, msAppId}).
+//   - Agents-for-python PR #380: when the user has not consented, exchange answers 400 with a
+//     "Consent Required" error, which the bot turns into 412 for Teams.
+//   - msteams-docs bot-sso-code.md: the connection's token exchange URL is api://botid-{appId};
+//     an SSO token with another audience cannot be exchanged (Microsoft-Teams-Samples#1953).
+package tokenservice
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/onbehalf/onbehalf/internal/testenv"
+	"github.com/onbehalf/onbehalf/internal/testenv/entra"
+)
+
+// BotAudience is the audience of the bot's own token for Bot Framework services.
+const BotAudience = "https://api.botframework.com"
+
+// ProviderDisplayName is the service provider shown by GetTokenStatus for the connection.
+const ProviderDisplayName = "Azure Active Directory v2"
+
+// Server is the token service stand-in.
+type Server struct {
+	// URL is the base URL: BOTFRAMEWORK_TOKEN_SERVICE_URL.
+	URL string
+	// TokenLifetime is the lifetime of the user tokens GetToken and exchange return (default 1 h).
+	TokenLifetime time.Duration
+	// Now is the clock; nil follows the Entra stand-in's clock (entra.Server.Now).
+	Now func() time.Time
+
+	e          *entra.Server
+	botAppID   string
+	connection string
+	providerID string
+	srv        *httptest.Server
+
+	mu       sync.Mutex
+	signedIn map[string]string // userID → the user's object id
+	magic    map[string]pendingCode
+	links    map[string]signInState // signin link id → state it was made for
+	consent  map[string]bool        // userOID → exchange needs consent
+	counts   map[string]int
+}
+
+type pendingCode struct{ code, oid string }
+
+// signInState is the state GetSignInResource receives (TokenExchangeState).
+type signInState struct {
+	ConnectionName string          `json:"connectionName"`
+	Conversation   json.RawMessage `json:"conversation"`
+	RelatesTo      json.RawMessage `json:"relatesTo,omitempty"`
+	BotURL         string          `json:"botUrl,omitempty"`
+	MsAppID        string          `json:"msAppId"`
+}
+
+// New starts the stand-in for bot botAppID with one OAuth connection named connectionName,
+// trusting bot tokens and SSO tokens issued by e.
+func New(e *entra.Server, botAppID, connectionName string) *Server {
+	s := &Server{
+		e: e, botAppID: botAppID, connection: connectionName, providerID: uuid.NewString(),
+		signedIn: map[string]string{}, magic: map[string]pendingCode{}, links: map[string]signInState{},
+		consent: map[string]bool{}, counts: map[string]int{},
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/botsignin/GetSignInResource", s.auth("GetSignInResource", s.getSignInResource))
+	mux.HandleFunc("GET /api/usertoken/GetToken", s.auth("GetToken", s.getToken))
+	mux.HandleFunc("POST /api/usertoken/exchange", s.auth("exchange", s.exchange))
+	mux.HandleFunc("DELETE /api/usertoken/SignOut", s.auth("SignOut", s.signOut))
+	mux.HandleFunc("GET /api/usertoken/GetTokenStatus", s.auth("GetTokenStatus", s.getTokenStatus))
+	mux.HandleFunc("GET /api/oauth/signin", s.signInPage)
+	s.srv = testenv.SharedCA().NewServer(mux)
+	s.URL = s.srv.URL
+	return s
+}
+
+// Close stops the server.
+func (s *Server) Close() { s.srv.Close() }
+
+// ExchangeURI is the connection's token exchange URL: the audience SSO tokens must carry.
+func (s *Server) ExchangeURI() string { return "api://botid-" + s.botAppID }
+
+// SignIn marks the user signed in for the connection, as if they had completed sign-in.
+// userOID names a user of the Entra stand-in (entra.Server.AddUser); one it does not know is
+// added with only the object id when the first token is minted.
+func (s *Server) SignIn(userID, userOID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.signedIn[userID] = userOID
+}
+
+// StartMagicCode begins a magic-code sign-in for the user: GetToken with the returned code
+// then succeeds once (and signs the user in).
+func (s *Server) StartMagicCode(userID, userOID string) string {
+	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
+	if err != nil {
+		panic(err)
+	}
+	code := fmt.Sprintf("%06d", n.Int64())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.magic[userID] = pendingCode{code: code, oid: userOID}
+	return code
+}
+
+// Expire ends the user's sign-in (as when the connection's refresh token expires or is
+// revoked): GetToken then answers 404.
+func (s *Server) Expire(userID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.signedIn, userID)
+}
+
+// SignedIn reports whether the user is signed in for the connection.
+func (s *Server) SignedIn(userID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.signedIn[userID]
+	return ok
+}
+
+// RequireConsent makes exchange fail for the user's SSO tokens, as when the user has not yet
+// consented to the connection's scopes.
+func (s *Server) RequireConsent(userOID string, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.consent[userOID] = on
+}
+
+// Count is the number of authenticated requests of an operation: "GetSignInResource",
+// "GetToken", "exchange", "SignOut", "GetTokenStatus" (whatever their outcome).
+func (s *Server) Count(op string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counts[op]
+}
+
+func (s *Server) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	if s.e.Now != nil {
+		return s.e.Now()
+	}
+	return time.Now()
+}
+
+func (s *Server) lifetime() time.Duration {
+	if s.TokenLifetime > 0 {
+		return s.TokenLifetime
+	}
+	return time.Hour
+}
+
+// auth refuses requests without the bot's own token (bot-docs "Authenticate requests from your
+// bot to the Bot Connector service"), then counts the operation.
+func (s *Server) auth(op string, next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || tok == "" {
+			writeError(w, http.StatusUnauthorized, "Unauthorized", "Authorization header with a bearer token is required.")
+			return
+		}
+		claims, err := s.e.Verify(tok, BotAudience)
+		if err != nil {
+			writeError(w, http.StatusUnauthorized, "Unauthorized", "The bot token is not valid.")
+			return
+		}
+		if claims["appid"] != s.botAppID && claims["azp"] != s.botAppID {
+			writeError(w, http.StatusUnauthorized, "Unauthorized", "The token was not issued to this bot.")
+			return
+		}
+		s.mu.Lock()
+		s.counts[op]++
+		s.mu.Unlock()
+		next(w, r)
+	}
+}
+
+// userQuery reads userId and connectionName and checks the connection exists.
+func (s *Server) userQuery(w http.ResponseWriter, r *http.Request) (userID string, ok bool) {
+	q := r.URL.Query()
+	userID = q.Get("userId")
+	if userID == "" || q.Get("connectionName") == "" {
+		writeError(w, http.StatusBadRequest, "BadArgument", "userId and connectionName are required.")
+		return "", false
+	}
+	if q.Get("connectionName") != s.connection {
+		writeError(w, http.StatusBadRequest, "BadArgument", fmt.Sprintf("No OAuth connection named %q exists for this bot.", q.Get("connectionName")))
+		return "", false
+	}
+	return userID, true
+}
+
+func (s *Server) getSignInResource(w http.ResponseWriter, r *http.Request) {
+	raw := r.URL.Query().Get("state")
+	var st signInState
+	b, err := base64.StdEncoding.DecodeString(raw)
+	if err != nil {
+		b, err = base64.RawURLEncoding.DecodeString(strings.TrimRight(raw, "="))
+	}
+	if err == nil {
+		err = json.Unmarshal(b, &st)
+	}
+	switch {
+	case raw == "" || err != nil:
+		writeError(w, http.StatusBadRequest, "BadArgument", "state must be base64-encoded JSON (TokenExchangeState).")
+		return
+	case st.ConnectionName != s.connection:
+		writeError(w, http.StatusBadRequest, "BadArgument", fmt.Sprintf("No OAuth connection named %q exists for this bot.", st.ConnectionName))
+		return
+	case st.MsAppID != s.botAppID:
+		writeError(w, http.StatusBadRequest, "BadArgument", "state.msAppId is not the calling bot.")
+		return
+	case len(st.Conversation) == 0 || string(st.Conversation) == "null":
+		writeError(w, http.StatusBadRequest, "BadArgument", "state.conversation is required.")
+		return
+	}
+	link := uuid.NewString()
+	s.mu.Lock()
+	s.links[link] = st
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{
+		"signInLink": s.URL + "/api/oauth/signin?signin=" + link,
+		"tokenExchangeResource": map[string]any{
+			"id": uuid.NewString(), "uri": s.ExchangeURI(), "providerId": s.providerID,
+		},
+		"tokenPostResource": map[string]any{"sasUrl": s.URL + "/api/usertoken/post?sas=" + uuid.NewString()},
+	})
+}
+
+// userToken mints the connection's token for the user: a token for the bot's own API, issued
+// to the bot (azp = bot app id) — what the connection's refresh token yields each time.
+func (s *Server) userToken(oid string) map[string]any {
+	u, ok := s.e.User(oid)
+	if !ok {
+		u = entra.User{ObjectID: oid}
+	}
+	exp := s.now().Add(s.lifetime())
+	tok := s.e.MintSSOToken(u, entra.SSOOptions{AppID: s.botAppID, AZP: s.botAppID, Expiry: exp})
+	return map[string]any{
+		"channelId": "", "connectionName": s.connection, "token": tok,
+		"expiration": exp.UTC().Format(time.RFC3339),
+	}
+}
+
+func (s *Server) getToken(w http.ResponseWriter, r *http.Request) {
+	userID, ok := s.userQuery(w, r)
+	if !ok {
+		return
+	}
+	code := r.URL.Query().Get("code")
+	s.mu.Lock()
+	if code != "" {
+		// A magic code is single-use and only good for the user it was issued to.
+		if p, ok := s.magic[userID]; ok && p.code == code {
+			s.signedIn[userID] = p.oid
+			delete(s.magic, userID)
+		}
+	}
+	oid, signed := s.signedIn[userID]
+	s.mu.Unlock()
+	if !signed {
+		writeJSON(w, http.StatusNotFound, map[string]any{"channelId": r.URL.Query().Get("channelId"), "connectionName": s.connection})
+		return
+	}
+	resp := s.userToken(oid)
+	resp["channelId"] = r.URL.Query().Get("channelId")
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) exchange(w http.ResponseWriter, r *http.Request) {
+	userID, ok := s.userQuery(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		URI   string `json:"uri"`
+		Token string `json:"token"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "BadArgument", "The body must be a TokenExchangeRequest {uri, token}.")
+		return
+	}
+	if req.Token == "" {
+		writeError(w, http.StatusBadRequest, "BadArgument", "Token exchange needs a token.")
+		return
+	}
+	claims, err := s.e.Verify(req.Token, s.ExchangeURI())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "TokenExchangeFailed", "The token could not be exchanged: it is not a valid token of the tenant for "+s.ExchangeURI()+".")
+		return
+	}
+	scp, _ := claims["scp"].(string)
+	oid, _ := claims["oid"].(string)
+	if !slices.Contains(strings.Fields(scp), entra.SSOScope) || oid == "" {
+		writeError(w, http.StatusBadRequest, "TokenExchangeFailed", "The token could not be exchanged: it lacks the access_as_user scope or a user.")
+		return
+	}
+	s.mu.Lock()
+	needsConsent := s.consent[oid]
+	if !needsConsent {
+		s.signedIn[userID] = oid
+	}
+	s.mu.Unlock()
+	if needsConsent {
+		writeError(w, http.StatusBadRequest, "ConsentRequired", "Consent Required: AADSTS65001: The user or administrator has not consented to use the application with ID '"+s.botAppID+"'.")
+		return
+	}
+	resp := s.userToken(oid)
+	resp["channelId"] = r.URL.Query().Get("channelId")
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	userID := q.Get("userId")
+	if userID == "" {
+		writeError(w, http.StatusBadRequest, "BadArgument", "userId is required.")
+		return
+	}
+	// connectionName is optional: without it the user is signed out of every connection.
+	if c := q.Get("connectionName"); c != "" && c != s.connection {
+		writeError(w, http.StatusBadRequest, "BadArgument", fmt.Sprintf("No OAuth connection named %q exists for this bot.", c))
+		return
+	}
+	s.mu.Lock()
+	delete(s.signedIn, userID)
+	delete(s.magic, userID)
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{})
+}
+
+func (s *Server) getTokenStatus(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	userID := q.Get("userId")
+	if userID == "" {
+		writeError(w, http.StatusBadRequest, "BadArgument", "userId is required.")
+		return
+	}
+	out := []map[string]any{}
+	// include is a comma-separated filter of connection names.
+	if inc := q.Get("include"); inc == "" || slices.Contains(strings.Split(inc, ","), s.connection) {
+		out = append(out, map[string]any{
+			"channelId": q.Get("channelId"), "connectionName": s.connection,
+			"hasToken": s.SignedIn(userID), "serviceProviderDisplayName": ProviderDisplayName,
+		})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// signInPage stands for the page a signInLink opens. The real one sends the user through
+// Entra sign-in and then shows a magic code (or posts signin/verifyState through Teams). Here
+// the signing-in user is named by the test with the oid query parameter, and the page shows
+// the magic code that GetToken then accepts for the user of the link's conversation.
+func (s *Server) signInPage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	s.mu.Lock()
+	st, ok := s.links[q.Get("signin")]
+	s.mu.Unlock()
+	if !ok {
+		http.Error(w, "unknown or expired sign-in link", http.StatusNotFound)
+		return
+	}
+	var ref struct {
+		User struct {
+			ID string `json:"id"`
+		} `json:"user"`
+	}
+	if err := json.Unmarshal(st.Conversation, &ref); err != nil || ref.User.ID == "" || q.Get("oid") == "" {
+		http.Error(w, "the sign-in link's conversation has no user, or no oid was given", http.StatusBadRequest)
+		return
+	}
+	code := s.StartMagicCode(ref.User.ID, q.Get("oid"))
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	fmt.Fprintf(w, "<html><body><p>Type this code in the chat to finish signing in:</p><code id=\"magic\">%s</code></body></html>", code)
+}
+
+// writeError writes a Bot Framework ErrorResponse {error: {code, message}}.
+func writeError(w http.ResponseWriter, status int, code, message string) {
+	writeJSON(w, status, map[string]any{"error": map[string]any{"code": code, "message": message}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
