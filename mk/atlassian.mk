@@ -3,3 +3,6 @@
 .PHONY: atlassian-standin
 atlassian-standin:
 	$(GO) build -o bin/atlassian-standin ./internal/testenv/atlassian/cmd/atlassian-standin
+
+# make dev SANDBOX=1 runs the stand-in next to the handler (scripts/dev.sh): build it first.
+dev: $(if $(filter-out 0,$(SANDBOX)),atlassian-standin)

@@ -6,6 +6,11 @@
 #      anonymous mode unless local.settings.json gives it a bot identity
 #   3. the Microsoft 365 Agents Playground pointed at it, on http://127.0.0.1:${PLAYGROUND_PORT:-56150}
 #
+# With SANDBOX=1 (make dev SANDBOX=1) it also runs the Atlassian stand-in (bin/atlassian-standin,
+# built separately from internal/testenv: never part of the handler) on
+# https://127.0.0.1:${SANDBOX_ATLASSIAN_PORT:-8443} and points the handler at it, so Jira and
+# Confluence work with the test users Alice and Bob (docs/atlassian.md, "Local sandbox").
+#
 # Settings: the "Values" of local.settings.json (copy local.settings.json.template) are exported
 # first, then the environment wins. Ctrl-C stops everything this script started.
 set -euo pipefail
@@ -53,7 +58,19 @@ if [[ -z "${TOKENSTORE_DEV_KEY:-}" && -z "${TOKENSTORE_KEYVAULT_URL:-}" ]]; then
   export TOKENSTORE_DEV_KEY="$(cat .dev/tokenstore-dev-key)"
 fi
 
-for p in 10001 10002 "$port"; do
+# SANDBOX=1: the Atlassian stand-in and the settings that point the handler at it.
+sandbox_ports=()
+if [[ -n "${SANDBOX:-}" && "${SANDBOX}" != 0 ]]; then
+  atl_port="${SANDBOX_ATLASSIAN_PORT:-8443}"
+  sandbox_ports=("$atl_port")
+  export BOT_PUBLIC_URL="${BOT_PUBLIC_URL:-http://127.0.0.1:$port}"
+  export ATLASSIAN_CLIENT_ID=sandbox-client ATLASSIAN_CLIENT_SECRET=sandbox-secret
+  export ATLASSIAN_AUTH_URL="https://127.0.0.1:$atl_port" ATLASSIAN_API_URL="https://127.0.0.1:$atl_port"
+  unset ATLASSIAN_DC_BASE_URL
+  [[ -x bin/atlassian-standin ]] || go build -o bin/atlassian-standin ./internal/testenv/atlassian/cmd/atlassian-standin
+fi
+
+for p in 10001 10002 "$port" "${sandbox_ports[@]}"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
     echo "make dev: port $p is already in use (another make dev?)" >&2
     exit 1
@@ -74,6 +91,31 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
+if [[ ${#sandbox_ports[@]} -gt 0 ]]; then
+  echo "make dev: starting the Atlassian stand-in on https://127.0.0.1:$atl_port (log: .dev/atlassian.log)"
+  rm -f .dev/atlassian.pem
+  ./bin/atlassian-standin -addr "127.0.0.1:$atl_port" -redirect "$BOT_PUBLIC_URL/api/oauth/callback" \
+    -client-id "$ATLASSIAN_CLIENT_ID" -client-secret "$ATLASSIAN_CLIENT_SECRET" -cert .dev/atlassian.pem \
+    > .dev/atlassian.log 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 100); do
+    [[ -s .dev/atlassian.pem ]] && (exec 3<>"/dev/tcp/127.0.0.1/$atl_port") 2>/dev/null && break
+    if ! kill -0 "${pids[-1]}" 2>/dev/null; then
+      echo "make dev: the Atlassian stand-in exited:" >&2; cat .dev/atlassian.log >&2; exit 1
+    fi
+    sleep 0.1
+  done
+  # The handler trusts the stand-in's self-signed certificate next to the system CAs. Go reads
+  # SSL_CERT_FILE on Linux (and WSL); macOS uses its own verifier and ignores it.
+  system_cas=""
+  for f in /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt /etc/ssl/cert.pem; do
+    [[ -s "$f" ]] && { system_cas="$f"; break; }
+  done
+  cat ${system_cas:+"$system_cas"} .dev/atlassian.pem > .dev/ca-bundle.pem
+  export SSL_CERT_FILE="$root/.dev/ca-bundle.pem"
+  echo "make dev: sandbox: say \"connect jira\" in the Playground and sign in as Alice or Bob (your browser warns about the stand-in's certificate: accept it for 127.0.0.1)"
+fi
+
 echo "make dev: starting the handler on 127.0.0.1:$port (log: .dev/handler.log)"
 ./bin/onbehalf serve > .dev/handler.log 2>&1 &
 pids+=($!)
@@ -88,7 +130,7 @@ done
 
 PLAYGROUND_LOG=.dev/playground.log ./scripts/playground.sh -p "${PLAYGROUND_PORT:-56150}" "http://127.0.0.1:$port/api/messages" &
 pids+=($!)
-echo "make dev: Ctrl-C stops Azurite, the handler and the Playground"
+echo "make dev: Ctrl-C stops Azurite, the handler, the Playground${sandbox_ports:+ and the Atlassian stand-in}"
 wait -n "${pids[@]}" || true
 echo "make dev: a component exited; see .dev/*.log" >&2
 exit 1
