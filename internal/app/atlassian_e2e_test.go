@@ -50,6 +50,8 @@ func (c *fakeClock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.
 type atlEnv struct {
 	clk   *fakeClock
 	st    *stack.Stack
+	ch    *channel.Server // the stack's channel, or an unauthenticated one in anonymous mode
+	anon  bool
 	atl   *standin.Server
 	apps  []*app.App
 	srvs  []*httptest.Server
@@ -74,7 +76,11 @@ func (u chatUser) key() tokenstore.UserKey {
 	return tokenstore.UserKey{TenantID: stack.TenantID, ObjectID: u.aad}
 }
 
-func newAtlEnv(t *testing.T, instances int) *atlEnv {
+func newAtlEnv(t *testing.T, instances int) *atlEnv { return newAtlEnvMode(t, instances, false) }
+
+// newAtlEnvMode with anonymous=true runs the handler as make dev does: BOT_ALLOW_ANONYMOUS,
+// no bot identity, activities without tokens or Entra ids (the Agents Playground).
+func newAtlEnvMode(t *testing.T, instances int, anonymous bool) *atlEnv {
 	t.Helper()
 	az := azurite.Start(t)
 	st := stack.New()
@@ -82,7 +88,7 @@ func newAtlEnv(t *testing.T, instances int) *atlEnv {
 	t.Setenv("IDENTITY_ENDPOINT", st.Entra.IdentityEndpoint)
 	t.Setenv("IDENTITY_HEADER", st.Entra.IdentityHeader)
 
-	e := &atlEnv{clk: &fakeClock{t: time.Now()}, st: st, logs: &syncBuffer{}, world: standin.DefaultWorld(), inflight: map[string]bool{}}
+	e := &atlEnv{clk: &fakeClock{t: time.Now()}, st: st, ch: st.Channel, anon: anonymous, logs: &syncBuffer{}, world: standin.DefaultWorld(), inflight: map[string]bool{}}
 	for range instances {
 		e.srvs = append(e.srvs, httptest.NewUnstartedServer(nil))
 	}
@@ -99,7 +105,7 @@ func newAtlEnv(t *testing.T, instances int) *atlEnv {
 	}}
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	cfg, err := config.Load(st.Getenv(map[string]string{
+	settings := map[string]string{
 		"TOKENSTORE_CONNECTION_STRING": az.ConnectionString(),
 		"TOKENSTORE_DEV_KEY":           base64.StdEncoding.EncodeToString(key),
 		"BOT_PUBLIC_URL":               e.pub,
@@ -107,7 +113,15 @@ func newAtlEnv(t *testing.T, instances int) *atlEnv {
 		"ATLASSIAN_CLIENT_SECRET":      e.atl.ClientSecret(),
 		"ATLASSIAN_AUTH_URL":           e.atl.URL,
 		"ATLASSIAN_API_URL":            e.atl.URL,
-	}))
+	}
+	getenv := st.Getenv(settings)
+	if anonymous {
+		e.ch = channel.New()
+		t.Cleanup(e.ch.Close)
+		settings["BOT_ALLOW_ANONYMOUS"] = "true"
+		getenv = func(k string) string { return settings[k] }
+	}
+	cfg, err := config.Load(getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,20 +144,27 @@ func (e *atlEnv) send(t *testing.T, i int, u chatUser, act map[string]any) (int,
 	t.Helper()
 	id := uuid.NewString()
 	act["id"] = id
-	act["serviceUrl"] = e.st.Channel.ServiceURL
+	act["serviceUrl"] = e.ch.ServiceURL
 	act["channelId"] = "msteams"
 	act["from"] = map[string]any{"id": u.fromID, "name": u.name, "aadObjectId": u.aad}
 	act["recipient"] = map[string]any{"id": "28:bot", "name": "onbehalf"}
 	act["conversation"] = map[string]any{"id": u.conv, "conversationType": "personal", "tenantId": stack.TenantID}
+	if e.anon {
+		// The Playground: no verified identity at all.
+		act["from"] = map[string]any{"id": u.fromID, "name": u.name}
+		act["conversation"] = map[string]any{"id": u.conv, "conversationType": "personal"}
+	}
 	body, _ := json.Marshal(act)
-	before := len(e.st.Channel.Recorded())
+	before := len(e.ch.Recorded())
 	e.mu.Lock()
 	e.inflight[id] = true
 	e.mu.Unlock()
 	req, _ := http.NewRequest(http.MethodPost, e.srvs[i].URL+"/api/messages", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	now := e.clk.Now()
-	req.Header.Set("Authorization", "Bearer "+e.st.Channel.Mint(channel.TokenOptions{Audience: stack.BotAppID, NotBefore: now.Add(-time.Minute), Expiry: now.Add(time.Hour)}))
+	if !e.anon {
+		req.Header.Set("Authorization", "Bearer "+e.st.Channel.Mint(channel.TokenOptions{Audience: stack.BotAppID, NotBefore: now.Add(-time.Minute), Expiry: now.Add(time.Hour)}))
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +174,7 @@ func (e *atlEnv) send(t *testing.T, i int, u chatUser, act map[string]any) (int,
 	defer e.mu.Unlock()
 	delete(e.inflight, id)
 	var out []channel.Recorded
-	for _, r := range e.st.Channel.Recorded()[before:] {
+	for _, r := range e.ch.Recorded()[before:] {
 		// Replies to this activity, proactive messages, and answers to questions parked
 		// earlier in u's conversation — never replies to other turns still running.
 		if r.ConversationID == u.conv && (r.ActivityID == id || !e.inflight[r.ActivityID]) {
@@ -622,4 +643,44 @@ func TestAtlassianTokensRefreshOnceAndFailPlainly(t *testing.T) {
 			t.Fatalf("parked question not answered after reconnecting:\n%s", d)
 		}
 	})
+}
+
+// The local sandbox (make dev SANDBOX=1): in anonymous mode two Playground users link the two
+// test accounts and each sees only their own Jira; the link still needs the typed code.
+func TestAtlassianSandboxAnonymousUsersAreKeptApart(t *testing.T) {
+	e := newAtlEnvMode(t, 1, true)
+	u1, u2 := newChatUser("playground-1"), newChatUser("playground-2")
+	recs := e.say(t, 0, u1, "connect jira")
+	if d := dump(recs); !strings.Contains(d, "Action.OpenUrl") || strings.Contains(d, "card.signin") {
+		t.Fatalf("the Playground gets an Adaptive Card with Action.OpenUrl:\n%s", d)
+	}
+	// A code from u1's sign-in typed by u2 links nothing.
+	status, code := callback(t, e.authorize(t, startURL(t, recs), standin.Alice))
+	if status != http.StatusOK {
+		t.Fatalf("callback %d", status)
+	}
+	if d := dump(e.say(t, 0, u2, "link "+code)); !strings.Contains(d, "does not match") {
+		t.Fatalf("another Playground user confirmed:\n%s", d)
+	}
+	if d := dump(e.say(t, 0, u1, "link "+code)); !strings.Contains(d, "Connected to Jira as Alice Example.") {
+		t.Fatalf("u1 confirm:\n%s", d)
+	}
+	e.link(t, u2, standin.Bob, true)
+	e.submit(t, u1, "jira site "+standin.AcmeSite)
+
+	proj1, ops7 := e.issue("PROJ-1").Summary, e.issue("OPS-7").Summary
+	d1, d2 := dump(e.say(t, 0, u1, "my jira issues")), dump(e.say(t, 0, u2, "my jira issues"))
+	if !strings.Contains(d1, proj1) || strings.Contains(d1, ops7) || !strings.Contains(d2, ops7) || strings.Contains(d2, proj1) {
+		t.Fatalf("users not kept apart:\n%s\n---\n%s", d1, d2)
+	}
+	if d := dump(e.say(t, 0, u2, "jira PROJ-1")); strings.Contains(d, proj1) {
+		t.Fatal("Bob saw PROJ-1")
+	}
+	// signout all forgets the anonymous user's rows.
+	if d := dump(e.say(t, 0, u1, "signout all")); !strings.Contains(d, "forgotten") {
+		t.Fatalf("signout all:\n%s", d)
+	}
+	if d := dump(e.say(t, 0, u1, "jira PROJ-1")); strings.Contains(d, proj1) {
+		t.Fatal("answered after signout all")
+	}
 }
