@@ -114,6 +114,11 @@ func newAtlEnvMode(t *testing.T, instances int, anonymous bool) *atlEnv {
 		"ATLASSIAN_AUTH_URL":           e.atl.URL,
 		"ATLASSIAN_API_URL":            e.atl.URL,
 	}
+	// A generic OAuth 2.0 connector, played by the same stand-in, goes through the same flow.
+	settings["OAUTH2_CONNECTORS"] = `[{"name":"acme","displayName":"Acme API","authURL":"` + e.atl.URL + `/authorize","tokenURL":"` + e.atl.URL +
+		`/oauth/token","apiBaseURL":"` + e.atl.URL + `","scopes":["read:me","offline_access"],"clientID":"` + e.atl.ClientID() +
+		`","clientSecretName":"acme-secret","authParams":{"audience":"api.atlassian.com","prompt":"consent"}}]`
+	settings["OAUTH2_DEV_SECRETS"] = `{"acme-secret":"` + e.atl.ClientSecret() + `"}`
 	getenv := st.Getenv(settings)
 	if anonymous {
 		e.ch = channel.New()
@@ -682,5 +687,58 @@ func TestAtlassianSandboxAnonymousUsersAreKeptApart(t *testing.T) {
 	}
 	if d := dump(e.say(t, 0, u1, "jira PROJ-1")); strings.Contains(d, proj1) {
 		t.Fatal("answered after signout all")
+	}
+}
+
+// A generic connector links through the same pages and confirmation, and hands out an
+// authorized client per (user, connector) that calls the API as that user.
+func TestGenericConnectorLinksAndAuthorizesPerUser(t *testing.T) {
+	e := newAtlEnv(t, 1)
+	ada, bo := newChatUser("ada"), newChatUser("bo")
+	for _, c := range []struct {
+		u       chatUser
+		account string
+	}{{ada, standin.Alice}, {bo, standin.Bob}} {
+		status, code := callback(t, e.authorize(t, startURL(t, e.say(t, 0, c.u, "connect acme")), c.account))
+		if status != http.StatusOK {
+			t.Fatalf("callback %d", status)
+		}
+		st, recs := e.verifyState(t, c.u, code)
+		if st != http.StatusOK || !strings.Contains(dump(recs), "Connected to Acme API.") {
+			t.Fatalf("confirm: %d\n%s", st, dump(recs))
+		}
+	}
+	d := dump(e.say(t, 0, ada, "connections"))
+	if !strings.Contains(d, "Acme API") || !strings.Contains(d, `"command":"disconnect acme"`) || !strings.Contains(d, `"command":"connect jira"`) {
+		t.Fatalf("connections:\n%s", d)
+	}
+	for _, c := range []struct {
+		u    chatUser
+		want string
+	}{{ada, "Alice Example"}, {bo, "Bob Example"}} {
+		hc, err := e.apps[0].OAuth.HTTPClient(c.u.key(), "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := hc.Get(e.atl.URL + "/me")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), c.want) {
+			t.Errorf("%s's client got %s", c.u.name, b)
+		}
+		// The user's token never leaves the connector's API origin.
+		if _, err := hc.Get("https://example.com/"); err == nil {
+			t.Error("the authorized client called another origin")
+		}
+	}
+	if d := dump(e.say(t, 0, bo, "disconnect acme")); !strings.Contains(d, "Disconnected Acme API") {
+		t.Fatalf("disconnect:\n%s", d)
+	}
+	hc, _ := e.apps[0].OAuth.HTTPClient(bo.key(), "acme")
+	if _, err := hc.Get(e.atl.URL + "/me"); !errors.Is(err, oauth2.ErrNotConnected) {
+		t.Fatalf("after disconnect: err = %v, want ErrNotConnected", err)
 	}
 }
