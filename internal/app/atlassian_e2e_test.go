@@ -447,6 +447,10 @@ func TestAtlassianLinkAttacksStoreNothing(t *testing.T) {
 
 	t.Run("replayed state", func(t *testing.T) {
 		start := startURL(t, e.say(t, 0, ada, "connect jira"))
+		// A link scanner's HEAD does not burn the state.
+		if resp, err := browser.Head(start); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Fatalf("HEAD start: %v %v", resp, err)
+		}
 		cb := e.authorize(t, start, standin.Alice)
 		if resp, _ := get(t, start); resp.StatusCode != http.StatusBadRequest {
 			t.Errorf("start link used twice: status %d", resp.StatusCode)

@@ -75,8 +75,10 @@ func (s *Service) sendSignIn(ctx context.Context, t *bot.Turn, u tokenstore.User
 
 // ServeHTTP serves GET /api/oauth/start and GET /api/oauth/callback.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
+	// GET only: both pages consume a single-use state, which a HEAD from a link scanner must
+	// not burn.
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
 		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
 		return
 	}
