@@ -652,6 +652,21 @@ func TestAtlassianTokensRefreshOnceAndFailPlainly(t *testing.T) {
 			t.Fatalf("parked question not answered after reconnecting:\n%s", d)
 		}
 	})
+
+	t.Run("a token refused after a forced refresh asks to reconnect", func(t *testing.T) {
+		before := e.atl.Refreshes(standin.Bob)
+		e.atl.Inject(standin.Fault{Status: http.StatusUnauthorized, Times: 2})
+		d := dump(e.say(t, 0, bo, "jira OPS-7"))
+		if !strings.Contains(d, "Your Atlassian connection has expired or was revoked.") || strings.Contains(d, ops7) {
+			t.Fatalf("401 twice:\n%s", d)
+		}
+		if n := e.atl.Refreshes(standin.Bob) - before; n != 1 {
+			t.Errorf("%d refreshes, want exactly 1", n)
+		}
+		if e.connected(t, bo) {
+			t.Error("the refused link is still stored")
+		}
+	})
 }
 
 // The local sandbox (make dev SANDBOX=1): in anonymous mode two Playground users link the two
