@@ -6,3 +6,11 @@ atlassian-standin:
 
 # make dev SANDBOX=1 runs the stand-in next to the handler (scripts/dev.sh): build it first.
 dev: $(if $(filter-out 0,$(SANDBOX)),atlassian-standin)
+
+# Targeted tests of the OAuth connectors: units, then the end-to-end tests (Azurite from
+# node_modules, the channel, Entra and Atlassian stand-ins; about 10 s).
+.PHONY: test-atlassian
+test-atlassian: npm-deps
+	PATH="$(CURDIR)/$(NPM_BIN):$$PATH" $(GO) test -count=1 ./internal/connector/oauth2/... ./internal/connector/atlassian/... \
+		./internal/oauthlink/... ./internal/secrets/... ./internal/testenv/atlassian/...
+	PATH="$(CURDIR)/$(NPM_BIN):$$PATH" $(GO) test -count=1 -run 'TestAtlassian|TestGenericConnector' ./internal/app/
