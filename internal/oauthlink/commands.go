@@ -138,10 +138,14 @@ func (s *Service) RevokeAll(ctx context.Context, u tokenstore.UserKey) {
 
 // Status is one connection's state for the connections command.
 type Status struct {
+	// Name is the connector's name; Display what users read.
 	Name, Display string
-	Connected     bool
-	Account       string
-	Since         time.Time
+	// Connected is true while the stored tokens can be used.
+	Connected bool
+	// Account is the linked account's display name, when known.
+	Account string
+	// Since is when the link was confirmed.
+	Since time.Time
 	// Expires is when the connection stops working unless renewed: set only when it cannot be
 	// refreshed.
 	Expires time.Time
