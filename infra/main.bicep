@@ -45,6 +45,21 @@ param botFrameworkTokenServiceUrl string = ''
 @description('Override for GRAPH_URL (sovereign clouds, e.g. https://graph.microsoft.us); empty keeps the handler default.')
 param graphUrl string = ''
 
+@description('Override for GRAPH_RESOURCE, Graph\'s token audience (sovereign clouds); empty keeps the handler default.')
+param graphResource string = ''
+
+@description('Client id of the Atlassian OAuth 2.0 (3LO) app (ATLASSIAN_CLIENT_ID); empty leaves Jira and Confluence off. Its secret goes into Key Vault as the secret named by atlassianClientSecretName.')
+param atlassianClientId string = ''
+
+@description('Name of the Key Vault secret holding the Atlassian client secret (ATLASSIAN_CLIENT_SECRET_NAME).')
+param atlassianClientSecretName string = 'atlassian-client-secret'
+
+@description('Generic OAuth 2.0 connectors (OAUTH2_CONNECTORS, a JSON array; client secrets are Key Vault secret names, never values).')
+param oauth2Connectors string = ''
+
+@description('Organisation APIs protected by Entra ID, called on the user\'s behalf (ENTRA_APIS, a JSON array).')
+param entraApis string = ''
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -166,7 +181,7 @@ module functionApp 'modules/function-app.bicep' = {
       TOKENSTORE_KEYVAULT_URL: keyVault.outputs.uri
       TOKENSTORE_KEY_NAME: tokenStoreKeyName
       LOG_LEVEL: logLevel
-    }, botFrameworkOverrides)
+    }, botFrameworkOverrides, connectorSettings)
   }
 }
 
@@ -177,7 +192,15 @@ var botFrameworkOverrides = union(
   empty(botFrameworkOpenIdMetadataUrl) ? {} : { BOTFRAMEWORK_OPENID_METADATA_URL: botFrameworkOpenIdMetadataUrl },
   empty(botFrameworkScope) ? {} : { BOTFRAMEWORK_SCOPE: botFrameworkScope },
   empty(botFrameworkTokenServiceUrl) ? {} : { BOTFRAMEWORK_TOKEN_SERVICE_URL: botFrameworkTokenServiceUrl },
-  empty(graphUrl) ? {} : { GRAPH_URL: graphUrl }
+  empty(graphUrl) ? {} : { GRAPH_URL: graphUrl },
+  empty(graphResource) ? {} : { GRAPH_RESOURCE: graphResource }
+)
+
+// Connectors: only what is configured. Secrets stay in Key Vault; these are names and ids.
+var connectorSettings = union(
+  empty(atlassianClientId) ? {} : { ATLASSIAN_CLIENT_ID: atlassianClientId, ATLASSIAN_CLIENT_SECRET_NAME: atlassianClientSecretName },
+  empty(oauth2Connectors) ? {} : { OAUTH2_CONNECTORS: oauth2Connectors },
+  empty(entraApis) ? {} : { ENTRA_APIS: entraApis }
 )
 
 module bot 'modules/bot.bicep' = {

@@ -24,15 +24,19 @@ func (f Finding) String() string { return fmt.Sprintf("%s:%d: %s", f.File, f.Lin
 var secretPatterns = []struct {
 	re     *regexp.Regexp
 	reason string
+	// except, when set, excuses a line whose every match of re is part of a match of except.
+	except *regexp.Regexp
 }{
-	{regexp.MustCompile(`(?i)client_?secret`), "client secret"},
-	{regexp.MustCompile(`passwordCredentials|addPassword|az ad app credential reset`), "password credential"},
-	{regexp.MustCompile(`listKeys\s*\(|listConnectionStrings\s*\(|primaryKey|secondaryKey`), "storage or service key read at deployment"},
-	{regexp.MustCompile(`(?i)(AccountKey|SharedAccessKey|SharedAccessSignature)\s*=`), "connection string with a key"},
-	{regexp.MustCompile(`(?i)InstrumentationKey\s*=`), "connection string with an instrumentation key (use the component's ConnectionString output)"},
-	{regexp.MustCompile(`TOKENSTORE_DEV_KEY|TOKENSTORE_CONNECTION_STRING|BOT_ALLOW_ANONYMOUS`), "dev-only setting"},
-	{regexp.MustCompile(`@secure\(\)`), "secure parameter: a secret would be a deployment input"},
-	{regexp.MustCompile(`-----BEGIN [A-Z ]*PRIVATE KEY-----`), "private key"},
+	// A client secret itself. Naming the Key Vault secret that holds one ("…ClientSecretName",
+	// "…CLIENT_SECRET_NAME") is how the deployment refers to it without holding it.
+	{regexp.MustCompile(`(?i)client_?secret`), "client secret", regexp.MustCompile(`(?i)client_?secret_?name`)},
+	{regexp.MustCompile(`passwordCredentials|addPassword|az ad app credential reset`), "password credential", nil},
+	{regexp.MustCompile(`listKeys\s*\(|listConnectionStrings\s*\(|primaryKey|secondaryKey`), "storage or service key read at deployment", nil},
+	{regexp.MustCompile(`(?i)(AccountKey|SharedAccessKey|SharedAccessSignature)\s*=`), "connection string with a key", nil},
+	{regexp.MustCompile(`(?i)InstrumentationKey\s*=`), "connection string with an instrumentation key (use the component's ConnectionString output)", nil},
+	{regexp.MustCompile(`TOKENSTORE_DEV_KEY|TOKENSTORE_CONNECTION_STRING|BOT_ALLOW_ANONYMOUS|OAUTH2_DEV_SECRETS|ATLASSIAN_CLIENT_SECRET\b`), "dev-only setting", nil},
+	{regexp.MustCompile(`@secure\(\)`), "secure parameter: a secret would be a deployment input", nil},
+	{regexp.MustCompile(`-----BEGIN [A-Z ]*PRIVATE KEY-----`), "private key", nil},
 }
 
 // ScanSecrets scans the deployable configuration under root — infra/, azure.yaml and
@@ -50,7 +54,11 @@ func ScanSecrets(root string) ([]Finding, error) {
 		rel, _ := filepath.Rel(root, path)
 		for i, line := range strings.Split(string(b), "\n") {
 			for _, p := range secretPatterns {
-				if p.re.MatchString(line) {
+				checked := line
+				if p.except != nil {
+					checked = p.except.ReplaceAllString(line, "")
+				}
+				if p.re.MatchString(checked) {
 					findings = append(findings, Finding{File: filepath.ToSlash(rel), Line: i + 1, Reason: p.reason})
 				}
 			}

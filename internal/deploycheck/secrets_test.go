@@ -57,3 +57,30 @@ func TestScanSecretsFindsEachKind(t *testing.T) {
 		})
 	}
 }
+
+// Naming the Key Vault secret that holds a client secret is not holding one.
+func TestSecretNamesAreNotSecrets(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"infra", "appPackage"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines := "param atlassianClientSecretName string = 'atlassian-client-secret'\n  ATLASSIAN_CLIENT_SECRET_NAME: atlassianClientSecretName\n"
+	if err := os.WriteFile(filepath.Join(root, "infra", "main.bicep"), []byte(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "azure.yaml"), []byte("name: x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := ScanSecrets(root)
+	if err != nil || len(f) != 0 {
+		t.Fatalf("secret names flagged: %v %v", f, err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "infra", "main.bicep"), []byte(lines+"  ATLASSIAN_CLIENT_SECRET: 'abc'\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if f, _ := ScanSecrets(root); len(f) == 0 {
+		t.Fatal("a client secret next to a secret name was not found")
+	}
+}
