@@ -9,7 +9,7 @@
 # With SANDBOX=1 (make dev SANDBOX=1) it also runs the Atlassian stand-in (bin/atlassian-standin,
 # built separately from internal/testenv: never part of the handler) on
 # https://127.0.0.1:${SANDBOX_ATLASSIAN_PORT:-8443} and points the handler at it, so Jira and
-# Confluence work with the test users Alice and Bob (docs/atlassian.md, "Local sandbox").
+# Confluence work with the test users Alice and Bob (README.md, "Local sandbox").
 #
 # Settings: the "Values" of local.settings.json (copy local.settings.json.template) are exported
 # first, then the environment wins. Ctrl-C stops everything this script started.

@@ -2,7 +2,7 @@
 // or any generic connector) and then hands out an *http.Client that calls the service as that
 // user.
 //
-// Linking (docs/atlassian.md has the user's view):
+// Linking (README.md, "What a user sees", has the user's view):
 //
 //  1. "connect jira" (or a question that needs the service) from authenticated user U in
 //     conversation C: a sign-in state is stored sealed, single-use, for 10 minutes, bound to
