@@ -2,10 +2,12 @@ package botframework
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -59,6 +61,9 @@ type Authenticator struct {
 	Entra *KeySet
 	// Now is the clock.
 	Now func() time.Time
+
+	mu       sync.Mutex
+	verified map[[32]byte]verifiedToken // by SHA-256 of the raw token
 }
 
 // channelClaims are the token claims the validator reads.
@@ -80,48 +85,25 @@ func (v *Authenticator) Authenticate(ctx context.Context, authorization string, 
 		}
 		return nil, fmt.Errorf("%w: Authorization is not a Bearer token", ErrUnauthorized)
 	}
-	tok, err := jwt.ParseSigned(strings.TrimSpace(raw), allowedAlgorithms)
-	if err != nil {
-		return nil, fmt.Errorf("%w: token is not a JWS with an allowed algorithm: %v", ErrUnauthorized, err)
+	raw = strings.TrimSpace(raw)
+	cacheKey := sha256.Sum256([]byte(raw))
+	vt, ok := v.cached(cacheKey)
+	if !ok {
+		var err error
+		if vt, err = v.verify(ctx, raw); err != nil {
+			return nil, err
+		}
+		v.remember(cacheKey, vt)
 	}
-	if len(tok.Headers) != 1 || tok.Headers[0].KeyID == "" {
-		return nil, fmt.Errorf("%w: token has no key id", ErrUnauthorized)
-	}
-	kid := tok.Headers[0].KeyID
-
-	// Cheap checks on the unverified claims first, to pick the issuer and to refuse obvious
-	// junk without touching the network; everything is re-checked after verification.
-	var peek channelClaims
-	if err := tok.UnsafeClaimsWithoutVerification(&peek); err != nil {
-		return nil, fmt.Errorf("%w: unreadable claims: %v", ErrUnauthorized, err)
-	}
-	keys, entra, err := v.keySetFor(ctx, peek.Issuer)
-	if err != nil {
-		return nil, err
-	}
-	if err := v.checkTimeAndAudience(peek); err != nil {
-		return nil, err
-	}
-
-	key, err := keys.Key(ctx, kid)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnauthorized, err)
-	}
-	var c channelClaims
-	if err := tok.Claims(key.key, &c); err != nil {
-		return nil, fmt.Errorf("%w: signature verification failed", ErrUnauthorized)
-	}
-	if c.Issuer != peek.Issuer {
-		return nil, fmt.Errorf("%w: issuer changed under verification", ErrUnauthorized)
-	}
+	c := vt.claims
+	// Time, audience and the activity-specific checks run on every activity, cached or not.
 	if err := v.checkTimeAndAudience(c); err != nil {
 		return nil, err
 	}
-
-	if !entra {
+	if !vt.entra {
 		// The key must be endorsed for the channel the activity claims to come from
 		// (botbuilder-js auth/endorsementsValidator.ts).
-		if !slices.Contains(key.endorsements, a.ChannelID) {
+		if !slices.Contains(vt.endorsements, a.ChannelID) {
 			return nil, fmt.Errorf("%w: signing key is not endorsed for channel %q", ErrUnauthorized, a.ChannelID)
 		}
 		if c.ServiceURL == "" {
@@ -137,10 +119,10 @@ func (v *Authenticator) Authenticate(ctx context.Context, authorization string, 
 	if appID == "" {
 		appID = c.AppID
 	}
-	if entra && appID == "" {
+	if vt.entra && appID == "" {
 		return nil, fmt.Errorf("%w: Entra token names no calling app (azp/appid)", ErrUnauthorized)
 	}
-	out := &Claims{Issuer: c.Issuer, AppID: appID, TenantID: c.TenantID, ServiceURL: c.ServiceURL, EntraIssued: entra}
+	out := &Claims{Issuer: c.Issuer, AppID: appID, TenantID: c.TenantID, ServiceURL: c.ServiceURL, EntraIssued: vt.entra}
 	if len(c.Audience) > 0 {
 		out.Audience = c.Audience[0]
 	}
@@ -148,6 +130,80 @@ func (v *Authenticator) Authenticate(ctx context.Context, authorization string, 
 		out.Expiry = c.Expiry.Time()
 	}
 	return out, nil
+}
+
+// verifiedToken is what signature verification established about a token.
+type verifiedToken struct {
+	claims       channelClaims
+	endorsements []string
+	entra        bool
+	at           time.Time
+}
+
+// verify parses raw and checks its signature, issuer, time and audience.
+func (v *Authenticator) verify(ctx context.Context, raw string) (verifiedToken, error) {
+	tok, err := jwt.ParseSigned(raw, allowedAlgorithms)
+	if err != nil {
+		return verifiedToken{}, fmt.Errorf("%w: token is not a JWS with an allowed algorithm: %v", ErrUnauthorized, err)
+	}
+	if len(tok.Headers) != 1 || tok.Headers[0].KeyID == "" {
+		return verifiedToken{}, fmt.Errorf("%w: token has no key id", ErrUnauthorized)
+	}
+	kid := tok.Headers[0].KeyID
+
+	// Cheap checks on the unverified claims first, to pick the issuer and to refuse obvious
+	// junk without touching the network; everything is re-checked after verification.
+	var peek channelClaims
+	if err := tok.UnsafeClaimsWithoutVerification(&peek); err != nil {
+		return verifiedToken{}, fmt.Errorf("%w: unreadable claims: %v", ErrUnauthorized, err)
+	}
+	keys, entra, err := v.keySetFor(ctx, peek.Issuer)
+	if err != nil {
+		return verifiedToken{}, err
+	}
+	if err := v.checkTimeAndAudience(peek); err != nil {
+		return verifiedToken{}, err
+	}
+	key, err := keys.Key(ctx, kid)
+	if err != nil {
+		return verifiedToken{}, fmt.Errorf("%w: %v", ErrUnauthorized, err)
+	}
+	var c channelClaims
+	if err := tok.Claims(key.key, &c); err != nil {
+		return verifiedToken{}, fmt.Errorf("%w: signature verification failed", ErrUnauthorized)
+	}
+	if c.Issuer != peek.Issuer {
+		return verifiedToken{}, fmt.Errorf("%w: issuer changed under verification", ErrUnauthorized)
+	}
+	return verifiedToken{claims: c, endorsements: key.endorsements, entra: entra, at: v.now()}, nil
+}
+
+// verifiedCacheSize bounds the verified-token cache; verifiedCacheAge bounds how long a
+// verification is trusted (a key withdrawn by the issuer stops counting within it).
+const (
+	verifiedCacheSize = 1024
+	verifiedCacheAge  = 10 * time.Minute
+)
+
+// cached returns an earlier verification of the same token. The channel reuses one token for
+// many activities, and verifying an RSA signature is the costliest part of a request.
+func (v *Authenticator) cached(key [32]byte) (verifiedToken, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	vt, ok := v.verified[key]
+	if !ok || v.now().Sub(vt.at) > verifiedCacheAge {
+		return verifiedToken{}, false
+	}
+	return vt, true
+}
+
+func (v *Authenticator) remember(key [32]byte, vt verifiedToken) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.verified == nil || len(v.verified) >= verifiedCacheSize {
+		v.verified = make(map[[32]byte]verifiedToken, 64) // start over rather than track age order
+	}
+	v.verified[key] = vt
 }
 
 func (v *Authenticator) now() time.Time {

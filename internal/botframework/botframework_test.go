@@ -141,3 +141,35 @@ func TestConnectorUpdateDeleteTyping(t *testing.T) {
 		t.Errorf("typing: %+v", rec[2])
 	}
 }
+
+// A token verified once is remembered, but every activity still gets the time, endorsement
+// and serviceUrl checks.
+func TestVerifiedTokenCacheKeepsPerActivityChecks(t *testing.T) {
+	ch := channel.New()
+	defer ch.Close()
+	now := time.Now()
+	clock := func() time.Time { return now }
+	keys := &botframework.KeySet{MetadataURL: ch.MetadataURL, HTTPClient: testenv.SharedCA().Client(), Now: clock}
+	auth := &botframework.Authenticator{AppID: appID, Channel: keys, Now: clock}
+	ctx := context.Background()
+	tok := "Bearer " + ch.Mint(channel.TokenOptions{Audience: appID, Expiry: now.Add(10 * time.Minute), NotBefore: now.Add(-time.Minute)})
+	ok := &botframework.Activity{ChannelID: "msteams", ServiceURL: ch.ServiceURL}
+	if _, err := auth.Authenticate(ctx, tok, ok); err != nil {
+		t.Fatal(err)
+	}
+	for name, act := range map[string]*botframework.Activity{
+		"channel the key is not endorsed for": {ChannelID: "directline", ServiceURL: ch.ServiceURL},
+		"another serviceUrl":                  {ChannelID: "msteams", ServiceURL: "https://smba.evil.example/amer/"},
+	} {
+		if _, err := auth.Authenticate(ctx, tok, act); !errors.Is(err, botframework.ErrUnauthorized) {
+			t.Errorf("%s: cached token accepted (%v)", name, err)
+		}
+	}
+	if _, err := auth.Authenticate(ctx, tok, ok); err != nil {
+		t.Fatalf("the cached token stopped working: %v", err)
+	}
+	now = now.Add(16 * time.Minute) // past expiry plus the 5-minute skew
+	if _, err := auth.Authenticate(ctx, tok, ok); !errors.Is(err, botframework.ErrUnauthorized) {
+		t.Fatalf("an expired cached token was accepted (%v)", err)
+	}
+}
