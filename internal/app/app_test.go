@@ -188,14 +188,37 @@ func TestInboundAuthentication(t *testing.T) {
 		}
 	})
 
-	t.Run("Entra-issued token of the bot's tenant is accepted", func(t *testing.T) {
+	t.Run("the bot's own app-only Entra token is accepted", func(t *testing.T) {
 		tok := h.st.Entra.Sign(map[string]any{
-			"iss": h.st.Entra.Issuer(), "aud": stack.BotAppID, "azp": "d6d49420-f39b-4df7-a1dc-d59a935871db", "tid": stack.TenantID,
-			"serviceurl": ch.ServiceURL, "exp": now.Add(time.Hour).Unix(), "nbf": now.Add(-time.Minute).Unix()})
+			"iss": h.st.Entra.Issuer(), "aud": stack.BotAppID, "azp": stack.BotAppID, "tid": stack.TenantID, "idtyp": "app",
+			"exp": now.Add(time.Hour).Unix(), "nbf": now.Add(-time.Minute).Unix()})
 		if resp := h.post(t, "Bearer "+tok, ch.Activity("message", "help")); resp.StatusCode != http.StatusOK {
 			t.Fatalf("status %d, want 200; log:\n%s", resp.StatusCode, h.logs.String())
 		}
 	})
+
+	// Entra tokens anyone in the tenant can hold must not pass as the channel's: a user's real
+	// v2 Teams SSO token (aud = the bot's app id) and another app's client-credentials token.
+	for name, claims := range map[string]map[string]any{
+		"a user's v2 SSO token": {"aud": stack.BotAppID, "azp": "1fec8e78-bce4-4aaf-ab1b-5451cc387264", "scp": "access_as_user",
+			"oid": "a11ce000-0000-4000-8000-00000000000a", "ver": "2.0"},
+		"another app's app-only token": {"aud": stack.BotAppID, "azp": "c0ffee00-0000-4000-8000-00000000beef", "idtyp": "app"},
+		"the bot's own delegated token": {"aud": stack.BotAppID, "azp": stack.BotAppID, "scp": "access_as_user"},
+	} {
+		t.Run("refused: "+name, func(t *testing.T) {
+			ch.Reset()
+			claims["iss"], claims["tid"] = h.st.Entra.Issuer(), stack.TenantID
+			claims["exp"], claims["nbf"] = now.Add(time.Hour).Unix(), now.Add(-time.Minute).Unix()
+			act := ch.Activity("message", "help")
+			act["serviceUrl"] = "https://attacker.example/" // where the bot's token would go
+			if resp := h.post(t, "Bearer "+h.st.Entra.Sign(claims), act); resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("status %d, want 401", resp.StatusCode)
+			}
+			if h.app.Connector.Trusted("https://attacker.example/") {
+				t.Fatal("the attacker's serviceUrl became trusted")
+			}
+		})
+	}
 }
 
 func ctxTimeout(t *testing.T, d time.Duration) context.Context {

@@ -49,7 +49,8 @@ type Claims struct {
 //     and the serviceurl claim must equal the activity's serviceUrl.
 //   - Entra tokens (single-tenant bots): issuer https://sts.windows.net/{tenant}/ or
 //     {authority}/{tenant}/v2.0, audience = the bot's app id, keys from the tenant's OpenID
-//     metadata; a serviceurl claim, when present, must match too.
+//     metadata, app-only (no scp) and obtained by the bot's own app (appid/azp = the bot);
+//     a serviceurl claim, when present, must match too.
 type Authenticator struct {
 	// AppID is the bot's app id: the required audience.
 	AppID string
@@ -74,6 +75,7 @@ type channelClaims struct {
 	AZP        string `json:"azp"`
 	TenantID   string `json:"tid"`
 	Version    string `json:"ver"`
+	Scope      string `json:"scp"`
 }
 
 // Authenticate validates the Authorization header of an inbound request carrying activity a.
@@ -119,8 +121,17 @@ func (v *Authenticator) Authenticate(ctx context.Context, authorization string, 
 	if appID == "" {
 		appID = c.AppID
 	}
-	if vt.entra && appID == "" {
-		return nil, fmt.Errorf("%w: Entra token names no calling app (azp/appid)", ErrUnauthorized)
+	if vt.entra {
+		// An Entra token only proves who obtained it. Any app of the tenant — and every user's
+		// v2 Teams SSO token, whose aud is the bot's app id — can present one, so the caller must
+		// be the bot's own identity, app-only (botbuilder-js
+		// ParameterizedBotFrameworkAuthentication: "Invalid AppId passed on token").
+		if c.Scope != "" {
+			return nil, fmt.Errorf("%w: Entra token is a user's delegated token, not the channel's", ErrUnauthorized)
+		}
+		if !strings.EqualFold(appID, v.AppID) {
+			return nil, fmt.Errorf("%w: Entra token was issued to app %q, not to this bot", ErrUnauthorized, appID)
+		}
 	}
 	out := &Claims{Issuer: c.Issuer, AppID: appID, TenantID: c.TenantID, ServiceURL: c.ServiceURL, EntraIssued: vt.entra}
 	if len(c.Audience) > 0 {
