@@ -476,3 +476,32 @@ func TestSSOTableRoundTripsPerMessage(t *testing.T) {
 		t.Fatalf("the second instance did %d OBOs in all, want the stored token reused (1)", n)
 	}
 }
+
+// In a group chat or channel, commands that show a user's own data refuse and point to a 1:1
+// chat: nobody else in the conversation may read them. help still works there.
+func TestUserDataStaysOutOfSharedConversations(t *testing.T) {
+	h := newSSOHarness(t)
+	c := h.client(alice)
+	h.signIn(t, c)
+	ctx := ctxTimeout(t, 10*time.Second)
+	before := len(c.Replies())
+	graphCalls := h.graph.Calls(alice.ObjectID)
+	for i, text := range []string{"mail quarterly", "whoami", "help"} {
+		act := c.Activity("message")
+		act["text"] = text
+		conv := act["conversation"].(map[string]any)
+		conv["conversationType"] = []string{"groupChat", "channel", "groupChat"}[i]
+		conv["isGroup"] = true
+		if r, err := c.Post(ctx, act); err != nil || r.Status != http.StatusOK {
+			t.Fatalf("%s: %v %+v", text, err, r)
+		}
+	}
+	rep, _ := c.WaitReplies(ctx, before+3)
+	got := texts(rep[before:])
+	if strings.Contains(got, "Quarterly report") || strings.Contains(got, "Alice Example") || h.graph.Calls(alice.ObjectID) != graphCalls {
+		t.Fatalf("a shared conversation got Alice's data:\n%s", got)
+	}
+	if strings.Count(got, "only in a 1:1 chat") != 2 || !strings.Contains(got, "Here is what I can do") {
+		t.Fatalf("want two refusals and help:\n%s", got)
+	}
+}

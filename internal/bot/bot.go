@@ -40,6 +40,10 @@ type Command struct {
 	Help string
 	// Run answers the command.
 	Run CommandFunc
+	// Shared commands also run in group chats and channels. All others answer with the user's
+	// own data (or act on their sign-ins), so they run only in a personal chat, where nobody
+	// else can read the answer.
+	Shared bool
 }
 
 // Bot routes activities. Register commands and invokes before serving; it is then safe for
@@ -59,7 +63,7 @@ func New(sender Sender, log *slog.Logger) *Bot {
 		log = slog.Default()
 	}
 	b := &Bot{sender: sender, log: log, commands: map[string]Command{}, invokes: map[string]InvokeFunc{}}
-	b.Handle(Command{Name: "help", Usage: "help", Help: "Show what I can do.", Run: b.help})
+	b.Handle(Command{Name: "help", Usage: "help", Help: "Show what I can do.", Run: b.help, Shared: true})
 	return b
 }
 
@@ -190,7 +194,24 @@ func (b *Bot) onMessage(ctx context.Context, t *Turn) error {
 		return t.ReplyText(ctx, fmt.Sprintf("I don't know %q. Type **help** to see what I can do.", firstWords(text, 3)))
 	}
 	t.Outcome = strings.ReplaceAll(c.Name, " ", "-")
+	if !c.Shared && !IsPersonal(t.Activity) {
+		t.Outcome = "personal-only"
+		return t.ReplyText(ctx, fmt.Sprintf("I answer **%s** only in a 1:1 chat with me, so nobody else here sees your data. "+
+			"Open a chat with me and ask there.", c.Name))
+	}
 	return c.Run(ctx, t, args)
+}
+
+// IsPersonal reports whether the activity comes from a one-to-one conversation. Teams names
+// shared ones "groupChat" and "channel"; channels that say nothing (Web Chat, Direct Line)
+// hold one user's conversation.
+func IsPersonal(act *botframework.Activity) bool {
+	switch act.Conversation.ConversationType {
+	case "", "personal":
+		return !act.Conversation.IsGroup
+	default:
+		return false
+	}
 }
 
 func firstWords(s string, n int) string {
