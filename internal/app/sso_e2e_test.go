@@ -505,3 +505,23 @@ func TestUserDataStaysOutOfSharedConversations(t *testing.T) {
 		t.Fatalf("want two refusals and help:\n%s", got)
 	}
 }
+
+// Teams obtains a v1.0 token when the app registration does not ask for v2 (issuer
+// sts.windows.net, appid, audience = the identifier URI); it signs the user in as well.
+func TestSSOAcceptsV1Tokens(t *testing.T) {
+	h := newSSOHarness(t)
+	c := h.client(alice)
+	ctx := ctxTimeout(t, 10*time.Second)
+	c.Say(ctx, "whoami")
+	if _, err := c.WaitReplies(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.ExchangeSSO(ctx, 1, entra.SSOOptions{V1: true})
+	if err != nil || res[0].Status != http.StatusOK {
+		t.Fatalf("v1 exchange: %v %+v\n%s", err, res, h.logs.String())
+	}
+	rep, _ := c.WaitReplies(ctx, 2)
+	if !strings.Contains(texts(rep), "Alice Example") {
+		t.Fatalf("not answered after a v1 sign-in:\n%s", texts(rep))
+	}
+}

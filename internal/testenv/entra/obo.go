@@ -215,7 +215,12 @@ func (s *Server) MintSSOToken(u User, o SSOOptions) string {
 	}
 	s.obo.mu.Unlock()
 	if o.Audience == "" {
-		o.Audience = "api://botid-" + o.AppID
+		// entra-docs access-tokens.md ("aud"): a v2.0 token's audience is always the API's
+		// client id; a v1.0 token carries the resource URI it was requested for.
+		o.Audience = o.AppID
+		if o.V1 {
+			o.Audience = "api://botid-" + o.AppID
+		}
 	}
 	if o.Scope == "" {
 		o.Scope = SSOScope

@@ -62,7 +62,11 @@ func postForm(t *testing.T, e *entra.Server, form url.Values) (int, map[string]a
 
 func TestSSOTokenShape(t *testing.T) {
 	e := newTenant(t)
-	claims, err := e.Verify(e.MintSSOToken(alice, entra.SSOOptions{AppID: botID}), "api://botid-"+botID)
+	// v2.0 tokens carry the API's client id as audience, v1.0 tokens its identifier URI.
+	if _, err := e.Verify(e.MintSSOToken(alice, entra.SSOOptions{AppID: botID, V1: true}), "api://botid-"+botID); err != nil {
+		t.Fatalf("v1 audience: %v", err)
+	}
+	claims, err := e.Verify(e.MintSSOToken(alice, entra.SSOOptions{AppID: botID}), botID)
 	if err != nil {
 		t.Fatal(err)
 	}

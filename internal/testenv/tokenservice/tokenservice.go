@@ -23,7 +23,9 @@
 //   - Agents-for-python PR #380: when the user has not consented, exchange answers 400 with a
 //     "Consent Required" error, which the bot turns into 412 for Teams.
 //   - msteams-docs bot-sso-code.md: the connection's token exchange URL is api://botid-{appId};
-//     an SSO token with another audience cannot be exchanged (Microsoft-Teams-Samples#1953).
+//     an SSO token for another API cannot be exchanged (Microsoft-Teams-Samples#1953). The
+//     bot's API appears in the token as that URI (v1.0 tokens) or as its client id (v2.0
+//     tokens: entra-docs access-tokens.md, "aud"); both are this bot's.
 package tokenservice
 
 import (
@@ -318,6 +320,9 @@ func (s *Server) exchange(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	claims, err := s.e.Verify(req.Token, s.ExchangeURI())
+	if err != nil {
+		claims, err = s.e.Verify(req.Token, s.botAppID)
+	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "TokenExchangeFailed", "The token could not be exchanged: it is not a valid token of the tenant for "+s.ExchangeURI()+".")
 		return

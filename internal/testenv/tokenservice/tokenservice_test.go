@@ -175,7 +175,7 @@ func TestExchangeSignsTheUserIn(t *testing.T) {
 	if status != http.StatusOK || body["connectionName"] != conn || body["channelId"] != "msteams" || body["expiration"] == "" {
 		t.Fatalf("exchange: %d %v", status, body)
 	}
-	claims, err := f.e.Verify(body["token"].(string), "api://botid-"+botID)
+	claims, err := f.e.Verify(body["token"].(string), botID)
 	if err != nil || claims["oid"] != alice.ObjectID || claims["scp"] != "access_as_user" || claims["azp"] != botID {
 		t.Fatalf("exchanged token: %v %v", claims, err)
 	}
@@ -185,7 +185,7 @@ func TestExchangeSignsTheUserIn(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("GetToken: %d", status)
 	}
-	if _, err := f.e.Verify(body["token"].(string), "api://botid-"+botID); err != nil {
+	if _, err := f.e.Verify(body["token"].(string), botID); err != nil {
 		t.Fatal(err)
 	}
 	// Another Teams user is not signed in by Alice's exchange.
@@ -213,14 +213,14 @@ func TestExchangeSignsTheUserIn(t *testing.T) {
 func TestExchangeRefusesBadTokens(t *testing.T) {
 	f := setup(t)
 	cases := map[string]string{
-		"audience is the client id": f.e.MintSSOToken(alice, entra.SSOOptions{AppID: botID, Audience: botID}),
-		"another bot's API":         f.e.MintSSOToken(alice, entra.SSOOptions{AppID: "0ther-bot"}),
-		"no access_as_user":         f.e.MintSSOToken(alice, entra.SSOOptions{AppID: botID, Scope: "User.Read"}),
-		"expired":                   f.e.MintSSOToken(alice, entra.SSOOptions{AppID: botID, Expiry: time.Now().Add(-10 * time.Minute)}),
-		"foreign signer":            f.e.MintSSOToken(alice, entra.SSOOptions{AppID: botID, ForeignSigner: true}),
-		"other tenant":              f.e.MintSSOToken(alice, entra.SSOOptions{AppID: botID, Tenant: "0ther000-0000-4000-8000-000000000000"}),
-		"not a token":               "abc",
-		"empty":                     "",
+		"another app's client id": f.e.MintSSOToken(alice, entra.SSOOptions{AppID: botID, Audience: "c0ffee00-0000-4000-8000-00000000beef"}),
+		"another bot's API":       f.e.MintSSOToken(alice, entra.SSOOptions{AppID: "0ther-bot"}),
+		"no access_as_user":       f.e.MintSSOToken(alice, entra.SSOOptions{AppID: botID, Scope: "User.Read"}),
+		"expired":                 f.e.MintSSOToken(alice, entra.SSOOptions{AppID: botID, Expiry: time.Now().Add(-10 * time.Minute)}),
+		"foreign signer":          f.e.MintSSOToken(alice, entra.SSOOptions{AppID: botID, ForeignSigner: true}),
+		"other tenant":            f.e.MintSSOToken(alice, entra.SSOOptions{AppID: botID, Tenant: "0ther000-0000-4000-8000-000000000000"}),
+		"not a token":             "abc",
+		"empty":                   "",
 	}
 	for name, tok := range cases {
 		status, body, _ := f.call(t, "POST", "/api/usertoken/exchange", userQ(teamsU), map[string]string{"token": tok}, f.bot)
@@ -273,7 +273,7 @@ func TestMagicCodeAndExpiry(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("right code: %d", status)
 	}
-	if claims, _ := f.e.Verify(body["token"].(string), "api://botid-"+botID); claims["oid"] != alice.ObjectID {
+	if claims, _ := f.e.Verify(body["token"].(string), botID); claims["oid"] != alice.ObjectID {
 		t.Errorf("token user: %v", claims["oid"])
 	}
 	f.ts.Expire(teamsU)
@@ -331,7 +331,7 @@ func TestDuplicateExchangesAndFreshTokensLater(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("GetToken later: %d", status)
 	}
-	if _, err := f.e.Verify(body["token"].(string), "api://botid-"+botID); err != nil {
+	if _, err := f.e.Verify(body["token"].(string), botID); err != nil {
 		t.Errorf("later token: %v", err)
 	}
 	if exp, _ := time.Parse(time.RFC3339, body["expiration"].(string)); exp.Before(later) {
