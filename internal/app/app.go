@@ -184,9 +184,11 @@ func (a *App) newSSO(cfg *config.Config, opts Options) *sso.Flow {
 		},
 		OBO: a.Entra, Connection: cfg.OAuthConnection, Resources: resources, Log: opts.Log, Now: opts.Now,
 	}
+	validator := &entra.SSOValidator{AppID: cfg.AppID, TenantID: cfg.TenantID, Keys: a.keys[1], Now: opts.Now}
+	m.Assertions = validator
 	return &sso.Flow{
 		M:         m,
-		Validator: &entra.SSOValidator{AppID: cfg.AppID, TenantID: cfg.TenantID, Keys: a.keys[1], Now: opts.Now},
+		Validator: validator,
 		TenantID:  cfg.TenantID,
 		Log:       opts.Log,
 	}

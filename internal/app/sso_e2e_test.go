@@ -525,3 +525,27 @@ func TestSSOAcceptsV1Tokens(t *testing.T) {
 		t.Fatalf("not answered after a v1 sign-in:\n%s", texts(rep))
 	}
 }
+
+// The token service is asked by the channel's user id, and the result is stored under the
+// Entra user: an activity whose two ids disagree gets neither user's data.
+func TestSSOAssertionMustBelongToTheCaller(t *testing.T) {
+	h := newSSOHarness(t)
+	ca := h.client(alice)
+	h.signIn(t, ca)
+	ctx := ctxTimeout(t, 10*time.Second)
+	mixed := h.client(bob)
+	act := mixed.Activity("message")
+	act["text"] = "whoami"
+	act["from"] = map[string]any{"id": "29:" + alice.ObjectID, "name": "Bob Example", "aadObjectId": bob.ObjectID}
+	mixed.Post(ctx, act)
+	time.Sleep(200 * time.Millisecond)
+	if got := texts(mixed.Replies()); strings.Contains(got, "Alice Example") {
+		t.Fatalf("Bob's activity got Alice's profile:\n%s", got)
+	}
+	if _, err := h.app.Store.GetToken(ctx, userKey(bob), tokenstore.TokenKey{Connector: "entra/graph"}); !errors.Is(err, tokenstore.ErrNotFound) {
+		t.Fatalf("a token was stored for Bob from Alice's assertion (err %v)", err)
+	}
+	if !strings.Contains(h.logs.String(), "belongs to another user than the caller") {
+		t.Fatalf("the refusal is not in the log:\n%s", h.logs.String())
+	}
+}

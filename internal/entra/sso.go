@@ -167,3 +167,46 @@ func (v *SSOValidator) checkClaims(ctx context.Context, c *ssoClaims, senderOID 
 	}
 	return nil
 }
+
+// ValidateAssertion checks a user token for the bot's own API that the Bot Service token
+// service returned (the OBO assertion of later turns): signed by the tenant, issued by it, for
+// this bot, unexpired, and belonging to the user the bot will store the result under.
+func (v *SSOValidator) ValidateAssertion(ctx context.Context, token, tenantID, objectID string) error {
+	fail := func(format string, a ...any) error {
+		return fmt.Errorf("%w: user assertion: %s", ErrSSOTokenInvalid, fmt.Sprintf(format, a...))
+	}
+	tok, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{jose.RS256})
+	if err != nil || len(tok.Headers) != 1 || tok.Headers[0].KeyID == "" {
+		return fail("not an RS256 JWT with a key id")
+	}
+	key, err := v.Keys.PublicKey(ctx, tok.Headers[0].KeyID)
+	if err != nil {
+		return fail("signing key: %v", err)
+	}
+	var c ssoClaims
+	if err := tok.Claims(key, &c); err != nil {
+		return fail("signature verification failed")
+	}
+	iss, err := v.Keys.Issuer(ctx)
+	if err != nil {
+		return fail("tenant metadata: %v", err)
+	}
+	iss = strings.Replace(iss, v.TenantID, c.TenantID, 1)
+	if c.Issuer != iss && c.Issuer != "https://sts.windows.net/"+c.TenantID+"/" {
+		return fail("issuer %q is not the tenant's", c.Issuer)
+	}
+	now := time.Now
+	if v.Now != nil {
+		now = v.Now
+	}
+	if c.Expiry == nil {
+		return fail("no expiry")
+	}
+	if err := c.Claims.ValidateWithLeeway(jwt.Expected{AnyAudience: jwt.Audience{"api://botid-" + v.AppID, v.AppID}, Time: now()}, 5*time.Minute); err != nil {
+		return fail("%v", err)
+	}
+	if !strings.EqualFold(c.TenantID, tenantID) || !strings.EqualFold(c.ObjectID, objectID) {
+		return fail("it belongs to another user than the caller")
+	}
+	return nil
+}

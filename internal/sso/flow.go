@@ -289,8 +289,8 @@ func (f *Flow) VerifyState(ctx context.Context, t *bot.Turn) (*botframework.Invo
 	if err != nil {
 		return &botframework.InvokeResponse{Status: http.StatusBadRequest}, nil
 	}
-	ut, err := f.M.TokenService.GetToken(ctx, c.ChannelUserID, f.M.Connection, c.ChannelID, v.State)
-	if errors.Is(err, botframework.ErrNoUserToken) {
+	assertion, err := f.M.Assertion(ctx, c, v.State)
+	if errors.Is(err, ErrSignInNeeded) {
 		t.Outcome = "verify-not-found"
 		f.Log.Warn("magic code did not complete sign-in", slog.String("id", t.Activity.ID), slog.String("user", c.User.String()))
 		_ = t.ReplyText(ctx, "That did not complete the sign-in. Select **Sign in** on the card to try again.")
@@ -299,7 +299,7 @@ func (f *Flow) VerifyState(ctx context.Context, t *bot.Turn) (*botframework.Invo
 	if err != nil {
 		return nil, fmt.Errorf("verify state: %w", err)
 	}
-	parked, err := f.obtainForParked(ctx, c, ut.Token)
+	parked, err := f.obtainForParked(ctx, c, assertion)
 	if err != nil {
 		var nu *NeedsUserError
 		if errors.As(err, &nu) {

@@ -104,6 +104,8 @@ type Manager struct {
 	Store        *tokenstore.Store
 	TokenService *botframework.TokenService
 	OBO          *entra.Client
+	// Assertions checks that a token from the token service is the caller's (nil: not checked).
+	Assertions *entra.SSOValidator
 	// Connection is the Azure Bot OAuth connection whose scope is the bot's own API.
 	Connection string
 	Resources  map[string]Resource
@@ -143,20 +145,38 @@ func (m *Manager) Token(ctx context.Context, c Caller, resource string) (string,
 	} else if err != nil && !errors.Is(err, tokenstore.ErrNotFound) && !errors.Is(err, tokenstore.ErrSignInNeeded) {
 		return "", fmt.Errorf("read %s token: %w", r.Name, err)
 	}
-	v, err, _ := m.flight.Do(c.User.Partition()+"|"+r.Name, func() (any, error) {
-		ut, err := m.TokenService.GetToken(ctx, c.ChannelUserID, m.Connection, c.ChannelID, "")
-		if errors.Is(err, botframework.ErrNoUserToken) {
-			return "", ErrSignInNeeded
-		}
+	v, err, _ := m.flight.Do(c.User.Partition()+"|"+c.ChannelID+"|"+c.ChannelUserID+"|"+r.Name, func() (any, error) {
+		// Shared by every caller waiting on it, so not bound to the first caller's request.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+		defer cancel()
+		assertion, err := m.Assertion(fctx, c, "")
 		if err != nil {
-			return "", fmt.Errorf("user assertion: %w", err)
+			return "", err
 		}
-		return m.obtain(ctx, c, r, ut.Token)
+		return m.obtain(fctx, c, r, assertion)
 	})
 	if err != nil {
 		return "", err
 	}
 	return v.(string), nil
+}
+
+// Assertion fetches the caller's token for the bot's own API from the token service (code
+// completes a magic-code sign-in) and checks that it is the caller's.
+func (m *Manager) Assertion(ctx context.Context, c Caller, code string) (string, error) {
+	ut, err := m.TokenService.GetToken(ctx, c.ChannelUserID, m.Connection, c.ChannelID, code)
+	if errors.Is(err, botframework.ErrNoUserToken) {
+		return "", ErrSignInNeeded
+	}
+	if err != nil {
+		return "", fmt.Errorf("user assertion: %w", err)
+	}
+	if m.Assertions != nil {
+		if err := m.Assertions.ValidateAssertion(ctx, ut.Token, c.User.TenantID, c.User.ObjectID); err != nil {
+			return "", fmt.Errorf("token service answer refused: %w", err)
+		}
+	}
+	return ut.Token, nil
 }
 
 // obtain runs OBO with assertion and stores the result sealed.
