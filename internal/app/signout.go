@@ -52,16 +52,19 @@ func (a *App) registerSignOut() {
 				if a.OAuth != nil {
 					a.OAuth.RevokeAll(ctx, c.User)
 				}
-				if a.SSO != nil {
-					if err := a.SSO.M.TokenService.SignOut(ctx, c.ChannelUserID, a.Config.OAuthConnection, c.ChannelID); err != nil {
-						return fmt.Errorf("sign out at the token service: %w", err)
-					}
-				}
+				// What the bot holds goes first, whatever the token service says afterwards.
 				n, err := a.Store.ForgetUser(ctx, c.User)
 				if err != nil {
 					return fmt.Errorf("forget user: %w", err)
 				}
 				a.log.Info("user signed out of everything", slog.String("user", c.User.String()), slog.Int("rows", n))
+				if a.SSO != nil {
+					if err := a.SSO.M.TokenService.SignOut(ctx, c.ChannelUserID, a.Config.OAuthConnection, c.ChannelID); err != nil {
+						a.log.Warn("sign-out at the token service failed", slog.String("user", c.User.String()), slog.String("error", err.Error()))
+						return t.ReplyText(ctx, "I have forgotten all your sign-ins, but could not sign you out of Teams single sign-on just now. "+
+							"Type **signout** again in a minute to finish.")
+					}
+				}
 				return t.ReplyText(ctx, "Done: I have forgotten all your sign-ins and signed you out. Next time you ask, I will sign you in again.")
 			}
 			if a.SSO != nil {

@@ -60,7 +60,7 @@ func (c *countingTransport) count() int { c.mu.Lock(); defer c.mu.Unlock(); retu
 
 // newSSOHarness runs the handler with a real Azurite token store against the Entra, channel,
 // token-service and Graph stand-ins; Alice and Bob are users of the tenant.
-func newSSOHarness(t testing.TB) *ssoHarness {
+func newSSOHarness(t testing.TB, extra ...map[string]string) *ssoHarness {
 	t.Helper()
 	st := stack.New()
 	t.Cleanup(st.Close)
@@ -84,12 +84,18 @@ func newSSOHarness(t testing.TB) *ssoHarness {
 	setIdentityEnv(t, st)
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	cfg, err := config.Load(st.Getenv(map[string]string{
+	settings := map[string]string{
 		"TOKENSTORE_CONNECTION_STRING":   az.ConnectionString(),
 		"TOKENSTORE_DEV_KEY":             base64.StdEncoding.EncodeToString(key),
 		"BOTFRAMEWORK_TOKEN_SERVICE_URL": ts.URL,
 		"GRAPH_URL":                      g.URL,
-	}))
+	}
+	for _, e := range extra {
+		for k, v := range e {
+			settings[k] = v
+		}
+	}
+	cfg, err := config.Load(st.Getenv(settings))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,10 @@ package botframework_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -171,5 +174,47 @@ func TestVerifiedTokenCacheKeepsPerActivityChecks(t *testing.T) {
 	now = now.Add(16 * time.Minute) // past expiry plus the 5-minute skew
 	if _, err := auth.Authenticate(ctx, tok, ok); !errors.Is(err, botframework.ErrUnauthorized) {
 		t.Fatalf("an expired cached token was accepted (%v)", err)
+	}
+}
+
+// A transport failure while completing a magic-code sign-in does not put the code in the error
+// (which the edge logs).
+func TestTokenServiceErrorsDoNotCarryTheCode(t *testing.T) {
+	dead := testenv.SharedCA().NewServer(http.NotFoundHandler())
+	base := dead.URL
+	dead.Close()
+	ts := &botframework.TokenService{BaseURL: base, Tokens: staticToken("bot-token"), HTTPClient: testenv.SharedCA().Client()}
+	_, err := ts.GetToken(context.Background(), "29:u", "sso", "msteams", "864213")
+	if err == nil || strings.Contains(err.Error(), "864213") || strings.Contains(err.Error(), "bot-token") {
+		t.Fatalf("error %v", err)
+	}
+}
+
+type staticToken string
+
+func (s staticToken) Token(context.Context) (string, error) { return string(s), nil }
+
+// While the issuer fails, repeated requests do not each become an attempt to fetch its keys.
+func TestFailingIssuerIsNotHammered(t *testing.T) {
+	var hits atomic.Int32
+	down := testenv.SharedCA().NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer down.Close()
+	now := time.Now()
+	keys := &botframework.KeySet{MetadataURL: down.URL, HTTPClient: testenv.SharedCA().Client(), Now: func() time.Time { return now }}
+	for range 20 {
+		if _, err := keys.PublicKey(context.Background(), "forged"); err == nil {
+			t.Fatal("a key came from a failing issuer")
+		}
+	}
+	if n := hits.Load(); n != 1 {
+		t.Fatalf("%d requests to a failing issuer for 20 lookups, want 1", n)
+	}
+	now = now.Add(3 * time.Second)
+	keys.PublicKey(context.Background(), "forged")
+	if n := hits.Load(); n != 2 {
+		t.Fatalf("no retry after the retry interval (%d requests)", n)
 	}
 }

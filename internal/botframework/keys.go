@@ -42,11 +42,14 @@ type KeySet struct {
 	// MinRefetchInterval bounds refetches caused by unknown kids.
 	MinRefetchInterval time.Duration
 
-	mu        sync.RWMutex
-	issuer    string
-	keys      map[string]signingKey
-	fetchedAt time.Time
-	group     singleflight.Group
+	mu          sync.RWMutex
+	issuer      string
+	keys        map[string]signingKey
+	fetchedAt   time.Time
+	attemptedAt time.Time
+	lastErr     error
+	inFlight    bool
+	group       singleflight.Group
 }
 
 type openIDMetadata struct {
@@ -117,35 +120,63 @@ func (s *KeySet) fresh() bool {
 	return !s.fetchedAt.IsZero() && s.now().Sub(s.fetchedAt) < maxAge
 }
 
-// refresh refetches the metadata and keys. unknownKid marks a refetch caused by a kid not in
-// the cache; those are rate-limited.
+// refresh refetches the metadata and keys when they are stale or a kid is unknown. Attempts
+// are rate-limited from the last attempt, successful or not — MinRefetchInterval while keys
+// are cached, firstFetchRetry before the first success — so neither forged kids nor a failing
+// issuer turn into a stream of requests. Callers arriving while a fetch is under way wait for
+// it and see its keys.
 func (s *KeySet) refresh(ctx context.Context, unknownKid bool) error {
-	minGap := s.MinRefetchInterval
-	if minGap == 0 {
-		minGap = time.Minute
-	}
 	s.mu.RLock()
-	last := s.fetchedAt
-	fresh := s.fresh()
+	fresh, inFlight := s.fresh(), s.inFlight
+	limited, limitErr := s.rateLimitedLocked()
 	s.mu.RUnlock()
-	if fresh && unknownKid && s.now().Sub(last) < minGap {
-		return nil // rate-limited: the cache stands
-	}
 	if fresh && !unknownKid {
 		return nil
 	}
+	if limited && !inFlight {
+		return limitErr
+	}
 	_, err, _ := s.group.Do("refresh", func() (any, error) {
-		// Another caller may have refreshed while this one waited.
-		s.mu.RLock()
-		done := !s.fetchedAt.Equal(last)
-		s.mu.RUnlock()
-		if done {
-			return nil, nil
+		s.mu.Lock()
+		if limited, limitErr := s.rateLimitedLocked(); limited {
+			s.mu.Unlock() // a fetch finished just before this one would have started
+			return nil, limitErr
 		}
-		return nil, s.fetch(ctx)
+		s.attemptedAt, s.inFlight = s.now(), true
+		s.mu.Unlock()
+		err := s.fetch(ctx)
+		s.mu.Lock()
+		s.lastErr, s.inFlight = err, false
+		s.mu.Unlock()
+		return nil, err
 	})
 	return err
 }
+
+// rateLimitedLocked reports whether the last attempt is too recent to try again, and what
+// the caller then gets: nothing when keys are cached, the last failure otherwise.
+func (s *KeySet) rateLimitedLocked() (bool, error) {
+	gap := s.MinRefetchInterval
+	if gap == 0 {
+		gap = time.Minute
+	}
+	if s.fetchedAt.IsZero() {
+		gap = firstFetchRetry
+	}
+	if s.attemptedAt.IsZero() || s.now().Sub(s.attemptedAt) >= gap {
+		return false, nil
+	}
+	if !s.fetchedAt.IsZero() {
+		return true, nil
+	}
+	if s.lastErr != nil {
+		return true, fmt.Errorf("signing keys unavailable (retrying shortly): %w", s.lastErr)
+	}
+	return false, nil
+}
+
+// firstFetchRetry spaces attempts while no key has ever been fetched.
+const firstFetchRetry = 2 * time.Second
 
 func (s *KeySet) fetch(ctx context.Context) error {
 	var meta openIDMetadata

@@ -161,7 +161,8 @@ func (t *TokenService) do(ctx context.Context, op, method, pathQuery string, bod
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("token service %s: %w", op, err)
+		// A *url.Error names the whole URL, whose query may hold a sign-in code.
+		return fmt.Errorf("token service %s: %w", op, withoutURL(err))
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -187,4 +188,13 @@ func (t *TokenService) do(ctx context.Context, op, method, pathQuery string, bod
 		}
 	}
 	return nil
+}
+
+// withoutURL drops the request URL from a transport error, keeping its cause.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }

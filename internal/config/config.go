@@ -212,6 +212,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c := &Config{}
 
 	c.InAzure = r.str("WEBSITE_INSTANCE_ID") != "" || r.str("WEBSITE_SITE_NAME") != ""
+	r.inAzure = c.InAzure
 	c.Port = r.port("FUNCTIONS_CUSTOMHANDLER_PORT", DefaultPort)
 
 	c.AppID = r.guid("BOT_APP_ID")
@@ -317,6 +318,7 @@ func Load(getenv func(string) string) (*Config, error) {
 // reader collects problems while reading settings, so Load reports all of them at once.
 type reader struct {
 	getenv   func(string) string
+	inAzure  bool // no plain http at all, not even to loopback
 	problems []Problem
 	bad      map[string]bool
 }
@@ -385,8 +387,8 @@ func (r *reader) httpsURL(name, def string, trimSlash bool) string {
 		r.fail(name, "must be an absolute https URL")
 		return ""
 	}
-	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
-		r.fail(name, "must use https (plain http is accepted only for 127.0.0.1/localhost)")
+	if u.Scheme == "http" && (r.inAzure || !isLoopback(u.Hostname())) {
+		r.fail(name, "must use https (plain http is accepted only for 127.0.0.1/localhost, outside Azure)")
 		return ""
 	}
 	if trimSlash {

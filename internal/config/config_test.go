@@ -194,3 +194,16 @@ func TestEntraAPIs(t *testing.T) {
 		}
 	}
 }
+
+func TestPlainHTTPOnlyToLoopbackOutsideAzure(t *testing.T) {
+	local := map[string]string{"BOT_ALLOW_ANONYMOUS": "true", "GRAPH_URL": "http://127.0.0.1:8080"}
+	if _, err := Load(env(local)); err != nil {
+		t.Fatalf("loopback http refused locally: %v", err)
+	}
+	azure := map[string]string{"WEBSITE_SITE_NAME": "f", "BOT_APP_ID": appID, "BOT_TENANT_ID": tenantID, "BOT_MANAGED_IDENTITY_CLIENT_ID": miID,
+		"TOKENSTORE_TABLE_ENDPOINT": "https://st.table.core.windows.net", "TOKENSTORE_KEYVAULT_URL": "https://kv.vault.azure.net",
+		"BOTFRAMEWORK_TOKEN_SERVICE_URL": "http://127.0.0.1:8080"}
+	if _, err := Load(env(azure)); err == nil || !strings.Contains(err.Error(), "BOTFRAMEWORK_TOKEN_SERVICE_URL") {
+		t.Fatalf("plain http accepted in Azure: %v", err)
+	}
+}

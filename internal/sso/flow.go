@@ -170,7 +170,10 @@ func (f *Flow) TokenExchange(ctx context.Context, t *bot.Turn) (*botframework.In
 
 	if err := f.M.Store.ClaimExchange(ctx, c.User, v.ID, 2*time.Minute); err != nil {
 		if !errors.Is(err, tokenstore.ErrDuplicate) {
-			return nil, fmt.Errorf("claim exchange: %w", err)
+			// Teams falls back to the sign-in button only on 412.
+			t.Outcome = "exchange-store-unavailable"
+			f.Log.Warn("token exchange could not be recorded", slog.String("id", act.ID), slog.String("reason", err.Error()))
+			return exchangeResponse(http.StatusPreconditionFailed, v, "The sign-in could not be completed right now."), nil
 		}
 		// Another Teams client (or instance) is handling this exchange: give its answer.
 		t.Outcome = "exchange-duplicate"
@@ -199,6 +202,9 @@ func (f *Flow) TokenExchange(ctx context.Context, t *bot.Turn) (*botframework.In
 		return fail("exchange-failed", "The token service could not complete the sign-in; consent may be needed.", err)
 	}
 	parked, err := f.obtainForParked(ctx, c, v.Token)
+	// Requests whose tokens were obtained are answered whatever happened to the others (those
+	// were parked again); answering them after the 200 keeps the invoke within Teams' limit.
+	f.resumeLater(ctx, c, parked)
 	if err != nil {
 		var nu *NeedsUserError
 		if errors.As(err, &nu) {
@@ -210,7 +216,6 @@ func (f *Flow) TokenExchange(ctx context.Context, t *bot.Turn) (*botframework.In
 		f.Log.Warn("recording a completed exchange", slog.String("error", err.Error()))
 	}
 	t.Outcome = "signed-in"
-	f.resume(ctx, c, parked)
 	return exchangeResponse(http.StatusOK, v, ""), nil
 }
 
@@ -248,6 +253,23 @@ func (f *Flow) parkTTL() time.Duration {
 		return 15 * time.Minute
 	}
 	return f.ParkTTL
+}
+
+// ResumeTimeout bounds the answering of requests resumed after a sign-in.
+const ResumeTimeout = 30 * time.Second
+
+// resumeLater answers the parked requests in the background, so the sign-in invoke is
+// answered first. The work is bounded by ResumeTimeout; a request lost to an instance
+// stopping meanwhile is one the user asks again.
+func (f *Flow) resumeLater(ctx context.Context, c Caller, parked []tokenstore.Parked) {
+	if len(parked) == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ResumeTimeout)
+	go func() {
+		defer cancel()
+		f.resume(rctx, c, parked)
+	}()
 }
 
 // resume re-runs parked requests, oldest first.
@@ -300,6 +322,7 @@ func (f *Flow) VerifyState(ctx context.Context, t *bot.Turn) (*botframework.Invo
 		return nil, fmt.Errorf("verify state: %w", err)
 	}
 	parked, err := f.obtainForParked(ctx, c, assertion)
+	f.resumeLater(ctx, c, parked)
 	if err != nil {
 		var nu *NeedsUserError
 		if errors.As(err, &nu) {
@@ -310,7 +333,6 @@ func (f *Flow) VerifyState(ctx context.Context, t *bot.Turn) (*botframework.Invo
 		return nil, err
 	}
 	t.Outcome = "signed-in"
-	f.resume(ctx, c, parked)
 	return &botframework.InvokeResponse{Status: http.StatusOK}, nil
 }
 

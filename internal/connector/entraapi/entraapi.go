@@ -24,6 +24,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 
 	"github.com/onbehalf/onbehalf/internal/bot"
@@ -70,7 +71,7 @@ type transport struct {
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !strings.EqualFold(req.URL.Scheme, t.origin.Scheme) || !strings.EqualFold(req.URL.Host, t.origin.Host) ||
-		!strings.HasPrefix(req.URL.Path, strings.TrimRight(t.origin.Path, "/")) {
+		!underBase(req.URL.Path, t.origin.Path) {
 		return nil, ErrOtherHost
 	}
 	resp, err := t.send(req)
@@ -84,6 +85,14 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	return t.send(req)
+}
+
+// underBase reports whether p, once "." and ".." are resolved, lies under base on a path
+// segment boundary (/api/me is under /api; /apix and /api/../admin are not).
+func underBase(p, base string) bool {
+	base = strings.TrimRight(path.Clean("/"+base), "/")
+	p = path.Clean("/" + p)
+	return base == "" || p == base || strings.HasPrefix(p, base+"/")
 }
 
 func (t *transport) send(req *http.Request) (*http.Response, error) {
@@ -105,7 +114,7 @@ func Register(b *bot.Bot, flow *sso.Flow, tokens Tokens, tenantID string, base h
 			if len(f) != 2 || !strings.HasPrefix(f[1], "/") {
 				return t.ReplyText(ctx, "Usage: **api <name> <path>**, for example **api contoso /me**.")
 			}
-			name, path := f[0], f[1]
+			name, apiPath := f[0], f[1]
 			r, err := tokens.Resource(name)
 			if err != nil || name == "graph" {
 				return t.ReplyText(ctx, fmt.Sprintf("I don't know an API called %q.", name))
@@ -123,7 +132,8 @@ func Register(b *bot.Bot, flow *sso.Flow, tokens Tokens, tenantID string, base h
 			if err != nil {
 				return err
 			}
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(r.BaseURL, "/")+path, nil)
+			// The path is resolved inside the API's base: "/../admin" is "/admin" under it.
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(r.BaseURL, "/")+path.Clean(apiPath), nil)
 			if err != nil {
 				return t.ReplyText(ctx, "That path is not valid.")
 			}

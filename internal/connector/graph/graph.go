@@ -118,6 +118,11 @@ func (c *Client) get(ctx context.Context, token, pathQuery string, into any) err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
+		// A *url.Error names the whole URL, whose query holds the user's search words.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return fmt.Errorf("graph: %w", err)
 	}
 	defer resp.Body.Close()
