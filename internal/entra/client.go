@@ -67,6 +67,12 @@ type ClientConfig struct {
 type Client struct {
 	cca confidential.Client
 	now func() time.Time
+	// newCCA builds another MSAL client with the same credential (see oboClient).
+	newCCA func() (confidential.Client, error)
+
+	oboMu    sync.Mutex
+	obo      confidential.Client
+	oboCalls int
 
 	mu    sync.Mutex
 	cache map[string]cachedToken // scope → token
@@ -120,7 +126,8 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		opts = append(opts, confidential.WithHTTPClient(cfg.HTTPClient))
 	}
 	authority := strings.TrimRight(cfg.AuthorityHost, "/") + "/" + cfg.TenantID
-	cca, err := confidential.New(authority, cfg.ClientID, cred, opts...)
+	newCCA := func() (confidential.Client, error) { return confidential.New(authority, cfg.ClientID, cred, opts...) }
+	cca, err := newCCA()
 	if err != nil {
 		return nil, fmt.Errorf("entra: confidential client: %w", err)
 	}
@@ -128,7 +135,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Client{cca: cca, now: now, cache: map[string]cachedToken{}, calls: map[string]*inflight{}}, nil
+	return &Client{cca: cca, obo: cca, newCCA: newCCA, now: now, cache: map[string]cachedToken{}, calls: map[string]*inflight{}}, nil
 }
 
 // ManagedIdentityAssertion returns a function that fetches the user-assigned managed

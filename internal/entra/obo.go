@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
 	msalerrors "github.com/AzureAD/microsoft-authentication-library-for-go/apps/errors"
 )
 
@@ -52,11 +53,29 @@ type DelegatedToken struct {
 // rely on it across turns (a later turn has a new assertion) and keeps results sealed in the
 // token store instead (see TestMSALOnBehalfOfCache).
 func (c *Client) OnBehalfOf(ctx context.Context, assertion string, scopes []string) (DelegatedToken, error) {
-	res, err := c.cca.AcquireTokenOnBehalfOf(ctx, assertion, scopes)
+	res, err := c.oboClient().AcquireTokenOnBehalfOf(ctx, assertion, scopes)
 	if err != nil {
 		return DelegatedToken{}, classifyOBO(err)
 	}
 	return DelegatedToken{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn}, nil
+}
+
+// oboClientCalls is how many OBO requests one MSAL client serves. MSAL keeps every OBO result
+// in memory, keyed by its assertion, and never evicts it; each turn after a token's expiry
+// brings a new assertion, so a long-lived instance would grow without bound. Replacing the
+// client drops that cache (the bot keeps OBO results in the token store).
+const oboClientCalls = 500
+
+func (c *Client) oboClient() confidential.Client {
+	c.oboMu.Lock()
+	defer c.oboMu.Unlock()
+	c.oboCalls++
+	if c.oboCalls > oboClientCalls {
+		if fresh, err := c.newCCA(); err == nil {
+			c.obo, c.oboCalls = fresh, 1
+		}
+	}
+	return c.obo
 }
 
 // classifyOBO maps Entra's error answer to what the caller must do.

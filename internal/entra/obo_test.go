@@ -88,3 +88,24 @@ func TestOnBehalfOfErrorsNeedingTheUser(t *testing.T) {
 		t.Fatalf("foreign assertion: got %v", err)
 	}
 }
+
+// MSAL's OBO cache is dropped every 500 calls, so it cannot grow without bound: the same
+// assertion is served from memory until then, and asks Entra again after.
+func TestOBOCacheIsBounded(t *testing.T) {
+	st, c := newClient(t)
+	a := st.Entra.MintSSOToken(user, tenv.SSOOptions{AppID: stack.BotAppID})
+	for i := range 500 {
+		if _, err := c.OnBehalfOf(context.Background(), a, graphScopes); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	if n := st.Entra.OBOCount("https://graph.microsoft.com"); n != 1 {
+		t.Fatalf("%d token requests for 500 calls with one assertion, want 1", n)
+	}
+	if _, err := c.OnBehalfOf(context.Background(), a, graphScopes); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.Entra.OBOCount("https://graph.microsoft.com"); n != 2 {
+		t.Fatalf("the 501st call was still served from the old cache (%d token requests)", n)
+	}
+}
