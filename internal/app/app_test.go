@@ -202,7 +202,7 @@ func TestInboundAuthentication(t *testing.T) {
 	for name, claims := range map[string]map[string]any{
 		"a user's v2 SSO token": {"aud": stack.BotAppID, "azp": "1fec8e78-bce4-4aaf-ab1b-5451cc387264", "scp": "access_as_user",
 			"oid": "a11ce000-0000-4000-8000-00000000000a", "ver": "2.0"},
-		"another app's app-only token": {"aud": stack.BotAppID, "azp": "c0ffee00-0000-4000-8000-00000000beef", "idtyp": "app"},
+		"another app's app-only token":  {"aud": stack.BotAppID, "azp": "c0ffee00-0000-4000-8000-00000000beef", "idtyp": "app"},
 		"the bot's own delegated token": {"aud": stack.BotAppID, "azp": stack.BotAppID, "scp": "access_as_user"},
 	} {
 		t.Run("refused: "+name, func(t *testing.T) {
