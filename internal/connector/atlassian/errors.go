@@ -68,6 +68,9 @@ func UserMessage(err error) string {
 		return "You have not connected your Atlassian account yet. Say \"connect jira\" to connect it."
 	case errors.Is(err, oauth2.ErrReconnect):
 		return "Your Atlassian connection has expired or was revoked. Say \"connect jira\" to connect again."
+	case errors.Is(err, oauth2.ErrRefusedAfterRefresh):
+		return "Atlassian refused this request although your sign-in works: your connection does not include this product or site. " +
+			"Say \"connect jira\" to grant access again if you need it."
 	case errors.As(err, &th):
 		if th.RetryAfter > 0 {
 			return fmt.Sprintf("Atlassian is limiting requests right now. Try again in %s.", th.RetryAfter.Round(time.Second))

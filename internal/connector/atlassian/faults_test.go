@@ -112,8 +112,9 @@ func TestUnauthorizedTriggersOneForcedRefresh(t *testing.T) {
 	e.srv.Clear()
 	e.srv.Inject(standin.Fault{Status: 401, Times: -1})
 	_, err := j.Issue(ctx, "PROJ-1")
-	if !errors.Is(err, oauth2.ErrReconnect) {
-		t.Fatalf("err = %v, want reconnect", err)
+	// A fresh token refused too means the grant does not cover the request, not a dead link.
+	if !errors.Is(err, oauth2.ErrRefusedAfterRefresh) || errors.Is(err, oauth2.ErrReconnect) {
+		t.Fatalf("err = %v, want refused-after-refresh", err)
 	}
 	if n := e.srv.Refreshes(standin.Alice); n != 2 {
 		t.Errorf("%d refreshes, want 2 (one per call, no loop)", n)

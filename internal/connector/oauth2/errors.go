@@ -19,6 +19,12 @@ var ErrReconnect = errors.New("the connection must be made again")
 // or reused code or refresh token. It matches ErrReconnect with errors.Is.
 var ErrInvalidGrant = fmt.Errorf("%w: invalid_grant", ErrReconnect)
 
+// ErrRefusedAfterRefresh means the API refused a token it had just been issued: the grant
+// works but does not cover this request (Atlassian answers 401 "scope does not match" for a
+// scope or site the consent does not include). The link stays; the user is told what is
+// missing rather than sent round the reconnect loop.
+var ErrRefusedAfterRefresh = errors.New("the API refused a freshly issued token: the connection does not cover this request")
+
 // ErrNotConnected means no tokens are stored for this user and connector.
 var ErrNotConnected = errors.New("not connected")
 

@@ -87,7 +87,10 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		case resp.StatusCode == http.StatusUnauthorized:
 			drain(resp)
 			fr, ok := t.ts.(ForceRefresher)
-			if refreshed || !ok {
+			if refreshed {
+				return nil, fmt.Errorf("%s: %w", op, ErrRefusedAfterRefresh)
+			}
+			if !ok {
 				return nil, fmt.Errorf("%s: API refused the token: %w", op, ErrReconnect)
 			}
 			refreshed = true
