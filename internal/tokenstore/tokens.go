@@ -223,7 +223,11 @@ func (s *Store) FreshToken(ctx context.Context, u UserKey, k TokenKey, minValid 
 		}
 	}
 	// The shared flow must not die with the first caller's context: the others wait on it.
-	ch := s.flight.DoChan("fresh\x00"+key, func() (any, error) {
+	// Callers share a flow only when they ask for the same validity: a forced refresh (a
+	// token that must outlive any stored one) must not receive an ordinary read's result,
+	// which may be the very token an API just refused. Flows for one row still run one at a
+	// time across instances, through the lease.
+	ch := s.flight.DoChan("fresh\x00"+key+"\x00"+minValid.String(), func() (any, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*s.lease)
 		defer cancel()
 		return s.freshen(fctx, pk, rk, minValid, refresh)

@@ -1,0 +1,46 @@
+package tokenstore_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/onbehalf/onbehalf/internal/tokenstore"
+)
+
+// A forced refresh (after an API refused the stored token) never receives an ordinary read's
+// result, which would be the refused token again.
+func TestForcedRefreshDoesNotShareAnOrdinaryRead(t *testing.T) {
+	e := newEnv(t)
+	s := e.store(func(o *tokenstore.Options) { o.L1MaxAge = -1 }) // every read goes to the table
+	ctx := context.Background()
+	const forever = 100 * 365 * 24 * time.Hour
+	for i := range 40 {
+		stored := tokenstore.Token{AccessToken: fmt.Sprintf("refused-%d", i), RefreshToken: "rt", Expiry: time.Now().Add(time.Hour)}
+		if err := s.PutToken(ctx, alice, jira, stored); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var forced tokenstore.Token
+		var ferr error
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			_, _ = s.FreshToken(ctx, alice, jira, 2*time.Minute, func(context.Context, tokenstore.Token) (tokenstore.Token, error) {
+				return tokenstore.Token{}, fmt.Errorf("an ordinary read must not refresh a valid token")
+			})
+		}()
+		go func() {
+			defer wg.Done()
+			forced, ferr = s.FreshToken(ctx, alice, jira, forever, func(_ context.Context, cur tokenstore.Token) (tokenstore.Token, error) {
+				return tokenstore.Token{AccessToken: fmt.Sprintf("new-%d", i), RefreshToken: "rt2", Expiry: time.Now().Add(forever + time.Hour)}, nil
+			})
+		}()
+		wg.Wait()
+		if ferr != nil || forced.AccessToken == stored.AccessToken {
+			t.Fatalf("round %d: forced refresh returned %q (%v), the token an API had refused", i, forced.AccessToken, ferr)
+		}
+	}
+}
