@@ -64,7 +64,7 @@ func (e *StatusError) Error() string {
 
 // classifyTokenError maps a token-endpoint failure from x/oauth2 to this package's errors.
 // The raw body is never included: a misbehaving server might echo credentials.
-func classifyTokenError(op string, err error, now time.Time) error {
+func classifyTokenError(op string, err error, refresh bool, now time.Time) error {
 	var re *xoauth2.RetrieveError
 	if !errors.As(err, &re) {
 		// Transport failure: DNS, TLS, timeout.
@@ -77,6 +77,11 @@ func classifyTokenError(op string, err error, now time.Time) error {
 	switch {
 	case re.ErrorCode == "invalid_grant":
 		return fmt.Errorf("%s: token endpoint answered %d: %w", op, status, ErrInvalidGrant)
+	case refresh && re.ErrorCode == "unauthorized_client" && strings.Contains(re.ErrorDescription, "refresh_token"):
+		// Atlassian answers a rotated-away or expired refresh token with 403 unauthorized_client
+		// "refresh_token is invalid" (seen by integrators; not in its documentation): the
+		// grant is dead, not the client. A bad client secret fails the exchange as well.
+		return fmt.Errorf("%s: token endpoint answered %d unauthorized_client for the refresh token: %w", op, status, ErrInvalidGrant)
 	case re.ErrorCode == "invalid_client" || re.ErrorCode == "unauthorized_client" || status == http.StatusUnauthorized:
 		return fmt.Errorf("%s: token endpoint answered %d %s: %w", op, status, re.ErrorCode, ErrMisconfigured)
 	case status == http.StatusTooManyRequests:

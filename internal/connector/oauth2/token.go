@@ -77,7 +77,7 @@ func (c *Connector) Exchange(ctx context.Context, code, verifier string) (*Token
 	ctx = context.WithValue(ctx, xoauth2.HTTPClient, c.rt.HTTPClient)
 	xt, err := oc.Exchange(ctx, code, xoauth2.VerifierOption(verifier))
 	if err != nil {
-		return nil, classifyTokenError(op, err, c.rt.Now())
+		return nil, classifyTokenError(op, err, false, c.rt.Now())
 	}
 	return c.fromX(xt), nil
 }
@@ -97,7 +97,7 @@ func (c *Connector) Refresh(ctx context.Context, refreshToken string) (*Token, e
 	ctx = context.WithValue(ctx, xoauth2.HTTPClient, c.rt.HTTPClient)
 	xt, err := oc.TokenSource(ctx, &xoauth2.Token{RefreshToken: refreshToken}).Token()
 	if err != nil {
-		return nil, classifyTokenError(op, err, c.rt.Now())
+		return nil, classifyTokenError(op, err, true, c.rt.Now())
 	}
 	t := c.fromX(xt)
 	if t.RefreshToken == "" {
