@@ -15,6 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
+	"github.com/onbehalf/onbehalf/internal/background"
 	"github.com/onbehalf/onbehalf/internal/bot"
 	"github.com/onbehalf/onbehalf/internal/botframework"
 	"github.com/onbehalf/onbehalf/internal/config"
@@ -47,9 +48,12 @@ type App struct {
 	Store     *tokenstore.Store  // nil when no token store is configured
 	SSO       *sso.Flow          // nil in anonymous mode or without a token store
 	OAuth     *oauthlink.Service // nil when no OAuth connector (Atlassian, OAUTH2_CONNECTORS) is configured
-	Handler   http.Handler
-	keys      []*botframework.KeySet
-	log       *slog.Logger
+	// Background is work that goes on after a request was answered (resumed requests,
+	// account-link announcements); wait for it before stopping.
+	Background *background.Group
+	Handler    http.Handler
+	keys       []*botframework.KeySet
+	log        *slog.Logger
 }
 
 // New builds the application. Its only network calls create the token store's tables when
@@ -64,7 +68,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a := &App{Config: cfg, log: opts.Log}
+	a := &App{Config: cfg, log: opts.Log, Background: &background.Group{}}
 	a.Connector = &botframework.Connector{HTTPClient: opts.HTTPClient}
 
 	var auth server.Authenticator
@@ -187,10 +191,11 @@ func (a *App) newSSO(cfg *config.Config, opts Options) *sso.Flow {
 	validator := &entra.SSOValidator{AppID: cfg.AppID, TenantID: cfg.TenantID, Keys: a.keys[1], Now: opts.Now}
 	m.Assertions = validator
 	return &sso.Flow{
-		M:         m,
-		Validator: validator,
-		TenantID:  cfg.TenantID,
-		Log:       opts.Log,
+		M:          m,
+		Background: a.Background,
+		Validator:  validator,
+		TenantID:   cfg.TenantID,
+		Log:        opts.Log,
 	}
 }
 

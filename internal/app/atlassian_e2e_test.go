@@ -175,6 +175,10 @@ func (e *atlEnv) send(t *testing.T, i int, u chatUser, act map[string]any) (int,
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	// Work the handler goes on with after answering (announcements, resumed questions).
+	for _, a := range e.apps {
+		a.Background.Wait(context.Background())
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	delete(e.inflight, id)

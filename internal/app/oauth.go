@@ -39,7 +39,8 @@ func (a *App) registerOAuth(cfg *config.Config, opts Options) error {
 		Now:         opts.Now,
 	}
 	svc := &oauthlink.Service{
-		Store: a.Store, PublicURL: cfg.PublicURL, TenantID: cfg.TenantID, Anonymous: cfg.Anonymous,
+		Background: a.Background,
+		Store:      a.Store, PublicURL: cfg.PublicURL, TenantID: cfg.TenantID, Anonymous: cfg.Anonymous,
 		Log: opts.Log, Now: opts.Now,
 		Resume: func(ctx context.Context, act *botframework.Activity) error {
 			_, _, err := a.Bot.OnActivity(ctx, act)

@@ -105,6 +105,18 @@ func (s *Service) finish(ctx context.Context, t *bot.Turn, u tokenstore.UserKey,
 	if err := s.Store.PutToken(ctx, u, tokenKey(name), toStore(tok)); err != nil {
 		return fmt.Errorf("oauthlink: store %s tokens: %w", name, err)
 	}
+	s.log().Info("account linked", slog.String("connector", name), slog.String("user", u.String()))
+	t.Outcome = "linked-" + name
+	// The rest — who the account is, the "connected" message, the parked questions — takes
+	// back-end calls; it runs after the answer (a signin/verifyState invoke must be answered
+	// within seconds), bounded by its own deadline.
+	s.Background.Go(ctx, 60*time.Second, func(ctx context.Context) { s.announce(ctx, t, u, p, ref) })
+	return nil
+}
+
+// announce tells the user the link is made and answers the questions that waited for it.
+func (s *Service) announce(ctx context.Context, t *bot.Turn, u tokenstore.UserKey, p *Provider, ref json.RawMessage) {
+	name := p.name()
 	account := ""
 	if p.Account != nil {
 		a, err := p.Account(ctx, p.Conn.Client(&source{store: s.Store, user: u, conn: p.Conn}))
@@ -121,8 +133,6 @@ func (s *Service) finish(ctx context.Context, t *bot.Turn, u tokenstore.UserKey,
 	if err := s.Store.PutToken(ctx, u, prefsKey(name), tokenstore.Token{Extra: prefs}); err != nil {
 		s.log().Warn("saving link facts failed", slog.String("connector", name), slog.String("error", err.Error()))
 	}
-	s.log().Info("account linked", slog.String("connector", name), slog.String("user", u.String()))
-	t.Outcome = "linked-" + name
 
 	sentence := s.connectedText(p, account)
 	var cr botframework.ConversationReference
@@ -148,7 +158,6 @@ func (s *Service) finish(ctx context.Context, t *bot.Turn, u tokenstore.UserKey,
 			s.log().Warn("answering a parked question failed", slog.String("id", act.ID), slog.String("error", err.Error()))
 		}
 	}
-	return nil
 }
 
 func (s *Service) connectedText(p *Provider, account string) string {

@@ -33,6 +33,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/onbehalf/onbehalf/internal/background"
 	"github.com/onbehalf/onbehalf/internal/botframework"
 	"github.com/onbehalf/onbehalf/internal/config"
 	"github.com/onbehalf/onbehalf/internal/connector/oauth2"
@@ -99,8 +100,10 @@ type Service struct {
 	// Resume re-runs a parked activity once its user is linked; nil: questions are not resumed
 	// and the user is told to ask again.
 	Resume func(ctx context.Context, act *botframework.Activity) error
-	Log    *slog.Logger
-	Now    func() time.Time
+	// Background tracks the announcement and the resumed questions after a link is confirmed.
+	Background *background.Group
+	Log        *slog.Logger
+	Now        func() time.Time
 
 	providers map[string]*Provider
 	words     map[string]string

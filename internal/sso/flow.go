@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/onbehalf/onbehalf/internal/background"
 	"github.com/onbehalf/onbehalf/internal/bot"
 	"github.com/onbehalf/onbehalf/internal/botframework"
 	"github.com/onbehalf/onbehalf/internal/entra"
@@ -39,6 +40,8 @@ type Flow struct {
 	Verifiers []StateVerifier
 	// ParkTTL bounds how long a request waits for sign-in (default 15 minutes).
 	ParkTTL time.Duration
+	// Background tracks parked requests being answered after a sign-in.
+	Background *background.Group
 	Log     *slog.Logger
 }
 
@@ -265,11 +268,7 @@ func (f *Flow) resumeLater(ctx context.Context, c Caller, parked []tokenstore.Pa
 	if len(parked) == 0 {
 		return
 	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ResumeTimeout)
-	go func() {
-		defer cancel()
-		f.resume(rctx, c, parked)
-	}()
+	f.Background.Go(ctx, ResumeTimeout, func(ctx context.Context) { f.resume(ctx, c, parked) })
 }
 
 // resume re-runs parked requests, oldest first.
