@@ -10,9 +10,12 @@ import (
 )
 
 // Group tracks background work. The zero value is ready to use; a nil *Group runs work
-// untracked.
+// untracked. Go and Wait may be called concurrently from any number of goroutines (unlike
+// sync.WaitGroup, whose Add must not race a Wait).
 type Group struct {
-	wg sync.WaitGroup
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n drops to zero
 }
 
 // Go runs f in the background with a context detached from ctx's cancellation and bounded by
@@ -20,26 +23,45 @@ type Group struct {
 func (g *Group) Go(ctx context.Context, timeout time.Duration, f func(ctx context.Context)) {
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	if g != nil {
-		g.wg.Add(1)
+		g.mu.Lock()
+		if g.n == 0 {
+			g.idle = make(chan struct{})
+		}
+		g.n++
+		g.mu.Unlock()
 	}
 	go func() {
 		defer cancel()
 		if g != nil {
-			defer g.wg.Done()
+			defer g.done()
 		}
 		f(bctx)
 	}()
 }
 
-// Wait blocks until all work has finished or ctx ends; it reports whether all finished.
+func (g *Group) done() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.n--
+	if g.n == 0 {
+		close(g.idle)
+	}
+}
+
+// Wait blocks until no work is running or ctx ends; it reports whether the group is idle.
 func (g *Group) Wait(ctx context.Context) bool {
 	if g == nil {
 		return true
 	}
-	done := make(chan struct{})
-	go func() { g.wg.Wait(); close(done) }()
+	g.mu.Lock()
+	if g.n == 0 {
+		g.mu.Unlock()
+		return true
+	}
+	idle := g.idle
+	g.mu.Unlock()
 	select {
-	case <-done:
+	case <-idle:
 		return true
 	case <-ctx.Done():
 		return false
