@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/onbehalf/onbehalf/internal/connector/oauth2"
@@ -161,12 +162,24 @@ func (c *Connector) Sites(ctx context.Context, hc *http.Client) ([]Site, error) 
 	if err := getJSON(ctx, hc, "atlassian sites", c.apiURL+"/oauth/token/accessible-resources", &sites, nil); err != nil {
 		return nil, err
 	}
+	// One site can be listed once per product (Jira, Confluence) when the grant covers both:
+	// merge entries by cloud id, keeping every scope.
 	out := sites[:0]
+	seen := map[string]int{}
 	for _, s := range sites {
 		if s.ID == "" || checkSiteURL(s.URL) != nil {
 			continue // unusable entry: no id, or a link we would not put in a card
 		}
+		if i, ok := seen[s.ID]; ok {
+			for _, sc := range s.Scopes {
+				if !slices.Contains(out[i].Scopes, sc) {
+					out[i].Scopes = append(out[i].Scopes, sc)
+				}
+			}
+			continue
+		}
 		s.apiURL = c.apiURL
+		seen[s.ID] = len(out)
 		out = append(out, s)
 	}
 	return out, nil

@@ -3,7 +3,6 @@ package atlassian
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/onbehalf/onbehalf/internal/connector/oauth2"
@@ -32,13 +31,15 @@ func (e *NotPermittedError) Error() string {
 // Is makes errors.Is(err, ErrNotPermitted) true.
 func (e *NotPermittedError) Is(target error) bool { return target == ErrNotPermitted }
 
-// QueryError is a 400 from Jira or Confluence: the query was refused.
+// QueryError is a 400 from Jira or Confluence: the query was refused. Messages are
+// Atlassian's explanations; they may quote the query, and so the user's words, which is why
+// Error (what reaches logs) only counts them.
 type QueryError struct {
 	Messages []string
 }
 
 func (e *QueryError) Error() string {
-	return "query refused: " + strings.Join(e.Messages, "; ")
+	return fmt.Sprintf("query refused (%d messages from Atlassian)", len(e.Messages))
 }
 
 type inputError struct{ msg string }
