@@ -42,7 +42,7 @@ type Flow struct {
 	ParkTTL time.Duration
 	// Background tracks parked requests being answered after a sign-in.
 	Background *background.Group
-	Log     *slog.Logger
+	Log        *slog.Logger
 }
 
 // Register installs the sign-in invokes on b.
