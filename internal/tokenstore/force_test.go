@@ -44,3 +44,32 @@ func TestForcedRefreshDoesNotShareAnOrdinaryRead(t *testing.T) {
 		}
 	}
 }
+
+// The provider has spent the old refresh token by the time the new one is stored; a storage
+// outage at that moment must not lose the new one (reusing the old one would revoke the
+// user's grant at Atlassian).
+func TestRotatedTokenSurvivesAStorageOutage(t *testing.T) {
+	e := newEnv(t)
+	s := e.store()
+	ctx := context.Background()
+	if err := s.PutToken(ctx, alice, jira, tokenstore.Token{AccessToken: "old", RefreshToken: "rt-1", Expiry: time.Now().Add(-time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	restarted := make(chan error, 1)
+	got, err := s.FreshToken(ctx, alice, jira, time.Minute, func(_ context.Context, cur tokenstore.Token) (tokenstore.Token, error) {
+		// The provider answers; then Table Storage goes away for a moment.
+		e.az.Stop()
+		go func() { time.Sleep(500 * time.Millisecond); restarted <- e.az.Restart() }()
+		return tokenstore.Token{AccessToken: "new", RefreshToken: "rt-2", Expiry: time.Now().Add(time.Hour)}, nil
+	})
+	if rerr := <-restarted; rerr != nil {
+		t.Fatal(rerr)
+	}
+	if err != nil || got.RefreshToken != "rt-2" {
+		t.Fatalf("FreshToken: %+v %v", got, err)
+	}
+	stored, err := e.store().GetToken(ctx, alice, jira) // another instance reads the table
+	if err != nil || stored.RefreshToken != "rt-2" {
+		t.Fatalf("the rotated refresh token was lost: %+v %v", stored, err)
+	}
+}

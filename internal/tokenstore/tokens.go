@@ -293,10 +293,40 @@ func (s *Store) freshen(ctx context.Context, pk, rk string, minValid time.Durati
 		if next.RefreshToken == "" {
 			next.RefreshToken = cur.RefreshToken // providers that do not rotate
 		}
-		if err := s.writeToken(ctx, pk, rk, next, &leased, time.Time{}, ""); err != nil {
-			return Token{}, fmt.Errorf("tokenstore: store refreshed token: %w", err)
+		if err := s.storeRotated(ctx, pk, rk, next, &leased); err != nil {
+			return Token{}, err
 		}
 		return next, nil
+	}
+}
+
+// rotatedWriteBudget bounds how long storing a freshly rotated token is retried.
+const rotatedWriteBudget = 10 * time.Second
+
+// storeRotated stores a just-refreshed token. The provider has already spent the old refresh
+// token, so losing this write would leave a spent token in the row — and at Atlassian, reusing
+// it after the leeway revokes the user's whole grant. Transient failures are retried; a
+// conflict re-reads the row, because a write whose answer was lost may have landed.
+func (s *Store) storeRotated(ctx context.Context, pk, rk string, next Token, leased *row) error {
+	deadline := time.Now().Add(rotatedWriteBudget)
+	wait := 100 * time.Millisecond
+	for {
+		err := s.writeToken(ctx, pk, rk, next, leased, time.Time{}, "")
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, ErrConflict) {
+			if cur, _, rerr := s.readToken(ctx, pk, rk); rerr == nil && cur.RefreshToken == next.RefreshToken {
+				return nil
+			}
+		}
+		if !errors.Is(err, ErrUnavailable) || time.Now().Add(wait).After(deadline) {
+			return fmt.Errorf("tokenstore: store refreshed token (the rotated refresh token is lost; the user may have to sign in again): %w", err)
+		}
+		if serr := sleepCtx(ctx, wait); serr != nil {
+			return fmt.Errorf("tokenstore: store refreshed token: %w", err)
+		}
+		wait = min(wait*2, time.Second)
 	}
 }
 
