@@ -73,3 +73,37 @@ func TestRotatedTokenSurvivesAStorageOutage(t *testing.T) {
 		t.Fatalf("the rotated refresh token was lost: %+v %v", stored, err)
 	}
 }
+
+// A turn that gives up while its refresh is under way does not abandon the refresh: the
+// provider may already have spent the old refresh token, so the rotated one must be stored.
+func TestRefreshCompletesWhenTheCallerGivesUp(t *testing.T) {
+	e := newEnv(t)
+	s := e.store()
+	ctx := context.Background()
+	if err := s.PutToken(ctx, alice, jira, tokenstore.Token{AccessToken: "old", RefreshToken: "rt-1", Expiry: time.Now().Add(-time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	turn, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	_, err := s.FreshToken(turn, alice, jira, time.Minute, func(rctx context.Context, _ tokenstore.Token) (tokenstore.Token, error) {
+		time.Sleep(300 * time.Millisecond) // the provider is slow; the turn's deadline passes
+		if rctx.Err() != nil {
+			return tokenstore.Token{}, rctx.Err()
+		}
+		return tokenstore.Token{AccessToken: "new", RefreshToken: "rt-2", Expiry: time.Now().Add(time.Hour)}, nil
+	})
+	if err == nil {
+		t.Fatal("the turn's deadline should have ended its wait")
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		stored, err := e.store().GetToken(ctx, alice, jira)
+		if err == nil && stored.RefreshToken == "rt-2" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rotated refresh token was never stored: %+v %v", stored, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

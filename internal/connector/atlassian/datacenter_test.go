@@ -28,7 +28,7 @@ func TestDataCenter(t *testing.T) {
 	if !strings.HasPrefix(authURL, srv.URL+"/rest/oauth2/latest/authorize?") || strings.Contains(authURL, "audience=") {
 		t.Fatalf("authorize URL %s", authURL)
 	}
-	store := &memStore{rows: map[oauth2.Key]oauth2.Token{}}
+	store := &memStore{rows: map[memKey]oauth2.Token{}}
 	client := func(user string) (*atlassian.Jira, *atlassian.Confluence) {
 		v := oauth2.NewVerifier()
 		cb, err := srv.AuthorizeAs(user, conn.OAuth.AuthCodeURL("st", v))
@@ -40,9 +40,9 @@ func TestDataCenter(t *testing.T) {
 		if err != nil {
 			t.Fatalf("exchange: %v", err)
 		}
-		k := oauth2.Key{User: user, Connector: atlassian.Name}
+		k := memKey{User: user, Connector: atlassian.Name}
 		store.rows[k] = *tok
-		hc := conn.OAuth.Client(&oauth2.StoreSource{Conn: conn.OAuth, Store: store, Key: k})
+		hc := conn.OAuth.Client(&memSource{conn: conn.OAuth, store: store, key: k, now: srv.Now})
 		sites, err := conn.Sites(ctx, hc)
 		if err != nil || len(sites) != 1 {
 			t.Fatalf("sites %v %v", sites, err)

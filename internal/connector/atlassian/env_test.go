@@ -16,16 +16,68 @@ import (
 
 const callbackURL = "https://bot.example.com/api/oauth/callback"
 
-// memStore is a test-only TokenStore: Update holds a lock for the whole callback, which is
-// the serialisation the real store provides with its lease.
+// memKey names one user's connection in memStore.
+type memKey struct{ User, Connector string }
+
+// memStore keeps tests' tokens in memory: Update holds a lock for the whole callback, which is
+// the serialisation the handler's token store provides with its refresh lease.
 type memStore struct {
 	mu   sync.Mutex
-	rows map[oauth2.Key]oauth2.Token
+	rows map[memKey]oauth2.Token
 }
 
-var _ oauth2.TokenStore = (*memStore)(nil)
+// memSource is the token source the connector tests give the authorized client: the stored
+// token while fresh, otherwise one refresh under the store's lock; invalid_grant deletes it.
+type memSource struct {
+	conn  *oauth2.Connector
+	store *memStore
+	key   memKey
+	now   func() time.Time
+}
 
-func (m *memStore) Get(_ context.Context, k oauth2.Key) (*oauth2.Token, error) {
+var (
+	_ oauth2.TokenSource    = (*memSource)(nil)
+	_ oauth2.ForceRefresher = (*memSource)(nil)
+)
+
+func (s *memSource) Token(ctx context.Context) (*oauth2.Token, error) {
+	t, err := s.store.Get(ctx, s.key)
+	if err != nil {
+		return nil, err
+	}
+	if t.Fresh(s.now()) {
+		return t, nil
+	}
+	return s.refresh(ctx, t)
+}
+
+func (s *memSource) ForceRefresh(ctx context.Context, rejected *oauth2.Token) (*oauth2.Token, error) {
+	return s.refresh(ctx, rejected)
+}
+
+func (s *memSource) refresh(ctx context.Context, stale *oauth2.Token) (*oauth2.Token, error) {
+	var spent error
+	t, err := s.store.Update(ctx, s.key, func(cur *oauth2.Token) (*oauth2.Token, error) {
+		if cur == nil {
+			return nil, oauth2.ErrNotConnected
+		}
+		if stale != nil && cur.AccessToken != stale.AccessToken && cur.Fresh(s.now()) {
+			return cur, nil // another caller refreshed meanwhile
+		}
+		nt, err := s.conn.Refresh(ctx, cur.RefreshToken)
+		if errors.Is(err, oauth2.ErrInvalidGrant) {
+			spent = err
+			return nil, nil
+		}
+		return nt, err
+	})
+	if spent != nil {
+		return nil, spent
+	}
+	return t, err
+}
+
+func (m *memStore) Get(_ context.Context, k memKey) (*oauth2.Token, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	t, ok := m.rows[k]
@@ -35,7 +87,7 @@ func (m *memStore) Get(_ context.Context, k oauth2.Key) (*oauth2.Token, error) {
 	return &t, nil
 }
 
-func (m *memStore) Update(_ context.Context, k oauth2.Key, fn func(*oauth2.Token) (*oauth2.Token, error)) (*oauth2.Token, error) {
+func (m *memStore) Update(_ context.Context, k memKey, fn func(*oauth2.Token) (*oauth2.Token, error)) (*oauth2.Token, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var cur *oauth2.Token
@@ -82,7 +134,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{srv: srv, conn: conn, store: &memStore{rows: map[oauth2.Key]oauth2.Token{}}}
+	return &env{srv: srv, conn: conn, store: &memStore{rows: map[memKey]oauth2.Token{}}}
 }
 
 // authorize plays the whole browser round trip for user and returns the code from the
@@ -127,12 +179,12 @@ func (e *env) link(t *testing.T, user string) *oauth2.Token {
 	return tok
 }
 
-func (e *env) key(user string) oauth2.Key {
-	return oauth2.Key{User: "entra:" + user, Connector: atlassian.Name}
+func (e *env) key(user string) memKey {
+	return memKey{User: "entra:" + user, Connector: atlassian.Name}
 }
 
 func (e *env) client(user string) *http.Client {
-	return e.conn.OAuth.Client(&oauth2.StoreSource{Conn: e.conn.OAuth, Store: e.store, Key: e.key(user)})
+	return e.conn.OAuth.Client(&memSource{conn: e.conn.OAuth, store: e.store, key: e.key(user), now: e.srv.Now})
 }
 
 func (e *env) site(t *testing.T, user, id string) atlassian.Site {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,71 +12,9 @@ import (
 	standin "github.com/onbehalf/onbehalf/internal/testenv/atlassian"
 )
 
-func TestExpiredAccessTokenIsRefreshedOnceForManyConcurrentTurns(t *testing.T) {
-	e := newEnv(t)
-	first := e.link(t, standin.Alice)
-	// Two independent clients over the same store stand for two handler instances.
-	clients := []*atlassian.Jira{e.jira(t, standin.Alice), e.jira(t, standin.Alice)}
-	e.srv.Advance(61 * time.Minute) // access tokens last 1 h
-
-	var wg sync.WaitGroup
-	errs := make(chan error, 100)
-	for i := range 100 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := clients[i%2].Issue(context.Background(), "PROJ-1"); err != nil {
-				errs <- err
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	if n := e.srv.Refreshes(standin.Alice); n != 1 {
-		t.Errorf("%d refreshes, want exactly 1", n)
-	}
-	stored, _ := e.store.Get(context.Background(), e.key(standin.Alice))
-	if stored.RefreshToken == first.RefreshToken || stored.AccessToken == first.AccessToken {
-		t.Error("the rotated tokens were not persisted")
-	}
-	if e.srv.Revoked(standin.Alice) {
-		t.Error("family revoked")
-	}
-}
-
-func TestRefreshCompletesAndPersistsWhenTheTurnGivesUp(t *testing.T) {
-	e := newEnv(t)
-	first := e.link(t, standin.Alice)
-	j := e.jira(t, standin.Alice)
-	e.srv.Advance(2 * time.Hour)
-	e.srv.Inject(standin.Fault{Target: "token", Delay: 300 * time.Millisecond})
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	if _, err := j.Issue(ctx, "PROJ-1"); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("err = %v, want the turn's deadline", err)
-	}
-	// The refresh went on and its rotated token was stored.
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		stored, _ := e.store.Get(context.Background(), e.key(standin.Alice))
-		if stored != nil && stored.RefreshToken != first.RefreshToken {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("rotated refresh token was never persisted")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if _, err := j.Issue(context.Background(), "PROJ-1"); err != nil {
-		t.Fatal(err)
-	}
-	if n := e.srv.Refreshes(standin.Alice); n != 1 {
-		t.Errorf("%d refreshes, want 1", n)
-	}
-}
+// Refreshing once across concurrent turns and instances, and finishing a refresh whose turn
+// gave up, are properties of the handler's token store (tokenstore.FreshToken); they are
+// tested there and end to end in internal/app (TestAtlassianTokensRefreshOnceAndFailPlainly).
 
 func TestRefreshTokenReuse(t *testing.T) {
 	ctx := context.Background()
