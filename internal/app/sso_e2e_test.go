@@ -65,10 +65,9 @@ func newSSOHarness(t testing.TB, extra ...map[string]string) *ssoHarness {
 	st := stack.New()
 	t.Cleanup(st.Close)
 	az := azurite.Start(t)
-	ts := tokenservice.New(st.Entra, stack.BotAppID, "sso")
-	t.Cleanup(ts.Close)
-	g := graphuser.New(st.Entra)
-	t.Cleanup(g.Close)
+	sso := st.StartSSO("sso")
+	t.Cleanup(sso.Close)
+	ts, g := sso.TokenService, sso.Graph
 	for _, u := range []entra.User{alice, bob} {
 		st.Entra.AddUser(u)
 		first := strings.Fields(u.Name)[0]
@@ -84,12 +83,9 @@ func newSSOHarness(t testing.TB, extra ...map[string]string) *ssoHarness {
 	setIdentityEnv(t, st)
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	settings := map[string]string{
-		"TOKENSTORE_CONNECTION_STRING":   az.ConnectionString(),
-		"TOKENSTORE_DEV_KEY":             base64.StdEncoding.EncodeToString(key),
-		"BOTFRAMEWORK_TOKEN_SERVICE_URL": ts.URL,
-		"GRAPH_URL":                      g.URL,
-	}
+	settings := sso.Env()
+	settings["TOKENSTORE_CONNECTION_STRING"] = az.ConnectionString()
+	settings["TOKENSTORE_DEV_KEY"] = base64.StdEncoding.EncodeToString(key)
 	for _, e := range extra {
 		for k, v := range e {
 			settings[k] = v
