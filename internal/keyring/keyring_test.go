@@ -46,8 +46,9 @@ type fixture struct {
 
 func setup(t *testing.T) *fixture {
 	t.Helper()
-	kv := keyvault.Start(t, keyvault.Options{})
-	f := &fixture{kv: kv, clock: &clock{t: time.Now()}, logs: &bytes.Buffer{}}
+	c := &clock{t: time.Now()}
+	kv := keyvault.Start(t, keyvault.Options{Now: c.Now})
+	f := &fixture{kv: kv, clock: c, logs: &bytes.Buffer{}}
 	ring, err := keyring.NewVault(keyring.VaultOptions{
 		VaultURL:   kv.URL(),
 		Credential: kv.Credential(),
@@ -84,6 +85,7 @@ func TestCurrentIsNewestEnabledAndOldVersionsStillOpen(t *testing.T) {
 	if err != nil || k1.Version() != v1 {
 		t.Fatalf("Current = %q, %v; want %s", k1.Version(), err, v1)
 	}
+	f.clock.Advance(time.Second)
 	v2 := f.kv.SetSecret(keyring.DefaultSecretName, newKey())
 	if k, _ := f.ring.Current(ctx); k.Version() != v1 {
 		t.Fatalf("within the cache TTL Current = %s, want the cached %s", k.Version(), v1)
@@ -102,6 +104,7 @@ func TestCurrentIsNewestEnabledAndOldVersionsStillOpen(t *testing.T) {
 	}
 
 	// A newer but disabled version is skipped for writes.
+	f.clock.Advance(time.Second)
 	v3 := f.kv.SetSecret(keyring.DefaultSecretName, newKey())
 	f.kv.SetEnabled(keyring.DefaultSecretName, v3, false)
 	f.clock.Advance(2 * time.Minute)
@@ -221,5 +224,41 @@ func TestDevKey(t *testing.T) {
 	}
 	if got, _ := a.Version(context.Background(), ka.Version()); got.Version() != ka.Version() {
 		t.Fatal("own version not found")
+	}
+}
+
+// Versions set within one second tie on Key Vault's whole-second "created" time, and the list
+// is not in creation order: the version written last must still be the one that seals.
+func TestCurrentIsLastSetWhenVersionsShareASecond(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	var last string
+	for range 6 {
+		last = f.kv.SetSecret(keyring.DefaultSecretName, newKey())
+	}
+	k, err := f.ring.Current(ctx)
+	if err != nil || k.Version() != last {
+		t.Fatalf("Current = %q, %v; want the version set last, %s", k.Version(), err, last)
+	}
+
+	// With the newest disabled, the choice among the remaining tied versions is the same on
+	// every instance.
+	f.kv.SetEnabled(keyring.DefaultSecretName, last, false)
+	f.clock.Advance(2 * time.Minute)
+	a, err := f.ring.Current(ctx)
+	if err != nil || a.Version() == last {
+		t.Fatalf("Current = %q, %v; want an enabled version", a.Version(), err)
+	}
+	// A second ring on the same vault must agree.
+	other, err := keyring.NewVault(keyring.VaultOptions{
+		VaultURL: f.kv.URL(), Credential: f.kv.Credential(), HTTPClient: f.kv.Client(),
+		Retry: policy.RetryOptions{MaxRetries: -1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := other.Current(ctx)
+	if err != nil || b.Version() != a.Version() {
+		t.Fatalf("two instances chose %q and %q (%v)", a.Version(), b.Version(), err)
 	}
 }

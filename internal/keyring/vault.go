@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -168,10 +169,13 @@ func (v *Vault) chooseCurrent(ctx context.Context) (seal.Key, error) {
 }
 
 // newestEnabled lists the secret's versions and picks the enabled, unexpired one created last.
-// Key Vault's list order is not documented, so the creation time decides.
+// Key Vault's list order is not documented (and is not creation order), so the creation time
+// decides. Creation times are whole seconds, so versions set within one second tie; the
+// vault's own current version (Get Secret without a version) breaks the tie, and where that
+// is not among them (it is disabled), the highest version id does, so every instance agrees.
 func (v *Vault) newestEnabled(ctx context.Context) (string, error) {
 	now := v.now()
-	var best string
+	var tied []string
 	var bestCreated time.Time
 	pager := v.client.NewListSecretPropertiesVersionsPager(v.name, nil)
 	for pager.More() {
@@ -194,15 +198,26 @@ func (v *Vault) newestEnabled(ctx context.Context) (string, error) {
 			if a.Created != nil {
 				created = *a.Created
 			}
-			if best == "" || created.After(bestCreated) {
-				best, bestCreated = p.ID.Version(), created
+			switch {
+			case len(tied) == 0 || created.After(bestCreated):
+				tied, bestCreated = []string{p.ID.Version()}, created
+			case created.Equal(bestCreated):
+				tied = append(tied, p.ID.Version())
 			}
 		}
 	}
-	if best == "" {
+	switch len(tied) {
+	case 0:
 		return "", fmt.Errorf("%w: secret %q has no enabled version", ErrKeyUnavailable, v.name)
+	case 1:
+		return tied[0], nil
 	}
-	return best, nil
+	if resp, err := v.client.GetSecret(ctx, v.name, "", nil); err == nil && resp.ID != nil {
+		if cur := resp.ID.Version(); slices.Contains(tied, cur) {
+			return cur, nil
+		}
+	}
+	return slices.Max(tied), nil
 }
 
 // Version returns the key version ver, for opening values sealed under it.

@@ -23,6 +23,8 @@
 //     (at most 25) and nextLink; Delete Secret (DELETE /secrets/{name}) removes every version
 //     (learn.microsoft.com/rest/api/keyvault/secrets/{set-secret,get-secret,update-secret,
 //     get-secret-versions,delete-secret}).
+//   - Timestamps are whole seconds, so versions set within one second tie on "created", and
+//     the versions list is not in creation order (docs/fidelity.md, Key Vault).
 //
 // Test code can also change state directly (SetSecret, SetEnabled, DeleteSecret) and simulate
 // an outage (SetDown) in which every connection is dropped without a response.
@@ -238,12 +240,10 @@ func (s *Server) addVersion(name, value, contentType string, enabled bool) strin
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	id := hex.EncodeToString(b)
+	// Key Vault's attribute timestamps are whole seconds since the epoch (the REST API's
+	// "created" is an integer), so two versions set within one second carry the same created
+	// time; the stand-in keeps such ties, as the service does (docs/fidelity.md).
 	created := s.now().UTC().Truncate(time.Second)
-	// Key Vault timestamps have one-second resolution. Versions made within the same second
-	// would tie; the stand-in keeps them strictly increasing so "newest" is well defined.
-	if vs := s.secrets[name]; len(vs) > 0 && !created.After(vs[len(vs)-1].created) {
-		created = vs[len(vs)-1].created.Add(time.Second)
-	}
 	s.secrets[name] = append(s.secrets[name], &version{
 		id: id, value: value, contentType: contentType, enabled: enabled, created: created, updated: created,
 	})
@@ -471,7 +471,11 @@ func (s *Server) listVersions(w http.ResponseWriter, r *http.Request, name, apiV
 		skip = n
 	}
 	s.mu.Lock()
+	// The service documents no order for this list, and it is observed not to be creation order
+	// (Azure/azure-sdk-for-python#35923): the stand-in lists by version id, which is random, so
+	// a client that takes "last listed" for "newest" fails here as it would in Azure.
 	vs := slices.Clone(s.secrets[name])
+	slices.SortFunc(vs, func(a, b *version) int { return strings.Compare(a.id, b.id) })
 	page := struct {
 		Value    []bundleJSON `json:"value"`
 		NextLink *string      `json:"nextLink"`
