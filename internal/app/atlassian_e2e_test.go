@@ -599,6 +599,24 @@ func TestAtlassianTokensRefreshOnceAndFailPlainly(t *testing.T) {
 		}
 	})
 
+	t.Run("after a refresh elsewhere, the old pair is not used past its leeway", func(t *testing.T) {
+		// Atlassian revokes the spent refresh token and its access token 10 minutes after a
+		// refresh; the instance that did not refresh must move to the new pair, not fail.
+		before, calls := e.atl.Refreshes(standin.Bob), e.atl.TokenCalls()
+		e.clk.Advance(11 * time.Minute)
+		for i := range 4 {
+			if d := dump(e.say(t, i%2, bo, "jira OPS-7")); !strings.Contains(d, ops7) {
+				t.Fatalf("instance %d after the leeway:\n%s", i%2, d)
+			}
+		}
+		if n := e.atl.Refreshes(standin.Bob) - before; n != 0 {
+			t.Errorf("%d refreshes, want 0 (the new pair is stored)", n)
+		}
+		if n := e.atl.TokenCalls() - calls; n != 0 {
+			t.Errorf("%d token endpoint calls, want 0", n)
+		}
+	})
+
 	t.Run("429 and 5xx are retried within a bound, then explained", func(t *testing.T) {
 		e.atl.Inject(standin.Fault{Status: http.StatusTooManyRequests, RetryAfter: "1"})
 		began := time.Now()
