@@ -294,15 +294,17 @@ func (s *Server) grantCode(w http.ResponseWriter, p url.Values) {
 //     for a 10-minute leeway, so a client that lost the answer can retry, and are revoked when
 //     it ends (see bearer and revokeAt);
 //   - a rotated-out refresh token presented after its leeway gets 403 unauthorized_client
-//     "refresh_token is invalid" (the rule this project's audit recorded; integrators'
-//     clients match on exactly that pair; Atlassian's page lists only invalid_grant, so the
-//     code is partly unverified — docs/fidelity.md). As in Auth0's refresh token rotation,
+//     "refresh_token is invalid" (as integrators report; their clients match on exactly that
+//     pair. Atlassian's page lists only invalid_grant, so the code is partly unverified —
+//     docs/fidelity.md). As in Auth0's refresh token rotation,
 //     which Atlassian's feature is built on, that reuse is treated as a breach and revokes
 //     every token of the family (auth0.com/docs/secure/tokens/refresh-tokens/
 //     refresh-token-rotation, "Automatic reuse detection");
 //   - an expired (90 days unused, 365 days after consent) or revoked refresh token gets 403
 //     invalid_grant "Unknown or invalid refresh token." (refresh-tokens page, "possible causes
 //     of errors"; announcement "Deprecating persistent refresh tokens" for the lifetimes).
+//
+// DataCenter mode applies the same rules (unverified for Data Center).
 func (s *Server) grantRefresh(w http.ResponseWriter, p url.Values) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -342,7 +344,7 @@ func (s *Server) grantRefresh(w http.ResponseWriter, p url.Values) {
 func (s *Server) issue(w http.ResponseWriter, f *family) string {
 	now := s.now()
 	at := randomToken("at-")
-	s.access[at] = &accessToken{user: f.user, family: f.id, scopes: f.scopes, issued: now, expires: now.Add(s.opts.AccessTokenTTL)}
+	s.access[at] = &accessToken{user: f.user, family: f.id, scopes: f.scopes, expires: now.Add(s.opts.AccessTokenTTL)}
 	resp := map[string]any{
 		"access_token": at,
 		"token_type":   "Bearer",

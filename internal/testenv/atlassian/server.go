@@ -91,7 +91,6 @@ type authCode struct {
 type accessToken struct {
 	user, family string
 	scopes       []string
-	issued       time.Time
 	expires      time.Time
 	// revokeAt is set when the refresh token issued with this access token is spent: the
 	// access token is revoked when the leeway ends.
