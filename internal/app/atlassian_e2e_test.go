@@ -522,21 +522,29 @@ func TestAtlassianLinkAttacksStoreNothing(t *testing.T) {
 		}
 	})
 
-	t.Run("callback with a mismatched PKCE verifier", func(t *testing.T) {
+	t.Run("code bound to another PKCE challenge: only the starter's confirmation links", func(t *testing.T) {
 		start := startURL(t, e.say(t, 0, ada, "connect jira"))
 		resp, _ := get(t, start)
 		loc, _ := url.Parse(resp.Header.Get("Location"))
-		// An attacker's own authorization (its own verifier), delivered with Ada's state.
+		// An attacker's own authorization (its own challenge), delivered with Ada's state.
 		q := loc.Query()
 		sum := sha256.Sum256([]byte(oauth2.NewVerifier()))
 		q.Set("code_challenge", base64.RawURLEncoding.EncodeToString(sum[:]))
 		loc.RawQuery = q.Encode()
-		cb, err := e.atl.AuthorizeAs(standin.Alice, loc.String())
+		cb, err := e.atl.AuthorizeAs(standin.Bob, loc.String())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st, code := callback(t, cb); st != http.StatusBadRequest || code != "" {
-			t.Fatalf("mismatched verifier: status %d, code %q", st, code)
+		// Atlassian Cloud documents no PKCE parameters, so the code is redeemed (the stand-in
+		// does not pretend otherwise); what stops the attack is that nothing is stored until
+		// the sign-in is confirmed from the chat that started it.
+		st, code := callback(t, cb)
+		if st != http.StatusOK || code == "" {
+			t.Fatalf("callback: status %d, code %q", st, code)
+		}
+		nothingStored(t)
+		if d := dump(e.say(t, 0, bo, "link "+code)); !strings.Contains(d, "does not match") {
+			t.Fatalf("Bo typed the code:\n%s", d)
 		}
 		nothingStored(t)
 	})
@@ -588,6 +596,24 @@ func TestAtlassianTokensRefreshOnceAndFailPlainly(t *testing.T) {
 		}
 		if n := e.atl.Refreshes(standin.Bob) - before; n != 1 {
 			t.Errorf("%d refreshes after a 401, want 1", n)
+		}
+	})
+
+	t.Run("after a refresh elsewhere, the old pair is not used past its leeway", func(t *testing.T) {
+		// Atlassian revokes the spent refresh token and its access token 10 minutes after a
+		// refresh; the instance that did not refresh must move to the new pair, not fail.
+		before, calls := e.atl.Refreshes(standin.Bob), e.atl.TokenCalls()
+		e.clk.Advance(11 * time.Minute)
+		for i := range 4 {
+			if d := dump(e.say(t, i%2, bo, "jira OPS-7")); !strings.Contains(d, ops7) {
+				t.Fatalf("instance %d after the leeway:\n%s", i%2, d)
+			}
+		}
+		if n := e.atl.Refreshes(standin.Bob) - before; n != 0 {
+			t.Errorf("%d refreshes, want 0 (the new pair is stored)", n)
+		}
+		if n := e.atl.TokenCalls() - calls; n != 0 {
+			t.Errorf("%d token endpoint calls, want 0", n)
 		}
 	})
 

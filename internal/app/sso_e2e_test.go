@@ -77,7 +77,7 @@ func newSSOHarness(t testing.TB, extra ...map[string]string) *ssoHarness {
 				{ID: "m1", Subject: "Quarterly report for " + first, From: "cfo@contoso.example", BodyPreview: "Numbers only " + first + " may see", WebLink: "https://outlook.example/" + first, Received: time.Now().Add(-time.Hour)},
 				{ID: "m2", Subject: "Lunch", From: "friend@contoso.example", BodyPreview: "Pizza?", Received: time.Now()},
 			},
-			RecentFiles: []graphuser.DriveItem{{ID: "f1", Name: first + "-plan.docx", WebURL: "https://files.example/" + first, LastModified: time.Now(), Size: 1000}},
+			Files: []graphuser.DriveItem{{ID: "f1", Name: first + "-plan.docx", WebURL: "https://files.example/" + first, LastModified: time.Now(), Size: 1000}},
 		})
 	}
 	setIdentityEnv(t, st)

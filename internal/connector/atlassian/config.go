@@ -27,15 +27,17 @@ const (
 	Name = "atlassian"
 )
 
-// CloudScopes are the classic scopes onbehalf asks for: read Jira and Confluence as the user,
-// read:me for the "Connected as" message, offline_access for a refresh token. The Jira and
-// Confluence scopes are those in PROTOCOL.md; write:jira-work is left out until a command
-// writes to Jira (least privilege). The REST calls below (Jira v3, Confluence v1) accept
-// these classic scopes.
+// CloudScopes are the scopes onbehalf asks for, each needed by a call it makes (least
+// privilege; write:jira-work is left out until a command writes to Jira):
+//   - read:jira-work — Jira REST v3 issue and enhanced JQL search; read:jira-user — the
+//     assignee's display name;
+//   - search:confluence — Confluence CQL search, which exists only in REST v1;
+//   - read:page:confluence, read:space:confluence — granular scopes of the Confluence REST v2
+//     page and space reads (Atlassian's v2 OpenAPI operations list no classic scope);
+//   - read:me — the "Connected as" message; offline_access — a refresh token.
 var CloudScopes = []string{
 	"read:jira-work", "read:jira-user",
-	"read:confluence-content.all", "read:confluence-content.summary", "search:confluence",
-	"read:confluence-space.summary",
+	"search:confluence", "read:page:confluence", "read:space:confluence",
 	"read:me", "offline_access",
 }
 

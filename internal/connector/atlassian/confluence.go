@@ -2,6 +2,7 @@ package atlassian
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -26,19 +27,20 @@ type Confluence struct {
 	hc   *http.Client
 	site Site
 	base string // REST v1 root: …/wiki/rest/api (Cloud) or {base}/rest/api (Data Center)
+	v2   string // REST v2 root on Cloud (…/wiki/api/v2); "" on Data Center, which has no v2
 	wiki string // browser root of the wiki, for links
 }
 
 // Confluence returns a Confluence client for site using the user's authorized client.
-// It uses REST v1 (search by CQL, content by id), which the classic scopes in CloudScopes
-// cover; v2 needs granular scopes.
+// On Cloud, CQL search uses REST v1 (v2 has no search; scope search:confluence) and pages are
+// read through REST v2 (scopes read:page:confluence and read:space:confluence). Data Center
+// has only the REST API at {base}/rest/api.
 func (c *Connector) Confluence(hc *http.Client, site Site) *Confluence {
 	if site.dataCenter {
 		return &Confluence{hc: hc, site: site, base: site.URL + "/rest/api", wiki: site.URL}
 	}
-	return &Confluence{hc: hc, site: site,
-		base: site.apiURL + "/ex/confluence/" + url.PathEscape(site.ID) + "/wiki/rest/api",
-		wiki: site.URL + "/wiki"}
+	root := site.apiURL + "/ex/confluence/" + url.PathEscape(site.ID) + "/wiki"
+	return &Confluence{hc: hc, site: site, base: root + "/rest/api", v2: root + "/api/v2", wiki: site.URL + "/wiki"}
 }
 
 // Search finds pages whose text matches the user's words (CQL `type = page AND text ~ "…"`).
@@ -90,6 +92,57 @@ func (c *Confluence) Page(ctx context.Context, ref string) (Page, error) {
 	if err != nil {
 		return Page{}, err
 	}
+	if c.v2 == "" {
+		return c.pageV1(ctx, id)
+	}
+	return c.pageV2(ctx, id)
+}
+
+// pageV2 reads GET /wiki/api/v2/pages/{id}?body-format=view, then the space's name from
+// GET /wiki/api/v2/spaces/{spaceId} (a v2 page names its space only by id).
+func (c *Confluence) pageV2(ctx context.Context, id string) (Page, error) {
+	var x struct {
+		ID      string `json:"id"`
+		Title   string `json:"title"`
+		SpaceID string `json:"spaceId"`
+		Body    struct {
+			View struct {
+				Value string `json:"value"`
+			} `json:"view"`
+		} `json:"body"`
+		Version struct {
+			CreatedAt string `json:"createdAt"`
+		} `json:"version"`
+		Links struct {
+			WebUI string `json:"webui"`
+			Base  string `json:"base"`
+		} `json:"_links"`
+	}
+	notPermitted := func() error { return &NotPermittedError{Kind: "page", Ref: id} }
+	if err := getJSON(ctx, c.hc, "confluence page", c.v2+"/pages/"+id+"?body-format=view", &x, notPermitted); err != nil {
+		return Page{}, err
+	}
+	p := Page{ID: x.ID, Title: plainText(x.Title, 200), Excerpt: plainText(x.Body.View.Value, 300)}
+	p.Updated, _ = time.Parse(time.RFC3339, x.Version.CreatedAt)
+	p.URL = c.link(orDefault(x.Links.Base, c.wiki), x.Links.WebUI, x.ID)
+	if digitsRE.MatchString(x.SpaceID) {
+		var sp struct {
+			Name string `json:"name"`
+		}
+		err := getJSON(ctx, c.hc, "confluence space", c.v2+"/spaces/"+x.SpaceID, &sp, notPermitted)
+		var np *NotPermittedError
+		switch {
+		case err == nil:
+			p.Space = plainText(sp.Name, 100)
+		case !errors.As(err, &np):
+			return Page{}, err
+		}
+	}
+	return p, nil
+}
+
+// pageV1 reads Data Center's GET /rest/api/content/{id}?expand=space,body.view,version.
+func (c *Confluence) pageV1(ctx context.Context, id string) (Page, error) {
 	var x struct {
 		ID    string `json:"id"`
 		Title string `json:"title"`

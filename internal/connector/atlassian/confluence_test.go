@@ -58,7 +58,7 @@ func TestConfluencePageByIDOrLink(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", ref, err)
 		}
-		if p.Title != "Payment service runbook" || p.Space != "Engineering" ||
+		if p.Title != "Payment service runbook" || p.Space != "Engineering" || p.Updated.IsZero() ||
 			!strings.Contains(p.Excerpt, "Restart the payment workers") || strings.Contains(p.Excerpt, "<") ||
 			p.URL != "https://acme.atlassian.net/wiki/spaces/ENG/pages/1001/Payment+service+runbook" {
 			t.Errorf("%s: %+v", ref, p)

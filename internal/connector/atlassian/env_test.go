@@ -114,7 +114,14 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	srv := standin.Start(standin.Options{RedirectURIs: []string{callbackURL}})
+	return newEnvWith(t, standin.Options{})
+}
+
+// newEnvWith is newEnv with stand-in options (the callback URL is always registered).
+func newEnvWith(t *testing.T, opts standin.Options) *env {
+	t.Helper()
+	opts.RedirectURIs = []string{callbackURL}
+	srv := standin.Start(opts)
 	t.Cleanup(srv.Close)
 	conn, err := atlassian.Config{
 		ClientID: srv.ClientID(), ClientSecretName: "atlassian-client-secret",

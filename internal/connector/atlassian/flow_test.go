@@ -81,11 +81,22 @@ func TestTwoUsersLinkAndSeeTheirOwnIdentityAndSites(t *testing.T) {
 
 func TestExchangeRefusals(t *testing.T) {
 	ctx := context.Background()
-	t.Run("mismatched PKCE verifier", func(t *testing.T) {
-		e := newEnv(t)
-		code := e.authorize(t, standin.Alice, oauth2.NewVerifier())
-		_, err := e.conn.OAuth.Exchange(ctx, code, oauth2.NewVerifier())
-		if !errors.Is(err, oauth2.ErrInvalidGrant) {
+	t.Run("mismatched PKCE verifier (Data Center, which documents PKCE)", func(t *testing.T) {
+		srv := standin.Start(standin.Options{RedirectURIs: []string{callbackURL}, DataCenter: true})
+		defer srv.Close()
+		conn, err := atlassian.Config{ClientID: srv.ClientID(), ClientSecretName: "s", DataCenterBaseURL: srv.URL}.Open(oauth2.Runtime{
+			RedirectURL: callbackURL, HTTPClient: srv.Client(), Now: srv.Now,
+			Secret: func(context.Context, string) (string, error) { return srv.ClientSecret(), nil },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cb, err := srv.AuthorizeAs(standin.Alice, conn.OAuth.AuthCodeURL("st", oauth2.NewVerifier()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, _ := url.Parse(cb)
+		if _, err := conn.OAuth.Exchange(ctx, u.Query().Get("code"), oauth2.NewVerifier()); !errors.Is(err, oauth2.ErrInvalidGrant) {
 			t.Fatalf("err = %v, want invalid_grant", err)
 		}
 	})

@@ -125,20 +125,55 @@ func (j *Jira) Search(ctx context.Context, text string, max int) ([]Issue, error
 	return j.search(ctx, "text ~ "+quoteString(t)+" ORDER BY updated DESC", max)
 }
 
+// maxSearchPages bounds how many pages one search follows, whatever the server answers.
+const maxSearchPages = 10
+
 func (j *Jira) search(ctx context.Context, jql string, max int) ([]Issue, error) {
 	if max <= 0 || max > 50 {
 		max = 10
 	}
-	q := url.Values{"jql": {jql}, "fields": {issueFields}, "maxResults": {strconv.Itoa(max)}}
-	// Cloud's enhanced search (/search/jql) replaced /search; Data Center keeps /search.
-	path := "/search/jql?"
 	if j.site.dataCenter {
-		path = "/search?"
+		return j.searchDataCenter(ctx, jql, max)
 	}
+	// Cloud's enhanced search (/search/jql) replaced /search. It pages with nextPageToken, may
+	// return fewer issues than maxResults asked for, and reports no total: follow the tokens
+	// until max issues are in or the last page came.
+	out := make([]Issue, 0, max)
+	next := ""
+	for page := 0; page < maxSearchPages && len(out) < max; page++ {
+		q := url.Values{"jql": {jql}, "fields": {issueFields}, "maxResults": {strconv.Itoa(max - len(out))}}
+		if next != "" {
+			q.Set("nextPageToken", next)
+		}
+		var res struct {
+			Issues        []issueJSON `json:"issues"`
+			NextPageToken string      `json:"nextPageToken"`
+			IsLast        *bool       `json:"isLast"`
+		}
+		if err := getJSON(ctx, j.hc, "jira search", j.base+"/search/jql?"+q.Encode(), &res, nil); err != nil {
+			return nil, err
+		}
+		for _, x := range res.Issues {
+			if len(out) < max {
+				out = append(out, j.toIssue(x))
+			}
+		}
+		last := res.NextPageToken == "" || (res.IsLast != nil && *res.IsLast)
+		if last || res.NextPageToken == next || len(res.Issues) == 0 {
+			break // the last page, or a server that would loop
+		}
+		next = res.NextPageToken
+	}
+	return out, nil
+}
+
+// searchDataCenter uses Data Center's /rest/api/2/search, one page of up to max issues.
+func (j *Jira) searchDataCenter(ctx context.Context, jql string, max int) ([]Issue, error) {
+	q := url.Values{"jql": {jql}, "fields": {issueFields}, "maxResults": {strconv.Itoa(max)}}
 	var res struct {
 		Issues []issueJSON `json:"issues"`
 	}
-	if err := getJSON(ctx, j.hc, "jira search", j.base+path+q.Encode(), &res, nil); err != nil {
+	if err := getJSON(ctx, j.hc, "jira search", j.base+"/search?"+q.Encode(), &res, nil); err != nil {
 		return nil, err
 	}
 	out := make([]Issue, 0, len(res.Issues))

@@ -176,3 +176,40 @@ func TestSecondSiteIsSeparate(t *testing.T) {
 		t.Errorf("GLX-1 on the Acme site: %v", err)
 	}
 }
+
+func TestSearchFollowsNextPageTokensWhenJiraReturnsShortPages(t *testing.T) {
+	// Jira Cloud's enhanced search may answer fewer issues than maxResults asks and says
+	// whether more exist only through nextPageToken; it has no total to show.
+	e := newEnvWith(t, standin.Options{SearchPageLimit: 2})
+	e.link(t, standin.Alice)
+	ctx := context.Background()
+	j := e.jira(t, standin.Alice)
+	calls := e.srv.APICalls()
+	is, err := j.MyOpenIssues(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(keysInOrder(is), ","); got != "PROJ-1,SHARED-2,PROJ-2" {
+		t.Errorf("open issues across pages = %s, want PROJ-1,SHARED-2,PROJ-2 (newest first)", got)
+	}
+	if n := e.srv.APICalls() - calls; n != 2 {
+		t.Errorf("%d search requests, want 2 pages", n)
+	}
+	// Asking for fewer stops as soon as they are in.
+	calls = e.srv.APICalls()
+	is, err = j.Search(ctx, "payment", 1)
+	if err != nil || len(is) != 1 || is[0].Key != "PROJ-1" {
+		t.Fatalf("search max 1: %v %v", keysInOrder(is), err)
+	}
+	if n := e.srv.APICalls() - calls; n != 1 {
+		t.Errorf("%d search requests for one issue, want 1", n)
+	}
+}
+
+func keysInOrder(is []atlassian.Issue) []string {
+	out := []string{}
+	for _, i := range is {
+		out = append(out, i.Key)
+	}
+	return out
+}

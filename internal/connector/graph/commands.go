@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 
 	"github.com/onbehalf/onbehalf/internal/bot"
@@ -47,14 +48,22 @@ func Register(b *bot.Bot, c *Client, tokens TokenNeeder) {
 				return t.ReplyCard(ctx, "", cards.Attachment(MailCard(args, msgs)))
 			})
 		}})
-	b.Handle(bot.Command{Name: "files", Usage: "files", Help: "List the files you used most recently.",
-		Run: func(ctx context.Context, t *bot.Turn, _ string) error {
+	b.Handle(bot.Command{Name: "files", Usage: "files [words]",
+		Help: "List the newest files in your OneDrive, or find files (yours and shared with you) by name.",
+		Run: func(ctx context.Context, t *bot.Turn, args string) error {
+			words := strings.TrimSpace(args)
 			return withToken(ctx, t, tokens, func(tok string) error {
-				items, err := c.RecentFiles(ctx, tok, 8)
+				var items []DriveItem
+				var err error
+				if words == "" {
+					items, err = c.Files(ctx, tok, 8)
+				} else {
+					items, err = c.SearchFiles(ctx, tok, words, 8)
+				}
 				if err != nil {
 					return explain(ctx, t, err)
 				}
-				return t.ReplyCard(ctx, "", cards.Attachment(FilesCard(items)))
+				return t.ReplyCard(ctx, "", cards.Attachment(FilesCard(words, items)))
 			})
 		}})
 }
@@ -130,14 +139,29 @@ func MailCard(query string, msgs []Message) map[string]any {
 	return cards.WithActions(cards.New(body...), actions...)
 }
 
-// FilesCard renders recent files.
-func FilesCard(items []DriveItem) map[string]any {
-	body := []map[string]any{cards.Heading("Your recent files")}
+// FilesCard renders files: the newest in the user's OneDrive when query is empty, else
+// those matching query.
+func FilesCard(query string, items []DriveItem) map[string]any {
+	heading, none := "Newest files in your OneDrive", "No files at the top of your OneDrive."
+	if query != "" {
+		heading, none = fmt.Sprintf("Files matching “%s”", query), "No file you can open matches."
+	}
+	body := []map[string]any{cards.Heading(heading)}
 	if len(items) == 0 {
-		body = append(body, cards.Text("No recent files.", true))
+		body = append(body, cards.Text(none, true))
 	}
 	for _, it := range items {
-		body = append(body, cards.Text(fmt.Sprintf("[%s](%s) · modified %s", it.Name, it.WebURL, it.LastModifiedDateTime.Format("2 Jan 2006")), false))
+		// A shared file's name is chosen by someone else: keep it from forming its own link.
+		name := strings.NewReplacer("[", "(", "]", ")").Replace(it.Name)
+		line := name
+		if u, err := url.Parse(it.WebURL); err == nil && u.Scheme == "https" && !strings.ContainsAny(it.WebURL, "() ") {
+			line = fmt.Sprintf("[%s](%s)", name, it.WebURL)
+		}
+		line += " · modified " + it.LastModifiedDateTime.Format("2 Jan 2006")
+		if it.Shared {
+			line += " · shared with you"
+		}
+		body = append(body, cards.Text(line, false))
 	}
 	return cards.New(body...)
 }

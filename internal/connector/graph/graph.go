@@ -1,7 +1,8 @@
 // Package graph answers questions from Microsoft Graph as the signed-in user, with the
 // delegated token the bot obtains on their behalf (so Graph returns exactly what that user
 // may see). Sources: learn.microsoft.com graph/api/user-get, user-list-messages (with
-// $search), drive-recent.
+// $search), driveitem-list-children, driveitem-search and resources/remoteitem. The files
+// calls avoid drive-recent and insights/used, both deprecated and due to stop returning data.
 package graph
 
 import (
@@ -12,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -61,11 +63,54 @@ type Message struct {
 
 // DriveItem is one file.
 type DriveItem struct {
+	Name                 string
+	WebURL               string
+	LastModifiedDateTime time.Time
+	Size                 int64
+	// Shared is true for an item stored in someone else's drive and shared with the user.
+	Shared bool
+}
+
+// driveItemJSON is a driveItem as Graph sends it. An item from another drive (shared with
+// the user) carries its own properties in remoteItem; the top level may lack them.
+type driveItemJSON struct {
+	driveItemFields
+	RemoteItem *driveItemFields `json:"remoteItem"`
+}
+
+type driveItemFields struct {
 	Name                 string    `json:"name"`
 	WebURL               string    `json:"webUrl"`
 	LastModifiedDateTime time.Time `json:"lastModifiedDateTime"`
 	Size                 int64     `json:"size"`
+	File                 *struct{} `json:"file"`
+	Folder               *struct{} `json:"folder"`
 }
+
+// item converts, reading a shared item's fields from remoteItem; ok is false for folders.
+func (x driveItemJSON) item() (DriveItem, bool) {
+	if r := x.RemoteItem; r != nil {
+		if r.Folder != nil {
+			return DriveItem{}, false
+		}
+		return DriveItem{Name: orElse(r.Name, x.Name), WebURL: r.WebURL, LastModifiedDateTime: r.LastModifiedDateTime,
+			Size: r.Size, Shared: true}, true
+	}
+	if x.Folder != nil {
+		return DriveItem{}, false
+	}
+	return DriveItem{Name: x.Name, WebURL: x.WebURL, LastModifiedDateTime: x.LastModifiedDateTime, Size: x.Size}, true
+}
+
+func orElse(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// driveSelect names the driveItem properties the files calls read.
+const driveSelect = "name,webUrl,lastModifiedDateTime,size,file,folder,remoteItem"
 
 // Me returns the user's profile (GET /v1.0/me).
 func (c *Client) Me(ctx context.Context, token string) (*Profile, error) {
@@ -91,18 +136,57 @@ func (c *Client) SearchMail(ctx context.Context, token, text string, top int) ([
 	return out.Value, nil
 }
 
-// RecentFiles lists the user's recently used files (GET /v1.0/me/drive/recent).
-func (c *Client) RecentFiles(ctx context.Context, token string, top int) ([]DriveItem, error) {
+// childrenPage is how many items of the drive's top folder Files reads (one page).
+const childrenPage = 200
+
+// Files lists the newest files at the top of the user's OneDrive, newest first
+// (GET /v1.0/me/drive/root/children). OneDrive for Business sorts children only by name, so
+// one page is read and sorted here by last modification.
+func (c *Client) Files(ctx context.Context, token string, top int) ([]DriveItem, error) {
+	q := url.Values{"$top": {strconv.Itoa(childrenPage)}, "$select": {driveSelect}}
 	var out struct {
-		Value []DriveItem `json:"value"`
+		Value []driveItemJSON `json:"value"`
 	}
-	if err := c.get(ctx, token, "/v1.0/me/drive/recent", &out); err != nil {
+	if err := c.get(ctx, token, "/v1.0/me/drive/root/children?"+q.Encode(), &out); err != nil {
 		return nil, err
 	}
-	if len(out.Value) > top {
-		out.Value = out.Value[:top]
+	items := make([]DriveItem, 0, len(out.Value))
+	for _, x := range out.Value {
+		if it, ok := x.item(); ok {
+			items = append(items, it)
+		}
 	}
-	return out.Value, nil
+	sort.SliceStable(items, func(i, j int) bool { return items[i].LastModifiedDateTime.After(items[j].LastModifiedDateTime) })
+	if len(items) > top {
+		items = items[:top]
+	}
+	return items, nil
+}
+
+// SearchFiles finds files matching text in the user's OneDrive and among the files shared
+// with them (GET /v1.0/me/drive/search(q='…')); shared files come from remoteItem.
+func (c *Client) SearchFiles(ctx context.Context, token, text string, top int) ([]DriveItem, error) {
+	text = strings.Join(strings.Fields(text), " ")
+	if text == "" {
+		return nil, errors.New("graph: empty file search")
+	}
+	// q is an OData string literal: a quote inside it is doubled. The whole literal is one
+	// escaped path segment, so '?', '#' or '/' typed by the user stay inside it.
+	lit := "'" + strings.ReplaceAll(text, "'", "''") + "'"
+	q := url.Values{"$top": {strconv.Itoa(top)}, "$select": {driveSelect}}
+	var out struct {
+		Value []driveItemJSON `json:"value"`
+	}
+	if err := c.get(ctx, token, "/v1.0/me/drive/search(q="+url.PathEscape(lit)+")?"+q.Encode(), &out); err != nil {
+		return nil, err
+	}
+	items := make([]DriveItem, 0, len(out.Value))
+	for _, x := range out.Value {
+		if it, ok := x.item(); ok && len(items) < top {
+			items = append(items, it)
+		}
+	}
+	return items, nil
 }
 
 func (c *Client) get(ctx context.Context, token, pathQuery string, into any) error {

@@ -1,6 +1,9 @@
 package atlassian
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -19,7 +22,7 @@ const jiraTime = "2006-01-02T15:04:05.000-0700"
 // covers, each with id (the cloudid), url, name, scopes and avatarUrl
 // (developer.atlassian.com/cloud/oauth/getting-started/implementing-oauth-3lo, "Get the cloudid for your site").
 func (s *Server) handleResources(w http.ResponseWriter, r *http.Request) {
-	u, scopes, ok := s.bearer(w, r, "")
+	u, scopes, ok := s.bearer(w, r)
 	if !ok {
 		return
 	}
@@ -52,7 +55,7 @@ func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
 
 // handleMyself implements Data Center's GET /rest/api/2/myself.
 func (s *Server) handleMyself(w http.ResponseWriter, r *http.Request) {
-	u, _, ok := s.bearer(w, r, "")
+	u, _, ok := s.bearer(w, r)
 	if !ok {
 		return
 	}
@@ -143,9 +146,41 @@ func (s *Server) handleIssue(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// handleSearch implements GET /rest/api/3/search/jql (the enhanced JQL search that replaced
-// /rest/api/3/search; developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-issue-search/).
-// Results contain only issues the user may browse; an invalid query is 400 with errorMessages.
+// searchHits runs a JQL search for u on site: the issues the user may browse that match,
+// most recently updated first. ok is false when an answer (400) was written.
+func (s *Server) searchHits(w http.ResponseWriter, jql string, site Site, u User) ([]Issue, bool) {
+	clauses, err := parseQuery(jql)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"errorMessages": []string{"Error in the JQL Query: " + err.Error()}, "errors": map[string]any{}})
+		return nil, false
+	}
+	var hits []Issue
+	for _, is := range s.world.Issues {
+		if is.Site != site.ID || !s.canBrowse(u, site.ID, is.Key) {
+			continue
+		}
+		match, err := jqlMatch(clauses, is, u)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"errorMessages": []string{"Error in the JQL Query: " + err.Error()}, "errors": map[string]any{}})
+			return nil, false
+		}
+		if match {
+			hits = append(hits, is)
+		}
+	}
+	sort.SliceStable(hits, func(i, j int) bool { return hits[i].Updated.After(hits[j].Updated) })
+	return hits, true
+}
+
+// handleSearch implements GET /rest/api/3/search/jql, "Search for issues using JQL enhanced
+// search" (developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-issue-search/; the
+// response schema SearchAndReconcileResults in Atlassian's OpenAPI document):
+//   - the answer is {issues, nextPageToken, isLast} — no total, startAt or maxResults;
+//   - maxResults defaults to 50 and a page may hold fewer issues than asked (SearchPageLimit);
+//   - nextPageToken is present only when another page exists (JRACLOUD-92184: the key is
+//     absent on the last page) and is valid for 7 days, for the same query only;
+//   - results contain only issues the user may browse; an invalid or unbounded query is 400
+//     with errorMessages.
 func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
 	u, _, ok := s.bearer(w, r, "read:jira-work")
 	if !ok {
@@ -156,32 +191,99 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	clauses, err := parseQuery(q.Get("jql"))
-	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"errorMessages": []string{"Error in the JQL Query: " + err.Error()}, "errors": map[string]any{}})
+	for k := range q {
+		if k == "startAt" {
+			// Offset paging belongs to the removed /rest/api/3/search.
+			writeJSON(w, http.StatusBadRequest, map[string]any{"errorMessages": []string{"Unrecognized parameter: startAt; use nextPageToken."}, "errors": map[string]any{}})
+			return
+		}
+	}
+	want := 50
+	if v := q.Get("maxResults"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"errorMessages": []string{"maxResults must be a positive integer."}, "errors": map[string]any{}})
+			return
+		}
+		want = n
+	}
+	start := 0
+	if tok := q.Get("nextPageToken"); tok != "" {
+		n, ok := s.readPageToken(tok, q.Get("jql"))
+		if !ok {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"errorMessages": []string{"The provided next page token is invalid or expired."}, "errors": map[string]any{}})
+			return
+		}
+		start = n
+	}
+	hits, ok := s.searchHits(w, q.Get("jql"), site, u)
+	if !ok {
 		return
 	}
+	end := min(start+min(want, s.opts.SearchPageLimit), len(hits))
+	start = min(start, len(hits))
+	out := []map[string]any{}
+	for _, is := range hits[start:end] {
+		out = append(out, s.issueJSON(site, is))
+	}
+	resp := map[string]any{"issues": out, "isLast": end >= len(hits)}
+	if end < len(hits) {
+		resp["nextPageToken"] = s.pageToken(end, q.Get("jql"))
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// pageToken is an opaque continuation token: the offset, a digest binding it to the query,
+// and when it was issued. Caller may hold s.mu or not; the clock is read under it.
+func (s *Server) pageToken(offset int, jql string) string {
+	sum := sha256.Sum256([]byte(jql))
+	raw := fmt.Sprintf("%d.%d.%s", offset, s.Now().Unix(), hex.EncodeToString(sum[:8]))
+	return base64.RawURLEncoding.EncodeToString([]byte(raw))
+}
+
+func (s *Server) readPageToken(tok, jql string) (int, bool) {
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return 0, false
+	}
+	parts := strings.Split(string(raw), ".")
+	if len(parts) != 3 {
+		return 0, false
+	}
+	off, err1 := strconv.Atoi(parts[0])
+	issued, err2 := strconv.ParseInt(parts[1], 10, 64)
+	sum := sha256.Sum256([]byte(jql))
+	if err1 != nil || err2 != nil || off < 0 || parts[2] != hex.EncodeToString(sum[:8]) ||
+		s.Now().Sub(time.Unix(issued, 0)) > 7*24*time.Hour {
+		return 0, false
+	}
+	return off, true
+}
+
+// handleSearchDC implements Data Center's GET /rest/api/2/search, which still pages by
+// startAt and reports total (docs.atlassian.com Jira Server REST API, "Search for issues
+// using JQL (GET)").
+func (s *Server) handleSearchDC(w http.ResponseWriter, r *http.Request) {
+	u, _, ok := s.bearer(w, r, "read:jira-work")
+	if !ok {
+		return
+	}
+	site, ok := s.site(w, r, u)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
 	max := 50
 	if v := q.Get("maxResults"); v != "" {
 		if n, err := strconv.Atoi(v); err == nil && n > 0 && n < max {
 			max = n
 		}
 	}
-	var hits []Issue
-	for _, is := range s.world.Issues {
-		if is.Site != site.ID || !s.canBrowse(u, site.ID, is.Key) {
-			continue
-		}
-		match, err := jqlMatch(clauses, is, u)
-		if err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]any{"errorMessages": []string{"Error in the JQL Query: " + err.Error()}, "errors": map[string]any{}})
-			return
-		}
-		if match {
-			hits = append(hits, is)
-		}
+	hits, ok := s.searchHits(w, q.Get("jql"), site, u)
+	if !ok {
+		return
 	}
-	sort.SliceStable(hits, func(i, j int) bool { return hits[i].Updated.After(hits[j].Updated) })
+	total := len(hits)
 	if len(hits) > max {
 		hits = hits[:max]
 	}
@@ -189,7 +291,7 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
 	for _, is := range hits {
 		out = append(out, s.issueJSON(site, is))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"issues": out, "isLast": true, "startAt": 0, "maxResults": max, "total": len(out)})
+	writeJSON(w, http.StatusOK, map[string]any{"issues": out, "startAt": 0, "maxResults": max, "total": total})
 }
 
 func jqlMatch(cs []clause, is Issue, u User) (bool, error) {
@@ -235,10 +337,11 @@ func webui(p Page) string {
 var tagRE = regexp.MustCompile(`<[^>]*>`)
 
 // handleCQL implements GET /wiki/rest/api/search?cql= (Confluence Cloud REST v1 "Search
-// content by CQL", developer.atlassian.com/cloud/confluence/rest/v1/api-group-search/).
-// Only content the user may view is returned.
+// content by CQL", developer.atlassian.com/cloud/confluence/rest/v1/api-group-search/; v2
+// has no search). Its OpenAPI operation accepts the classic scope search:confluence or the
+// granular read:content-details:confluence. Only content the user may view is returned.
 func (s *Server) handleCQL(w http.ResponseWriter, r *http.Request) {
-	u, _, ok := s.bearer(w, r, "search:confluence")
+	u, _, ok := s.bearer(w, r, "search:confluence", "read:content-details:confluence")
 	if !ok {
 		return
 	}
@@ -318,8 +421,8 @@ func excerpt(html string, n int) string {
 	return t
 }
 
-// handleContent implements GET /wiki/rest/api/content/{id}?expand=space,body.view,version
-// (Confluence Cloud REST v1 "Get content by ID"). Content the user may not view is 404, the
+// handleContent implements Data Center's GET /rest/api/content/{id}?expand=space,body.view,version
+// (Confluence REST "Get content by ID"; Cloud reads pages through REST v2, handlePageV2). Content the user may not view is 404, the
 // same as content that does not exist (developer.atlassian.com/cloud/confluence/rest/v1/api-group-content/#api-wiki-rest-api-content-id-get:
 // "Returned if ... the requesting user does not have permission to view the content").
 func (s *Server) handleContent(w http.ResponseWriter, r *http.Request) {
@@ -350,4 +453,107 @@ func (s *Server) handleContent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusNotFound, map[string]any{"statusCode": 404, "message": "No content found with id: " + id})
+}
+
+// spaceID is the numeric id REST v2 gives a space (stable for the stand-in's world).
+func (s *Server) spaceID(key string) string {
+	for i, sp := range s.world.Spaces {
+		if sp.Key == key {
+			return strconv.Itoa(98300 + i)
+		}
+	}
+	return ""
+}
+
+// v2Formats are the body-format values Get page by id accepts
+// (PrimaryBodyRepresentationSingle in Confluence's REST v2 OpenAPI document).
+var v2Formats = []string{"storage", "atlas_doc_format", "view", "export_view", "anonymous_export_view"}
+
+// handlePageV2 implements GET /wiki/api/v2/pages/{id} (Confluence Cloud REST v2 "Get page by
+// id", developer.atlassian.com/cloud/confluence/rest/v2/api-group-page/#api-pages-id-get,
+// operation getPageById of its OpenAPI document):
+//   - OAuth 2.0 scope read:page:confluence (granular; the classic scopes are not listed);
+//   - id is an int64; body-format is one of v2Formats; anything else is 400;
+//   - the body holds only the representation asked for, none without body-format;
+//   - the page has spaceId (not the space's name or key) and version.createdAt;
+//   - 404 "if the calling user does not have permission to view the requested page or the
+//     page was not found".
+func (s *Server) handlePageV2(w http.ResponseWriter, r *http.Request) {
+	u, _, ok := s.bearer(w, r, "read:page:confluence")
+	if !ok {
+		return
+	}
+	site, ok := s.site(w, r, u)
+	if !ok {
+		return
+	}
+	id := r.PathValue("id")
+	if _, err := strconv.ParseInt(id, 10, 64); err != nil {
+		writeV2Error(w, http.StatusBadRequest, "INVALID_REQUEST_PARAMETER", "id must be an integer")
+		return
+	}
+	format := r.URL.Query().Get("body-format")
+	if format != "" && !slices.Contains(v2Formats, format) {
+		writeV2Error(w, http.StatusBadRequest, "INVALID_REQUEST_PARAMETER", "body-format must be one of "+strings.Join(v2Formats, ", "))
+		return
+	}
+	for _, p := range s.world.Pages {
+		if p.Site != site.ID || p.ID != id {
+			continue
+		}
+		if _, visible := s.canView(u, site.ID, p.Space); !visible {
+			break
+		}
+		body := map[string]any{}
+		if format != "" {
+			body[format] = map[string]any{"representation": format, "value": p.Body}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{
+			"id": p.ID, "status": "current", "title": p.Title, "spaceId": s.spaceID(p.Space),
+			"createdAt": p.Updated.Format("2006-01-02T15:04:05.000Z07:00"),
+			"version":   map[string]any{"number": 1, "createdAt": p.Updated.Format("2006-01-02T15:04:05.000Z07:00"), "minorEdit": false},
+			"body":      body,
+			"_links":    map[string]any{"webui": webui(p), "tinyui": "/x/" + p.ID},
+		})
+		return
+	}
+	writeV2Error(w, http.StatusNotFound, "NOT_FOUND", "Not Found")
+}
+
+// handleSpaceV2 implements GET /wiki/api/v2/spaces/{id} ("Get space by id", scope
+// read:space:confluence; 404 when the space does not exist or the user may not view it).
+func (s *Server) handleSpaceV2(w http.ResponseWriter, r *http.Request) {
+	u, _, ok := s.bearer(w, r, "read:space:confluence")
+	if !ok {
+		return
+	}
+	site, ok := s.site(w, r, u)
+	if !ok {
+		return
+	}
+	id := r.PathValue("id")
+	if _, err := strconv.ParseInt(id, 10, 64); err != nil {
+		writeV2Error(w, http.StatusBadRequest, "INVALID_REQUEST_PARAMETER", "id must be an integer")
+		return
+	}
+	for _, sp := range s.world.Spaces {
+		if sp.Site != site.ID || s.spaceID(sp.Key) != id {
+			continue
+		}
+		if !slices.Contains(sp.View, u.AccountID) {
+			break
+		}
+		writeJSON(w, http.StatusOK, map[string]any{
+			"id": id, "key": sp.Key, "name": sp.Name, "type": "global", "status": "current",
+			"_links": map[string]any{"webui": "/spaces/" + sp.Key},
+		})
+		return
+	}
+	writeV2Error(w, http.StatusNotFound, "NOT_FOUND", "Not Found")
+}
+
+// writeV2Error writes Confluence REST v2's error body ({"errors":[{status, code, title}]};
+// the shape is unverified beyond the status codes the OpenAPI document lists).
+func writeV2Error(w http.ResponseWriter, status int, code, title string) {
+	writeJSON(w, status, map[string]any{"errors": []map[string]any{{"status": status, "code": code, "title": title}}})
 }

@@ -22,6 +22,9 @@ var appScopes = []string{
 	"read:jira-work", "read:jira-user", "write:jira-work",
 	"read:confluence-content.all", "read:confluence-content.summary", "search:confluence",
 	"read:confluence-space.summary", "read:me", "offline_access",
+	// Granular Confluence scopes, required by the REST v2 endpoints (their OpenAPI
+	// operations name only these; developer.atlassian.com/cloud/confluence/rest/v2/).
+	"read:page:confluence", "read:space:confluence", "read:content-details:confluence",
 }
 
 // dcScopes are the Data Center OAuth 2.0 provider's scopes.
@@ -41,8 +44,15 @@ var consentPage = template.Must(template.New("consent").Parse(`<!doctype html>
 // handleAuthorize implements GET /authorize
 // (developer.atlassian.com/cloud/oauth/getting-started/implementing-oauth-3lo, "Direct the
 // user to the authorization URL"): audience=api.atlassian.com, client_id, scope,
-// redirect_uri, state, response_type=code, prompt=consent, all required; plus PKCE
-// code_challenge with code_challenge_method=S256 (RFC 7636 §4.3).
+// redirect_uri, state, response_type=code, prompt=consent, all required.
+//
+// PKCE: Atlassian Cloud's 3LO documentation lists no code_challenge or code_verifier
+// parameter, so the Cloud stand-in ignores both: it must not be what makes PKCE look
+// enforced (what Atlassian Cloud really does with them is unverified). Data Center documents
+// "Authorization code with Proof Key for Code Exchange (PKCE)" beside the plain
+// authorization code flow (confluence.atlassian.com "Jira OAuth 2.0 provider API"), so in
+// DataCenter mode a challenge is optional but, when sent, must be S256 and is verified at the
+// token endpoint (RFC 7636 §4.6).
 // The stand-in's own parameter login_as=<account id> plays the user who logs in and accepts;
 // deny=1 plays a refusal. Without either it shows a consent page with one button per user.
 func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
@@ -99,11 +109,11 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	challenge := q.Get("code_challenge")
+	challenge := ""
+	if s.opts.DataCenter {
+		challenge = q.Get("code_challenge")
+	}
 	switch {
-	case challenge == "" && !s.opts.AllowNoPKCE:
-		fail("invalid_request", "code_challenge is required")
-		return
 	case challenge != "" && q.Get("code_challenge_method") != "S256":
 		// RFC 7636 §4.2: S256 is mandatory to implement; "plain" is not accepted here.
 		fail("invalid_request", "code_challenge_method must be S256")
@@ -160,10 +170,11 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, scopes []
 	_ = consentPage.Execute(w, data)
 }
 
-// tokenError writes an OAuth error (RFC 6749 §5.2). Atlassian answers invalid_grant with
-// HTTP 403 (PROTOCOL.md, from Atlassian's community answers on rotating refresh tokens) and a
-// wrong client secret with 401 access_denied (as observed by public Atlassian client
-// libraries; RFC 6749 would say invalid_client), so clients must not read 401 as "reconnect".
+// tokenError writes an OAuth error (RFC 6749 §5.2). Atlassian answers refresh failures with
+// HTTP 403 (developer.atlassian.com/cloud/oauth/getting-started/refresh-tokens) and a wrong
+// client secret with 401 access_denied (as observed by public Atlassian client libraries;
+// RFC 6749 would say invalid_client; unverified), so clients must not read 401 as
+// "reconnect". See docs/fidelity.md.
 func tokenError(w http.ResponseWriter, status int, code, desc string) {
 	writeJSON(w, status, map[string]string{"error": code, "error_description": desc})
 }
@@ -275,14 +286,25 @@ func (s *Server) grantCode(w http.ResponseWriter, p url.Values) {
 	s.issue(w, f)
 }
 
-// grantRefresh implements rotating refresh tokens: every use returns a new refresh token.
-// Reuse of an old token outside the 10-minute leeway revokes every token of the family and
-// the user must consent again; inactivity expiry 90 days, absolute 365 days (Atlassian's
-// announcement "Deprecating persistent refresh tokens" on community.developer.atlassian.com;
-// PROTOCOL.md). Atlassian says the feature is Auth0's refresh token rotation, whose documented
-// leeway behaviour the stand-in follows: within the window a new refresh token is issued, but
-// only the token spent most recently may be reused; reusing an older one triggers reuse
-// detection (auth0.com/docs/secure/tokens/refresh-tokens/configure-refresh-token-rotation).
+// grantRefresh implements rotating refresh tokens (developer.atlassian.com/cloud/oauth/
+// getting-started/refresh-tokens; community.developer.atlassian.com "The old access token will
+// be revoked during the refresh token exchange", 2024):
+//   - every use returns a new access and refresh token pair;
+//   - the spent refresh token and the access token issued with it (its companion) stay valid
+//     for a 10-minute leeway, so a client that lost the answer can retry, and are revoked when
+//     it ends (see bearer and revokeAt);
+//   - a rotated-out refresh token presented after its leeway gets 403 unauthorized_client
+//     "refresh_token is invalid" (as integrators report; their clients match on exactly that
+//     pair. Atlassian's page lists only invalid_grant, so the code is partly unverified —
+//     docs/fidelity.md). As in Auth0's refresh token rotation,
+//     which Atlassian's feature is built on, that reuse is treated as a breach and revokes
+//     every token of the family (auth0.com/docs/secure/tokens/refresh-tokens/
+//     refresh-token-rotation, "Automatic reuse detection");
+//   - an expired (90 days unused, 365 days after consent) or revoked refresh token gets 403
+//     invalid_grant "Unknown or invalid refresh token." (refresh-tokens page, "possible causes
+//     of errors"; announcement "Deprecating persistent refresh tokens" for the lifetimes).
+//
+// DataCenter mode applies the same rules (unverified for Data Center).
 func (s *Server) grantRefresh(w http.ResponseWriter, p url.Values) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -298,17 +320,21 @@ func (s *Server) grantRefresh(w http.ResponseWriter, p url.Values) {
 		tokenError(w, http.StatusForbidden, "invalid_grant", "Unknown or invalid refresh token.")
 		return
 	case now.Sub(rt.issued) > 90*24*time.Hour || now.Sub(f.created) > 365*24*time.Hour:
-		tokenError(w, http.StatusForbidden, "invalid_grant", "Refresh token expired.")
-		return
-	case !rt.usedAt.IsZero() && (now.Sub(rt.usedAt) > s.opts.ReuseLeeway || f.lastUsed != p.Get("refresh_token")):
-		f.revoked = true
 		tokenError(w, http.StatusForbidden, "invalid_grant", "Unknown or invalid refresh token.")
+		return
+	case !rt.usedAt.IsZero() && now.Sub(rt.usedAt) >= s.opts.ReuseLeeway:
+		f.revoked = true
+		tokenError(w, http.StatusForbidden, "unauthorized_client", "refresh_token is invalid")
 		return
 	}
 	if rt.usedAt.IsZero() {
 		rt.usedAt = now
+		// The companion access token is revoked when the leeway ends, even if it would
+		// otherwise live longer.
+		if at := s.access[rt.companion]; at != nil {
+			at.revokeAt = now.Add(s.opts.ReuseLeeway)
+		}
 	}
-	f.lastUsed = p.Get("refresh_token")
 	f.refreshes++
 	rt.next = s.issue(w, f)
 }
@@ -328,7 +354,7 @@ func (s *Server) issue(w http.ResponseWriter, f *family) string {
 	var rt string
 	if slices.Contains(f.scopes, "offline_access") || s.opts.DataCenter {
 		rt = randomToken("rt-")
-		s.refresh[rt] = &refreshToken{family: f.id, issued: now}
+		s.refresh[rt] = &refreshToken{family: f.id, issued: now, companion: at}
 		resp["refresh_token"] = rt
 	}
 	w.Header().Set("Cache-Control", "no-store") // RFC 6749 §5.1

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -48,9 +49,12 @@ type Options struct {
 	// and /rest/api/2/myself instead of /me (confluence.atlassian.com "Jira OAuth 2.0 provider
 	// API" and "Configure an incoming link").
 	DataCenter bool
-	// AllowNoPKCE lets authorize requests without a code_challenge through. By default the
-	// stand-in requires S256 PKCE (RFC 7636), because onbehalf always sends it.
-	AllowNoPKCE bool
+	// SearchPageLimit is the most issues one page of Jira's enhanced search returns, whatever
+	// maxResults asks: "the API may return fewer items per page" (Search for issues using JQL
+	// enhanced search, developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-issue-search/;
+	// confluence.atlassian.com/jirakb "Changing maxResults parameter for Jira Cloud REST
+	// API"). Default 50, the documented default page size.
+	SearchPageLimit int
 }
 
 // Server is a running stand-in. Its URL serves both auth.atlassian.com and api.atlassian.com
@@ -72,6 +76,7 @@ type Server struct {
 	faults   []*Fault
 	// counters
 	tokenCalls int
+	apiCalls   int
 }
 
 type authCode struct {
@@ -87,13 +92,17 @@ type accessToken struct {
 	user, family string
 	scopes       []string
 	expires      time.Time
+	// revokeAt is set when the refresh token issued with this access token is spent: the
+	// access token is revoked when the leeway ends.
+	revokeAt time.Time
 }
 
 type refreshToken struct {
-	family string
-	issued time.Time
-	usedAt time.Time // zero = not yet used
-	next   string    // refresh token issued when this one was used
+	family    string
+	issued    time.Time
+	usedAt    time.Time // zero = not yet used
+	next      string    // refresh token issued when this one was used
+	companion string    // the access token issued together with this refresh token
 }
 
 type family struct {
@@ -102,7 +111,6 @@ type family struct {
 	created            time.Time
 	revoked            bool
 	refreshes          int
-	lastUsed           string // the refresh token most recently spent
 }
 
 // Start runs a stand-in on 127.0.0.1 with a self-signed certificate; Close stops it.
@@ -125,6 +133,9 @@ func Start(opts Options) *Server {
 	}
 	if opts.ReuseLeeway <= 0 {
 		opts.ReuseLeeway = 10 * time.Minute
+	}
+	if opts.SearchPageLimit <= 0 {
+		opts.SearchPageLimit = 50
 	}
 	s := &Server{
 		opts:     opts,
@@ -225,6 +236,14 @@ func (s *Server) TokenCalls() int {
 	return s.tokenCalls
 }
 
+// APICalls counts every request to the REST APIs (everything but the authorize and token
+// endpoints).
+func (s *Server) APICalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.apiCalls
+}
+
 // Fault makes the next Times matching requests fail with Status (and Retry-After when set).
 type Fault struct {
 	// Target is "api" (REST, accessible-resources, /me) or "token" (the token endpoint).
@@ -286,6 +305,11 @@ func (s *Server) takeFault(target string) *Fault {
 
 func (s *Server) withFault(target string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if target == "api" {
+			s.mu.Lock()
+			s.apiCalls++
+			s.mu.Unlock()
+		}
 		if f := s.takeFault(target); f != nil {
 			time.Sleep(f.Delay)
 			if f.Status == 0 {
@@ -309,7 +333,7 @@ func (s *Server) routes() http.Handler {
 		mux.HandleFunc("POST /rest/oauth2/latest/token", s.withFault("token", s.handleToken))
 		mux.HandleFunc("GET /rest/api/2/myself", s.withFault("api", s.handleMyself))
 		mux.HandleFunc("GET /rest/api/2/issue/{key}", s.withFault("api", s.handleIssue))
-		mux.HandleFunc("GET /rest/api/2/search", s.withFault("api", s.handleSearch))
+		mux.HandleFunc("GET /rest/api/2/search", s.withFault("api", s.handleSearchDC))
 		mux.HandleFunc("GET /rest/api/search", s.withFault("api", s.handleCQL))
 		mux.HandleFunc("GET /rest/api/content/{id}", s.withFault("api", s.handleContent))
 		return mux
@@ -321,7 +345,10 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /ex/jira/{cloudid}/rest/api/3/issue/{key}", s.withFault("api", s.handleIssue))
 	mux.HandleFunc("GET /ex/jira/{cloudid}/rest/api/3/search/jql", s.withFault("api", s.handleSearch))
 	mux.HandleFunc("GET /ex/confluence/{cloudid}/wiki/rest/api/search", s.withFault("api", s.handleCQL))
-	mux.HandleFunc("GET /ex/confluence/{cloudid}/wiki/rest/api/content/{id}", s.withFault("api", s.handleContent))
+	// Pages are read through REST v2; the v1 content resource is not served on Cloud, so a
+	// client still using it fails here first.
+	mux.HandleFunc("GET /ex/confluence/{cloudid}/wiki/api/v2/pages/{id}", s.withFault("api", s.handlePageV2))
+	mux.HandleFunc("GET /ex/confluence/{cloudid}/wiki/api/v2/spaces/{id}", s.withFault("api", s.handleSpaceV2))
 	return mux
 }
 
@@ -365,9 +392,11 @@ func (s *Server) user(id string) (User, bool) {
 	return User{}, false
 }
 
-// bearer authenticates an API call: the access token must be known, unexpired and from a
-// family that is not revoked, else 401 as the gateway answers for a missing or expired token.
-func (s *Server) bearer(w http.ResponseWriter, r *http.Request, scope string) (User, []string, bool) {
+// bearer authenticates an API call: the access token must be known, unexpired, not past the
+// leeway after its companion refresh token was spent, and from a family that is not revoked,
+// else 401 as the gateway answers for a missing or expired token. When anyOf is not empty the
+// token must carry one of those scopes.
+func (s *Server) bearer(w http.ResponseWriter, r *http.Request, anyOf ...string) (User, []string, bool) {
 	h := r.Header.Get("Authorization")
 	tok, ok := strings.CutPrefix(h, "Bearer ")
 	s.mu.Lock()
@@ -376,7 +405,9 @@ func (s *Server) bearer(w http.ResponseWriter, r *http.Request, scope string) (U
 	if at != nil {
 		fam = s.families[at.family]
 	}
-	valid := ok && at != nil && s.now().Before(at.expires) && fam != nil && !fam.revoked
+	now := s.now()
+	valid := ok && at != nil && now.Before(at.expires) && (at.revokeAt.IsZero() || now.Before(at.revokeAt)) &&
+		fam != nil && !fam.revoked
 	var u User
 	var scopes []string
 	if valid {
@@ -389,10 +420,10 @@ func (s *Server) bearer(w http.ResponseWriter, r *http.Request, scope string) (U
 		writeJSON(w, http.StatusUnauthorized, map[string]any{"code": 401, "message": "Unauthorized"})
 		return User{}, nil, false
 	}
-	if s.opts.DataCenter && scope != "" && (contains(scopes, "READ") || contains(scopes, "WRITE")) {
-		scope = "" // Data Center's READ covers every read in this subset
+	if s.opts.DataCenter && (contains(scopes, "READ") || contains(scopes, "WRITE")) {
+		anyOf = nil // Data Center's READ covers every read in this subset
 	}
-	if scope != "" && !contains(scopes, scope) {
+	if len(anyOf) > 0 && !slices.ContainsFunc(anyOf, func(sc string) bool { return contains(scopes, sc) }) {
 		// Scopes are enforced on each API (developer.atlassian.com/cloud/jira/platform/scopes-for-oauth-2-3LO-and-forge-apps).
 		writeJSON(w, http.StatusUnauthorized, map[string]any{"code": 401, "message": "Unauthorized; scope does not match"})
 		return User{}, nil, false

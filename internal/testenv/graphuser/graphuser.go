@@ -1,5 +1,5 @@
 // Package graphuser is a stand-in for the per-user part of Microsoft Graph v1.0 (GRAPH_URL),
-// as a real HTTPS server: the signed-in user's profile, mail and recent files.
+// as a real HTTPS server: the signed-in user's profile, mail and OneDrive files.
 //
 // Sources (learn.microsoft.com/graph):
 //   - api/user-get.md: GET /me, its default properties, $select, least-privileged permission
@@ -9,9 +9,27 @@
 //     collections"): GET /me/messages with $top (page size, default 10), $select, $search="…"
 //     (KQL; no ConsistencyLevel header — that is for directory objects), results ordered by
 //     date; permissions Mail.ReadBasic, Mail.Read, Mail.ReadWrite; paging via @odata.nextLink.
-//   - api/drive-recent.md: GET /me/drive/recent → value[] of driveItem (id, name, webUrl,
-//     size, lastModifiedDateTime); permissions Files.Read, Files.ReadWrite, Files.Read.All,
-//     Files.ReadWrite.All, Sites.Read.All, Sites.ReadWrite.All.
+//   - api/driveitem-list-children.md: GET /me/drive/root/children → value[] of driveItem,
+//     $top (page size), $select, $orderby, paging via @odata.nextLink; least privileged
+//     permission Files.Read. In OneDrive for Business "the orderby query string only works
+//     with name and url" (OneDrive docs, "Optional query parameters"); another property is
+//     refused (400 notSupported, as reported for SharePoint drive items on
+//     techcommunity.microsoft.com; the exact answer is unverified). Without $orderby the
+//     stand-in lists by name, never by date, so a client wanting the newest must sort.
+//   - api/driveitem-search.md: GET /me/drive/search(q='{text}') searches the user's drive and
+//     the items shared with them; items stored in another drive carry the remoteItem facet
+//     (resources/remoteitem.md: id, name, webUrl, size, lastModifiedDateTime, file, folder,
+//     parentReference) and, as in the page's example, little else at the top level; $top,
+//     $select, paging via @odata.nextLink; least privileged permission Files.Read. q is an
+//     OData string literal (single-quoted; a doubled quote stands for one). The stand-in matches every word
+//     of q against file names only (Graph also matches metadata and content). Shared items
+//     come back only with a *.All permission, as the sharedWithMe page says of shared items
+//     (unverified for search). An empty q is refused (unverified).
+//   - api/drive-recent.md: GET /me/drive/recent is deprecated; the caution says it "will
+//     operate in a degraded state until November, 2026, after which it will stop returning
+//     data" (another revision says 2027). The stand-in plays the state after that date: a
+//     successful, empty collection (the exact form of "no data" is unverified), so a client
+//     still calling it sees its users' files vanish in tests first.
 //   - api/profilephoto-get.md: GET /me/photo/$value → 404 ImageNotFound when there is none.
 //   - concepts/errors.md: error body {"error": {"code", "message", "innerError"}}; 401
 //     InvalidAuthenticationToken, 403 Authorization_RequestDenied / ErrorAccessDenied
@@ -27,6 +45,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"sort"
 	"strconv"
@@ -44,7 +63,11 @@ import (
 type UserData struct {
 	DisplayName, Mail, UPN, JobTitle, Department, OfficeLocation string
 	Messages                                                     []Message
-	RecentFiles                                                  []DriveItem
+	// Files are the items at the top of the user's own OneDrive.
+	Files []DriveItem
+	// Shared are items in other people's drives that were shared with the user; search
+	// returns them with the remoteItem facet.
+	Shared []DriveItem
 }
 
 // Message is a mail message in the user's mailbox.
@@ -55,11 +78,13 @@ type Message struct {
 	Received time.Time
 }
 
-// DriveItem is a file in the user's recent files.
+// DriveItem is a file in a drive.
 type DriveItem struct {
 	ID, Name, WebURL string
 	LastModified     time.Time
 	Size             int64
+	// Folder makes the item a folder instead of a file.
+	Folder bool
 }
 
 // Permissions each endpoint accepts (any one of them), least privileged first.
@@ -97,7 +122,9 @@ func New(e *entra.Server) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1.0/me", s.handle(profileScopes, "Authorization_RequestDenied", s.me))
 	mux.HandleFunc("GET /v1.0/me/messages", s.handle(mailScopes, "ErrorAccessDenied", s.messages))
-	mux.HandleFunc("GET /v1.0/me/drive/recent", s.handle(filesScopes, "accessDenied", s.recent))
+	mux.HandleFunc("GET /v1.0/me/drive/root/children", s.handle(filesScopes, "accessDenied", s.children))
+	// drive functions: search(q='…') and the deprecated recent.
+	mux.HandleFunc("GET /v1.0/me/drive/{function}", s.handle(filesScopes, "accessDenied", s.driveFunction))
 	mux.HandleFunc("GET /v1.0/me/photo/{value}", s.handle(profileScopes, "Authorization_RequestDenied", s.photo))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "BadRequest", "Resource not found for the segment '"+strings.TrimPrefix(r.URL.Path, "/")+"'.")
@@ -334,17 +361,181 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request, c caller) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-func (s *Server) recent(w http.ResponseWriter, r *http.Request, c caller) {
-	files := slices.Clone(c.data.RecentFiles)
-	sort.SliceStable(files, func(i, j int) bool { return files[i].LastModified.After(files[j].LastModified) })
-	items := []map[string]any{}
-	for _, f := range files {
-		items = append(items, map[string]any{
-			"id": f.ID, "name": f.Name, "webUrl": f.WebURL, "size": f.Size,
-			"lastModifiedDateTime": f.LastModified.UTC().Format(time.RFC3339), "file": map[string]any{},
-		})
+// sharedScopes are the permissions with which search also returns items shared with the user.
+var sharedScopes = []string{"Files.Read.All", "Files.ReadWrite.All", "Sites.Read.All", "Sites.ReadWrite.All"}
+
+// driveItemJSON is the driveItem the stand-in returns for an item in the user's own drive.
+func driveItemJSON(f DriveItem, driveID string) map[string]any {
+	m := map[string]any{
+		"id": f.ID, "name": f.Name, "webUrl": f.WebURL, "size": f.Size,
+		"lastModifiedDateTime": f.LastModified.UTC().Format(time.RFC3339),
+		"parentReference":      map[string]any{"driveId": driveID, "id": driveID + "!root"},
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"@odata.context": s.URL + "/v1.0/$metadata#Collection(driveItem)", "value": items})
+	if f.Folder {
+		m["folder"] = map[string]any{"childCount": 0}
+	} else {
+		m["file"] = map[string]any{}
+	}
+	return m
+}
+
+// remoteItemJSON is how search returns an item stored in another drive: the remoteItem facet
+// holds its properties.
+func remoteItemJSON(f DriveItem) map[string]any {
+	remote := driveItemJSON(f, "b!shared-"+f.ID)
+	return map[string]any{"id": "local-" + f.ID, "name": f.Name, "remoteItem": remote, "searchResult": map[string]any{}}
+}
+
+func (s *Server) children(w http.ResponseWriter, r *http.Request, c caller) {
+	q := r.URL.Query()
+	if ob := strings.TrimSpace(q.Get("$orderby")); ob != "" {
+		field, _, _ := strings.Cut(ob, " ")
+		if field != "name" && field != "url" {
+			writeError(w, http.StatusBadRequest, "notSupported", "Operation not supported")
+			return
+		}
+	}
+	files := slices.Clone(c.data.Files)
+	desc := strings.HasSuffix(strings.TrimSpace(q.Get("$orderby")), " desc")
+	sort.SliceStable(files, func(i, j int) bool {
+		if desc {
+			return strings.ToLower(files[i].Name) > strings.ToLower(files[j].Name)
+		}
+		return strings.ToLower(files[i].Name) < strings.ToLower(files[j].Name)
+	})
+	items := make([]map[string]any, 0, len(files))
+	for _, f := range files {
+		items = append(items, driveItemJSON(f, "b!"+c.oid))
+	}
+	s.writePage(w, r, "/v1.0/me/drive/root/children", items, 200)
+}
+
+func (s *Server) driveFunction(w http.ResponseWriter, r *http.Request, c caller) {
+	fn := r.PathValue("function")
+	switch {
+	case fn == "recent":
+		writeJSON(w, http.StatusOK, map[string]any{"@odata.context": s.URL + "/v1.0/$metadata#Collection(driveItem)", "value": []any{}})
+	case strings.HasPrefix(fn, "search(") && strings.HasSuffix(fn, ")"):
+		s.search(w, r, c, strings.TrimSuffix(strings.TrimPrefix(fn, "search("), ")"))
+	default:
+		writeError(w, http.StatusBadRequest, "BadRequest", "Resource not found for the segment '"+fn+"'.")
+	}
+}
+
+// search implements drive search(q='…'); args is what stands between the parentheses.
+func (s *Server) search(w http.ResponseWriter, r *http.Request, c caller, args string) {
+	text, ok := odataString(strings.TrimPrefix(args, "q="))
+	if !strings.HasPrefix(args, "q=") || !ok {
+		writeError(w, http.StatusBadRequest, "BadRequest", "Syntax error: the search function takes q='text'.")
+		return
+	}
+	words := strings.Fields(strings.ToLower(text))
+	if len(words) == 0 {
+		writeError(w, http.StatusBadRequest, "invalidRequest", "The search query must not be empty.")
+		return
+	}
+	match := func(f DriveItem) bool {
+		name := strings.ToLower(f.Name)
+		for _, wd := range words {
+			if !strings.Contains(name, wd) {
+				return false
+			}
+		}
+		return true
+	}
+	items := []map[string]any{}
+	for _, f := range c.data.Files {
+		if match(f) {
+			m := driveItemJSON(f, "b!"+c.oid)
+			m["searchResult"] = map[string]any{}
+			items = append(items, m)
+		}
+	}
+	if slices.ContainsFunc(c.scopes, func(have string) bool {
+		return slices.ContainsFunc(sharedScopes, func(a string) bool { return strings.EqualFold(a, have) })
+	}) {
+		for _, f := range c.data.Shared {
+			if match(f) {
+				items = append(items, remoteItemJSON(f))
+			}
+		}
+	}
+	s.writePage(w, r, r.URL.Path, items, 200)
+}
+
+// odataString decodes an OData string literal: single-quoted, a doubled quote stands for one.
+func odataString(lit string) (string, bool) {
+	if len(lit) < 2 || lit[0] != '\'' || lit[len(lit)-1] != '\'' {
+		return "", false
+	}
+	inner := lit[1 : len(lit)-1]
+	var b strings.Builder
+	for i := 0; i < len(inner); i++ {
+		if inner[i] == '\'' {
+			if i+1 >= len(inner) || inner[i+1] != '\'' {
+				return "", false // a lone quote ends the literal early
+			}
+			i++
+		}
+		b.WriteByte(inner[i])
+	}
+	return b.String(), true
+}
+
+// writePage answers one page of a driveItem collection: $top (1–999, default def), $skiptoken
+// from a previous @odata.nextLink, and $select over driveItem properties (id always comes back).
+func (s *Server) writePage(w http.ResponseWriter, r *http.Request, path string, items []map[string]any, def int) {
+	q := r.URL.Query()
+	top := def
+	if v := q.Get("$top"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 999 {
+			writeError(w, http.StatusBadRequest, "invalidRequest", "Invalid value '"+v+"' for $top query option.")
+			return
+		}
+		top = n
+	}
+	skip := 0
+	if v := q.Get("$skiptoken"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, "invalidRequest", "Invalid $skiptoken.")
+			return
+		}
+		skip = n
+	}
+	var fields []string
+	if sel := q.Get("$select"); sel != "" {
+		known := []string{"id", "name", "webUrl", "size", "lastModifiedDateTime", "file", "folder", "parentReference", "remoteItem", "searchResult", "createdDateTime", "eTag"}
+		for _, f := range strings.Split(sel, ",") {
+			f = strings.TrimSpace(f)
+			if !slices.Contains(known, f) {
+				writeError(w, http.StatusBadRequest, "BadRequest", fmt.Sprintf("Could not find a property named '%s' on type 'microsoft.graph.driveItem'.", f))
+				return
+			}
+			fields = append(fields, f)
+		}
+	}
+	end := min(skip+top, len(items))
+	page := []map[string]any{}
+	for _, it := range items[min(skip, len(items)):end] {
+		if fields != nil {
+			it = pick(it, append(fields, "id"))
+			for k, v := range it {
+				if v == nil {
+					delete(it, k)
+				}
+			}
+		}
+		page = append(page, it)
+	}
+	resp := map[string]any{"@odata.context": s.URL + "/v1.0/$metadata#Collection(driveItem)", "value": page}
+	if end < len(items) {
+		next := r.URL.Query()
+		next.Set("$skiptoken", strconv.Itoa(end))
+		resp["@odata.nextLink"] = s.URL + (&url.URL{Path: path}).EscapedPath() + "?" + next.Encode()
+	}
+	writeJSON(w, http.StatusOK, resp)
 }
 
 func (s *Server) photo(w http.ResponseWriter, r *http.Request, c caller) {

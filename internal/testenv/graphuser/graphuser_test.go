@@ -38,9 +38,13 @@ func setup(t *testing.T) (*entra.Server, *graphuser.Server) {
 			{ID: "a2", Subject: "Lunch?", From: "dave@contoso.example", BodyPreview: "About the BUDGET meeting", WebLink: "https://outlook/a2", Received: t0.Add(time.Hour)},
 			{ID: "a3", Subject: "Holiday plan", From: "erin@contoso.example", BodyPreview: "Beach", WebLink: "https://outlook/a3", Received: t0.Add(2 * time.Hour)},
 		},
-		RecentFiles: []graphuser.DriveItem{
+		Files: []graphuser.DriveItem{
 			{ID: "f1", Name: "budget.xlsx", WebURL: "https://onedrive/f1", LastModified: t0, Size: 2048},
 			{ID: "f2", Name: "plan.docx", WebURL: "https://onedrive/f2", LastModified: t0.Add(time.Hour), Size: 512},
+			{ID: "f3", Name: "Archive", WebURL: "https://onedrive/f3", LastModified: t0.Add(-time.Hour), Folder: true},
+		},
+		Shared: []graphuser.DriveItem{
+			{ID: "s1", Name: "Team budget 2027.xlsx", WebURL: "https://sharepoint/s1", LastModified: t0.Add(2 * time.Hour), Size: 4096},
 		},
 	})
 	g.AddUser(bobO, graphuser.UserData{
@@ -124,7 +128,8 @@ func TestTokensAndPermissionsAreEnforced(t *testing.T) {
 		{"app-only token", "/v1.0/me/messages", appOnly, 400, "BadRequest"},
 		{"profile without User.Read", "/v1.0/me", delegated(e, aliceO, "Mail.Read"), 403, "Authorization_RequestDenied"},
 		{"mail without Mail.Read", "/v1.0/me/messages", delegated(e, aliceO, "User.Read"), 403, "ErrorAccessDenied"},
-		{"files without Files.Read", "/v1.0/me/drive/recent", delegated(e, aliceO, "User.Read Mail.Read"), 403, "accessDenied"},
+		{"files without Files.Read", "/v1.0/me/drive/root/children", delegated(e, aliceO, "User.Read Mail.Read"), 403, "accessDenied"},
+		{"search without Files.Read", "/v1.0/me/drive/search(q='budget')", delegated(e, aliceO, "User.Read Mail.Read"), 403, "accessDenied"},
 		{"user Graph does not know", "/v1.0/me", delegated(e, "c0000000-0000-4000-8000-000000000003", "User.Read"), 404, "Request_ResourceNotFound"},
 	}
 	for _, c := range cases {
@@ -199,17 +204,93 @@ func TestMessagesSearchTopAndPaging(t *testing.T) {
 	}
 }
 
-func TestRecentFiles(t *testing.T) {
+func names(m map[string]any) string {
+	var out []string
+	for _, v := range m["value"].([]any) {
+		it := v.(map[string]any)
+		if r, ok := it["remoteItem"].(map[string]any); ok {
+			out = append(out, "remote:"+r["name"].(string))
+			continue
+		}
+		out = append(out, it["name"].(string))
+	}
+	return strings.Join(out, ",")
+}
+
+func TestRootChildrenListByNameAndPage(t *testing.T) {
+	e, g := setup(t)
+	tok := delegated(e, aliceO, "Files.Read")
+	status, _, m := get(t, g, "/v1.0/me/drive/root/children", tok)
+	if status != 200 || names(m) != "Archive,budget.xlsx,plan.docx" {
+		t.Fatalf("children: %d %v", status, m)
+	}
+	first := m["value"].([]any)[2].(map[string]any)
+	if first["webUrl"] != "https://onedrive/f2" || first["size"] != float64(512) || first["lastModifiedDateTime"] != "2026-03-02T10:00:00Z" || first["file"] == nil {
+		t.Errorf("plan.docx: %v", first)
+	}
+	if m["value"].([]any)[0].(map[string]any)["folder"] == nil {
+		t.Error("Archive is not a folder")
+	}
+	// Paging through @odata.nextLink.
+	_, _, page := get(t, g, "/v1.0/me/drive/root/children?$top=2&$select=name,lastModifiedDateTime", tok)
+	next, _ := page["@odata.nextLink"].(string)
+	if names(page) != "Archive,budget.xlsx" || !strings.HasPrefix(next, g.URL) {
+		t.Fatalf("first page: %v", page)
+	}
+	if _, ok := page["value"].([]any)[0].(map[string]any)["webUrl"]; ok {
+		t.Error("$select not applied")
+	}
+	_, _, page2 := get(t, g, strings.TrimPrefix(next, g.URL), tok)
+	if names(page2) != "plan.docx" || page2["@odata.nextLink"] != nil {
+		t.Errorf("second page: %v", page2)
+	}
+	// OneDrive for Business orders by name or url only.
+	if status, _, m := get(t, g, "/v1.0/me/drive/root/children?$orderby=lastModifiedDateTime%20desc", tok); status != 400 || errCode(m) != "notSupported" {
+		t.Errorf("$orderby by date: %d %v", status, m)
+	}
+	if _, _, m := get(t, g, "/v1.0/me/drive/root/children?$orderby=name%20desc", tok); names(m) != "plan.docx,budget.xlsx,Archive" {
+		t.Errorf("$orderby=name desc: %v", names(m))
+	}
+}
+
+func TestSearchReturnsSharedItemsAsRemoteItems(t *testing.T) {
+	e, g := setup(t)
+	search := func(q, scp string) (int, map[string]any) {
+		status, _, m := get(t, g, "/v1.0/me/drive/search(q="+url.PathEscape(q)+")", delegated(e, aliceO, scp))
+		return status, m
+	}
+	status, m := search("'budget'", "Files.Read.All")
+	if status != 200 || names(m) != "budget.xlsx,remote:Team budget 2027.xlsx" {
+		t.Fatalf("search: %d %v", status, m)
+	}
+	shared := m["value"].([]any)[1].(map[string]any)
+	remote := shared["remoteItem"].(map[string]any)
+	if remote["webUrl"] != "https://sharepoint/s1" || remote["size"] != float64(4096) || remote["lastModifiedDateTime"] != "2026-03-02T11:00:00Z" {
+		t.Errorf("remoteItem: %v", remote)
+	}
+	if _, ok := shared["webUrl"]; ok {
+		t.Error("a shared item's link must be read from remoteItem")
+	}
+	// Files.Read finds the user's own files only.
+	if _, m := search("'budget'", "Files.Read"); names(m) != "budget.xlsx" {
+		t.Errorf("Files.Read: %v", names(m))
+	}
+	// OData literal: a doubled quote is one quote; a lone one is a syntax error.
+	for q, want := range map[string]int{"'plan'": 200, "'it''s'": 200, "'it's'": 400, "plan": 400, "''": 400, "'  '": 400} {
+		if status, m := search(q, "Files.Read"); status != want {
+			t.Errorf("q=%s: %d %v, want %d", q, status, m, want)
+		}
+	}
+	if status, _, m := get(t, g, "/v1.0/me/drive/nonsense", delegated(e, aliceO, "Files.Read")); status != 400 {
+		t.Errorf("unknown drive function: %d %v", status, m)
+	}
+}
+
+func TestDeprecatedRecentNoLongerReturnsData(t *testing.T) {
 	e, g := setup(t)
 	status, _, m := get(t, g, "/v1.0/me/drive/recent", delegated(e, aliceO, "Files.Read"))
-	if status != 200 {
-		t.Fatalf("%d %v", status, m)
-	}
-	items := m["value"].([]any)
-	first := items[0].(map[string]any)
-	if len(items) != 2 || first["name"] != "plan.docx" || first["webUrl"] != "https://onedrive/f2" || first["size"] != float64(512) ||
-		first["lastModifiedDateTime"] != "2026-03-02T10:00:00Z" {
-		t.Errorf("recent: %v", items)
+	if status != 200 || len(m["value"].([]any)) != 0 {
+		t.Errorf("drive/recent after November 2026: %d %v", status, m)
 	}
 }
 
@@ -222,9 +303,9 @@ func TestUsersSeeOnlyTheirOwnData(t *testing.T) {
 	if strings.Contains(string(aj), "Secret budget for Bob") || !strings.Contains(string(bj), "Secret budget for Bob") || strings.Contains(string(bj), "Quarterly") {
 		t.Errorf("alice saw %s; bob saw %s", aj, bj)
 	}
-	_, _, bobFiles := get(t, g, "/v1.0/me/drive/recent", delegated(e, bobO, "Files.Read"))
+	_, _, bobFiles := get(t, g, "/v1.0/me/drive/search(q='budget')", delegated(e, bobO, "Files.Read.All"))
 	if len(bobFiles["value"].([]any)) != 0 {
-		t.Errorf("bob's recent files: %v", bobFiles)
+		t.Errorf("bob found Alice's files: %v", bobFiles)
 	}
 	if g.Calls(aliceO) != 1 || g.Calls(bobO) != 2 {
 		t.Errorf("calls: alice %d bob %d", g.Calls(aliceO), g.Calls(bobO))
