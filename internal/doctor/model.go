@@ -120,10 +120,13 @@ type ServicePrincipal struct {
 	AppID string `json:"appId"`
 }
 
-// PermissionGrant is an oAuth2PermissionGrant: delegated permissions granted to a client.
+// PermissionGrant is an oAuth2PermissionGrant: delegated permissions granted to a client,
+// for every user (consentType AllPrincipals, admin consent) or for one (Principal, the user
+// named by PrincipalID consented).
 type PermissionGrant struct {
 	ClientID    string `json:"clientId"`
 	ConsentType string `json:"consentType"`
+	PrincipalID string `json:"principalId"`
 	ResourceID  string `json:"resourceId"`
 	Scope       string `json:"scope"`
 }

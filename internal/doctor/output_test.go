@@ -176,7 +176,7 @@ func TestOBOScopesFollowTheHandlerSetting(t *testing.T) {
 	f.setSetting("GRAPH_SCOPES", "User.Read Calendars.Read")
 	r, _, _ := runReport(t, f.offlineOptions(t))
 	c, _ := r.Find("graph.grants")
-	if c.Status != StatusFail || !strings.Contains(c.Detail, "Calendars.Read") || strings.Contains(c.Detail, "Mail.Read") {
+	if c.Status != StatusWarn || !strings.Contains(c.Detail, "Calendars.Read") || strings.Contains(c.Detail, "Mail.Read") {
 		t.Errorf("graph.grants: %+v", c)
 	}
 }
@@ -187,7 +187,7 @@ func TestOBOScopesAreAParameter(t *testing.T) {
 	o.OBOScopes = []string{"User.Read", "Sites.Read.All"}
 	r, _, _ := runReport(t, o)
 	c, _ := r.Find("graph.grants")
-	if c.Status != StatusFail || !strings.Contains(c.Detail, "Sites.Read.All") || strings.Contains(c.Detail, "Mail.Read") {
+	if c.Status != StatusWarn || !strings.Contains(c.Detail, "Sites.Read.All") || strings.Contains(c.Detail, "Mail.Read") {
 		t.Errorf("graph.grants: %+v", c)
 	}
 }
