@@ -99,8 +99,8 @@ module identity 'modules/identity.bicep' = {
 //      refuses a pre-authorization for a scope the app does not carry yet;
 //   3. entra-app: identifier URI api://botid-{appId}, the same scope, the Teams
 //      pre-authorizations and everything else.
-// A PATCH that carries `api` replaces it whole, so step 2 must not run once step 3 has: azd
-// stores the output BOT_ENTRA_SCOPE_PROVISIONED after the first provision, and
+// A PATCH that carries `api` is taken to replace it whole, so step 2 must not run once step 3
+// has: azd stores the output BOT_ENTRA_SCOPE_PROVISIONED after the first provision, and
 // main.parameters.json feeds it back as entraScopeProvisioned. See modules/entra-app.bicep.
 @description('Grant tenant-wide consent for the Graph delegated permissions (needs an admin role; see README).')
 param grantGraphConsent bool = true

@@ -4,7 +4,7 @@
 // upserts with PATCH /applications(uniqueName='…') (learn.microsoft.com graph/api/application-upsert),
 // and a PATCH leaves out what it does not name, so on a re-provision this step keeps the
 // identifier URI, scope and pre-authorizations step 3 wrote before. It must never carry `api`:
-// a PATCH that carries `api` replaces it whole. Step 2 (entra-app-scope.bicep, first provision
+// a PATCH that carries `api` is taken to replace it whole. Step 2 (entra-app-scope.bicep, first provision
 // only) adds the scope before step 3 pre-authorizes Teams for it.
 
 extension microsoftGraphV1

@@ -8,9 +8,10 @@
 // graph/api/application-upsert). So the scope reaches the app in this deployment and the
 // pre-authorizations in the next one (entra-app.bicep).
 //
-// A PATCH that carries `api` replaces it whole: this declaration, which has no
-// pre-authorizations, must never run against an app that already has them, or Teams SSO stops
-// until entra-app.bicep puts them back. main.bicep therefore deploys this module only while
+// A PATCH that carries `api` is taken to replace it whole (OData 4.01 would merge; the template
+// is safe either way): this declaration, which has no pre-authorizations, must never run
+// against an app that already has them, or Teams SSO may stop until entra-app.bicep puts them
+// back. main.bicep therefore deploys this module only while
 // BOT_ENTRA_SCOPE_PROVISIONED is unset (azd stores that output after the first provision).
 // Every declaration that carries `api` carries the same scope object below and
 // requestedAccessTokenVersion 2; internal/deploycheck holds them to that.

@@ -10,7 +10,7 @@
 //
 // Graph refuses pre-authorizations for a scope the app does not carry yet, so on the first
 // provision entra-app-scope.bicep (step 2) adds access_as_user before this step runs. A PATCH
-// that carries `api` replaces it whole, so this declaration carries all of it: the scope (the
+// that carries `api` is taken to replace it whole, so this declaration carries all of it: the scope (the
 // same object as step 2), the token version and both pre-authorizations. On a re-provision
 // step 2 is skipped and steps 1 and 3 never send an `api` without the pre-authorizations.
 //
