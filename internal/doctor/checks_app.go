@@ -140,7 +140,12 @@ func checkPreAuthorized(s *Snapshot) Result {
 			missing = append(missing, c)
 		}
 	}
-	return fail(s.fixPatch(map[string]any{"api": f.wholeAPI(f.scopes, f.preAuthorized)}),
+	fix := s.fixPatch(map[string]any{"api": f.wholeAPI(f.scopes, f.preAuthorized)})
+	if f.newScope {
+		// Graph refuses a pre-authorization for a scope the app does not carry yet: scope first.
+		fix = s.fixPatch(map[string]any{"api": f.wholeAPI(f.scopes, nil)}) + "\n" + fix
+	}
+	return fail(fix,
 		"not pre-authorized for %s: %s; without it Teams cannot get a token silently", SSOScope, strings.Join(missing, ", "))
 }
 

@@ -125,3 +125,24 @@ func TestFixPlanWorksWhetherGraphMergesOrReplacesComplexProperties(t *testing.T)
 		}
 	}
 }
+
+// Without the scope, the pre-authorization check's fix lines add the scope in a first PATCH
+// and pre-authorize Teams for it in a second, the order Graph accepts.
+func TestPreAuthorizationFixAddsTheScopeFirst(t *testing.T) {
+	f := goodFixture(t)
+	obj(f.App, "api")["oauth2PermissionScopes"] = []any{}
+	obj(f.App, "api")["preAuthorizedApplications"] = []any{}
+	r, _, _ := runReport(t, f.offlineOptions(t))
+	c, _ := r.Find("app.preauthorized")
+	first := strings.Index(c.Fix, "PATCH ")
+	second := strings.LastIndex(c.Fix, "PATCH ")
+	if c.Status != StatusFail || first < 0 || second == first {
+		t.Fatalf("want two PATCHes: %+v", c)
+	}
+	if strings.Contains(c.Fix[first:second], TeamsWebClientID) || !strings.Contains(c.Fix[first:second], `"value":"access_as_user"`) {
+		t.Errorf("first PATCH must add the scope alone:\n%s", c.Fix[first:second])
+	}
+	if !strings.Contains(c.Fix[second:], TeamsWebClientID) || !strings.Contains(c.Fix[second:], `"value":"access_as_user"`) {
+		t.Errorf("second PATCH must carry the scope and the pre-authorizations:\n%s", c.Fix[second:])
+	}
+}
