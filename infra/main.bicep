@@ -93,10 +93,20 @@ module identity 'modules/identity.bicep' = {
   }
 }
 
-// Pass 1 creates (or finds) the app registration so that its appId is known; pass 2 sets the
-// identifier URI that embeds that appId. See the header of modules/entra-app.bicep.
+// The app registration is declared in three steps (three deployments, one PATCH each):
+//   1. entra-app-register: create or find it by uniqueName, so its appId is known;
+//   2. entra-app-scope (first provision only): expose access_as_user on its own, because Graph
+//      refuses a pre-authorization for a scope the app does not carry yet;
+//   3. entra-app: identifier URI api://botid-{appId}, the same scope, the Teams
+//      pre-authorizations and everything else.
+// A PATCH that carries `api` is taken to replace it whole, so step 2 must not run once step 3
+// has: azd stores the output BOT_ENTRA_SCOPE_PROVISIONED after the first provision, and
+// main.parameters.json feeds it back as entraScopeProvisioned. See modules/entra-app.bicep.
 @description('Grant tenant-wide consent for the Graph delegated permissions (needs an admin role; see README).')
 param grantGraphConsent bool = true
+
+@description('True once a provision has completed: the app registration already exposes access_as_user, so step 2 (which would send an api without the Teams pre-authorizations) is skipped. azd sets it from the output BOT_ENTRA_SCOPE_PROVISIONED.')
+param entraScopeProvisioned bool = false
 
 module entraRegistration 'modules/entra-app-register.bicep' = {
   name: 'entra-app-register'
@@ -107,9 +117,24 @@ module entraRegistration 'modules/entra-app-register.bicep' = {
   }
 }
 
+module entraScope 'modules/entra-app-scope.bicep' = if (!entraScopeProvisioned) {
+  name: 'entra-app-scope'
+  scope: rg
+  params: {
+    uniqueName: entraUniqueName
+    displayName: botDisplayName
+  }
+  dependsOn: [
+    entraRegistration
+  ]
+}
+
 module entraApp 'modules/entra-app.bicep' = {
   name: 'entra-app'
   scope: rg
+  dependsOn: [
+    entraScope
+  ]
   params: {
     uniqueName: entraUniqueName
     displayName: botDisplayName
@@ -151,7 +176,7 @@ module keyVault 'modules/keyvault.bicep' = {
     name: 'kv-${resourceToken}'
     location: location
     tags: tags
-    secretsUserPrincipalId: identity.outputs.principalId
+    readerPrincipalId: identity.outputs.principalId
     tokenStoreKeyName: tokenStoreKeyName
   }
 }
@@ -251,4 +276,6 @@ output TOKENSTORE_KEY_NAME string = tokenStoreKeyName
 output TOKENSTORE_KEY_VERSION string = tokenKey.outputs.secretVersion
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+// Read back through main.parameters.json (entraScopeProvisioned) on the next provision.
+output BOT_ENTRA_SCOPE_PROVISIONED bool = true
 output TEAMS_APP_ID string = guid(subscription().id, environmentName, 'teams-app')
