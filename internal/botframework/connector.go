@@ -70,14 +70,21 @@ type Connector struct {
 	trusted sync.Map // normalized serviceUrl → struct{}
 }
 
-// Trust records a serviceUrl that arrived in an authenticated activity.
+// Trust records a serviceUrl that arrived in an authenticated activity. One that is not a
+// plain origin and path (CheckServiceURL) is never trusted.
 func (c *Connector) Trust(serviceURL string) {
-	c.trusted.Store(NormalizeServiceURL(serviceURL), struct{}{})
+	if n := NormalizeServiceURL(serviceURL); n != "" {
+		c.trusted.Store(n, struct{}{})
+	}
 }
 
 // Trusted reports whether serviceURL may receive the bot's messages.
 func (c *Connector) Trusted(serviceURL string) bool {
-	_, ok := c.trusted.Load(NormalizeServiceURL(serviceURL))
+	n := NormalizeServiceURL(serviceURL)
+	if n == "" {
+		return false
+	}
+	_, ok := c.trusted.Load(n)
 	return ok
 }
 
