@@ -332,3 +332,26 @@ func TestAnonymousModeServiceURLOnlyLoopbackHTTP(t *testing.T) {
 		t.Fatalf("the reply did not reach the local connector: %v", got)
 	}
 }
+
+// The channel rotates its signing key right after the bot fetched its keys: the first activity
+// signed with the new key is answered, not refused.
+func TestRotatedChannelKeyIsAcceptedAtOnce(t *testing.T) {
+	h := newHarness(t, nil)
+	ch := h.st.Channel
+	if resp := h.post(t, h.token(), ch.Activity("message", "help")); resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d before the rotation; log:\n%s", resp.StatusCode, h.logs.String())
+	}
+	ch.Rotate()
+	ch.Reset()
+	act := ch.Activity("message", "help")
+	if resp := h.post(t, h.token(), act); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the first activity signed with the rotated-in key got %d; log:\n%s", resp.StatusCode, h.logs.String())
+	}
+	rec, err := ch.WaitFor(ctxTimeout(t, 5*time.Second), func(r []channel.Recorded) bool { return len(r) > 0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec[0].ActivityID != act["id"] {
+		t.Fatalf("reply %+v is not to the activity", rec[0])
+	}
+}

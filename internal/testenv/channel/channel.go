@@ -143,6 +143,28 @@ func (s *Server) AddUnpublishedKey() *Key {
 	return k
 }
 
+// Rotate does what the channel does when it rotates its signing keys: a new key, endorsed as
+// the default was, is published and signs from now on (it becomes Keys[0]), and the previous
+// default is withdrawn from the JWKS. A validator must accept the new key as soon as it is
+// published (auth0/node-jwks-rsa README, "Rate Limiting": an unknown kid may mean the keys
+// were rotated; see also docs/fidelity.md).
+func (s *Server) Rotate() *Key {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.Keys[0]
+	k := &Key{ID: "ch-" + uuid.NewString()[:8], Private: newKey(), Endorsements: append([]string(nil), old.Endorsements...), Published: true}
+	old.Published = false
+	s.Keys = append([]*Key{k}, s.Keys...)
+	return k
+}
+
+// Publish lists a key (for example one from AddUnpublishedKey) in the JWKS from now on.
+func (s *Server) Publish(k *Key) {
+	s.mu.Lock()
+	k.Published = true
+	s.mu.Unlock()
+}
+
 // KeyFetches is how many times the JWKS was fetched.
 func (s *Server) KeyFetches() int {
 	s.mu.Lock()
@@ -163,13 +185,15 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.fetches["jwks"]++
-	keys := append([]*Key(nil), s.Keys...)
+	var keys []*Key
+	for _, k := range s.Keys {
+		if k.Published {
+			keys = append(keys, k)
+		}
+	}
 	s.mu.Unlock()
 	out := []map[string]any{}
 	for _, k := range keys {
-		if !k.Published {
-			continue
-		}
 		raw, err := jose.JSONWebKey{Key: &k.Private.PublicKey, KeyID: k.ID, Use: "sig"}.MarshalJSON()
 		if err != nil {
 			panic(err)
@@ -210,7 +234,9 @@ func (s *Server) Mint(o TokenOptions) string {
 		o.NotBefore = now.Add(-time.Minute)
 	}
 	if o.Key == nil {
+		s.mu.Lock()
 		o.Key = s.Keys[0]
+		s.mu.Unlock()
 	}
 	claims := map[string]any{
 		"iss": o.Issuer, "aud": o.Audience, "serviceurl": o.ServiceURL,
