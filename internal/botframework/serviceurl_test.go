@@ -1,11 +1,14 @@
 package botframework_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
 
 	"github.com/onbehalf/onbehalf/internal/botframework"
+	"github.com/onbehalf/onbehalf/internal/testenv"
+	"github.com/onbehalf/onbehalf/internal/testenv/channel"
 )
 
 // The serviceUrls real channels send pass; anything that is not a plain origin and path is
@@ -107,5 +110,30 @@ func TestConnectorNeverTrustsAServiceURLThatIsNotPlain(t *testing.T) {
 	}
 	if !c.Trusted("https://SMBA.example/amer") {
 		t.Error("the trusted URL itself, up to case and trailing slash, is not trusted")
+	}
+}
+
+// A token whose serviceurl claim is not a plain URL matches no activity, not even one carrying
+// the same string: the comparison does not normalise the difference away, and two URLs
+// without a comparable form are not equal.
+func TestAuthenticatorRefusesAServiceURLClaimThatIsNotPlain(t *testing.T) {
+	ch := channel.New()
+	defer ch.Close()
+	keys := &botframework.KeySet{MetadataURL: ch.MetadataURL, HTTPClient: testenv.SharedCA().Client()}
+	auth := &botframework.Authenticator{AppID: appID, Channel: keys}
+	ctx := context.Background()
+	for _, u := range []string{ch.ServiceURL + "?x=1", ch.ServiceURL + "#f", strings.Replace(ch.ServiceURL, "https://", "https://u:p@", 1)} {
+		tok := "Bearer " + ch.Mint(channel.TokenOptions{Audience: appID, ServiceURL: u})
+		for _, actURL := range []string{u, ch.ServiceURL} {
+			_, err := auth.Authenticate(ctx, tok, &botframework.Activity{ChannelID: "msteams", ServiceURL: actURL})
+			if !errors.Is(err, botframework.ErrUnauthorized) {
+				t.Errorf("claim %q, activity %q: %v, want refused", u, actURL, err)
+			}
+		}
+	}
+	// The plain claim still matches its activity.
+	tok := "Bearer " + ch.Mint(channel.TokenOptions{Audience: appID})
+	if _, err := auth.Authenticate(ctx, tok, &botframework.Activity{ChannelID: "msteams", ServiceURL: ch.ServiceURL}); err != nil {
+		t.Fatal(err)
 	}
 }
