@@ -148,3 +148,43 @@ func TestUnknownKidWaitEndsWithTheCaller(t *testing.T) {
 		t.Fatalf("the wait outlived the caller by %v", took)
 	}
 }
+
+// Keys past MaxAge are refreshed on use without making the caller wait: a key the issuer has
+// withdrawn stops working, and while the issuer is unreachable the cached keys keep working.
+func TestStaleKeysAreRefreshedWithoutWaiting(t *testing.T) {
+	ch := channel.New()
+	defer ch.Close()
+	now := time.Now()
+	clock := func() time.Time { return now }
+	keys := &botframework.KeySet{MetadataURL: ch.MetadataURL, HTTPClient: testenv.SharedCA().Client(), Now: clock, MaxAge: time.Hour}
+	ctx := context.Background()
+	kept, withdrawn := ch.Keys[1].ID, ch.Keys[0].ID
+	if err := keys.Warm(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ch.Rotate() // withdraws Keys[0]
+	now = now.Add(2 * time.Hour)
+	base := ch.KeyFetches()
+	start := time.Now()
+	if _, err := keys.PublicKey(ctx, withdrawn); !errors.Is(err, botframework.ErrUnknownKey) {
+		t.Fatalf("a withdrawn key still works after MaxAge: %v", err)
+	}
+	if _, err := keys.PublicKey(ctx, kept); err != nil {
+		t.Fatalf("a published key stopped working: %v", err)
+	}
+	if got := ch.KeyFetches() - base; got != 1 {
+		t.Fatalf("%d fetches to refresh stale keys, want 1", got)
+	}
+
+	ch.Close() // the issuer becomes unreachable
+	now = now.Add(2 * time.Hour)
+	if _, err := keys.PublicKey(ctx, kept); err != nil {
+		t.Fatalf("a cached key stopped working while the issuer is unreachable: %v", err)
+	}
+	if _, err := keys.PublicKey(ctx, kept); err != nil {
+		t.Fatalf("second use during the outage: %v", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("stale refreshes made callers wait %v", took)
+	}
+}

@@ -179,13 +179,7 @@ const (
 // refreshStale refetches keys past MaxAge without waiting: when a fetch is under way or the
 // interval has not passed, the caller keeps the cached keys (errRefreshSkipped).
 func (s *KeySet) refreshStale(ctx context.Context, need uint64) error {
-	s.mu.Lock()
-	busy := s.running != nil || !s.startedAt.IsZero() && s.now().Sub(s.startedAt) < s.gapLocked()
-	s.mu.Unlock()
-	if busy {
-		return errRefreshSkipped
-	}
-	return s.fetchAfter(ctx, need, "")
+	return s.awaitFetch(ctx, need, "", false)
 }
 
 var errRefreshSkipped = errors.New("refresh skipped: a fetch is under way or happened moments ago")
@@ -195,6 +189,12 @@ var errRefreshSkipped = errors.New("refresh skipped: a fetch is under way or hap
 // kid (when not empty) is known, starting a fetch if none is running and the interval allows,
 // waiting out the interval otherwise.
 func (s *KeySet) fetchAfter(ctx context.Context, need uint64, kid string) error {
+	return s.awaitFetch(ctx, need, kid, true)
+}
+
+// awaitFetch is fetchAfter; unless mayWait, it returns errRefreshSkipped instead of waiting for a
+// running fetch or for the interval to pass.
+func (s *KeySet) awaitFetch(ctx context.Context, need uint64, kid string, mayWait bool) error {
 	slept := false
 	for {
 		s.mu.Lock()
@@ -209,6 +209,9 @@ func (s *KeySet) fetchAfter(ctx context.Context, need uint64, kid string) error 
 		}
 		if running := s.running; running != nil {
 			s.mu.Unlock()
+			if !mayWait {
+				return errRefreshSkipped
+			}
 			select {
 			case <-running:
 				continue
@@ -224,6 +227,9 @@ func (s *KeySet) fetchAfter(ctx context.Context, need uint64, kid string) error 
 				return fmt.Errorf("signing keys unavailable (retrying shortly): %w", err)
 			}
 			s.mu.Unlock()
+			if !mayWait {
+				return errRefreshSkipped
+			}
 			if err := sleep(ctx, wait); err != nil {
 				return err
 			}
