@@ -131,6 +131,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		Log:   opts.Log,
 		Seen:  &server.Dedupe{Now: opts.Now},
 		Now:   opts.Now,
+		// Local anonymous mode talks to the Playground or Emulator on http://localhost.
+		AllowLoopbackHTTP: cfg.Anonymous,
 	})
 	a.mountOAuth(mux)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
