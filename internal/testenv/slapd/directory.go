@@ -7,6 +7,10 @@ import "strings"
 // these rules let that user read.
 func (s *Server) config() string {
 	r := strings.NewReplacer("DIR", s.dir, "BASE", Base, "SERVICE", ServiceDN, "HRGROUP", HRGroupDN)
+	hide := ""
+	if s.opts.HideProxyControl {
+		hide = "access to dn.base=\"\" attrs=supportedControl by * none\n"
+	}
 	return r.Replace(`include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
@@ -27,7 +31,7 @@ TLSVerifyClient allow
 
 disallow bind_anon
 
-access to dn.base="" by * read
+` + hide + `access to dn.base="" by * read
 access to dn.base="cn=Subschema" by * read
 
 database mdb

@@ -71,8 +71,16 @@ const (
 // ErrNotInstalled reports that slapd or slapadd is missing.
 var ErrNotInstalled = errors.New("slapd: /usr/sbin/slapd or slapadd not found (install the Debian packages slapd and ldap-utils: `make apt-deps`)")
 
+// Options tunes Launch. The zero value is the directory described in the package comment.
+type Options struct {
+	// HideProxyControl denies reading supportedControl in the root DSE, so the server looks
+	// like one without RFC 4370 support.
+	HideProxyControl bool
+}
+
 // Server is one slapd with its own folder and ports. Safe for concurrent use.
 type Server struct {
+	opts      Options
 	dir       string
 	port      int // ldap:// (StartTLS)
 	tlsPort   int // ldaps://
@@ -87,9 +95,12 @@ type Server struct {
 
 // Start launches slapd for a test and stops it when the test ends. It skips the test when
 // slapd is not installed and fails it when slapd does not start.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB) *Server { t.Helper(); return StartWith(t, Options{}) }
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, opts Options) *Server {
 	t.Helper()
-	s, err := Launch()
+	s, err := Launch(opts)
 	if errors.Is(err, ErrNotInstalled) {
 		t.Skip(err.Error())
 	}
@@ -102,7 +113,7 @@ func Start(t testing.TB) *Server {
 
 // Launch writes the configuration and data into a new temporary folder, loads the data and
 // starts slapd on two free loopback ports.
-func Launch() (*Server, error) {
+func Launch(opts Options) (*Server, error) {
 	for _, p := range []string{slapdPath, slapaddPath} {
 		if _, err := os.Stat(p); err != nil {
 			return nil, ErrNotInstalled
@@ -112,7 +123,7 @@ func Launch() (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("slapd: folder: %w", err)
 	}
-	s := &Server{dir: dir}
+	s := &Server{dir: dir, opts: opts}
 	fail := func(err error) (*Server, error) { _ = os.RemoveAll(dir); return nil, err }
 	if s.port, err = freePort(); err != nil {
 		return fail(err)
