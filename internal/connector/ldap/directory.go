@@ -208,6 +208,9 @@ func (d *Directory) MapUser(ctx context.Context, id Identity) (string, error) {
 	if strings.TrimSpace(value) == "" {
 		return "", fmt.Errorf("%w: the sign-in token has no %s claim", ErrUnmapped, d.cfg.UserClaim)
 	}
+	if hasControl(value) || len(value) > 256 {
+		return "", fmt.Errorf("%w: the %s claim is not a plain value", ErrUnmapped, d.cfg.UserClaim)
+	}
 	key := d.cfg.UserClaim + "\x00" + strings.ToLower(id.TenantID) + "\x00" + strings.ToLower(value)
 	now := d.cfg.Now()
 	d.mu.Lock()
@@ -461,10 +464,13 @@ func (d *Directory) dialError(err error) error {
 	var hn x509.HostnameError
 	var cv *tls.CertificateVerificationError
 	switch {
+	case errors.As(err, &hn), strings.Contains(err.Error(), "x509: certificate is valid for"):
+		return &SettingError{Setting: SettingURL, Reason: "the directory's certificate does not name this host", Err: err}
 	case errors.As(err, &ua), errors.As(err, &cv):
 		return &SettingError{Setting: SettingCACert, Reason: "the directory's certificate is not trusted: set " + SettingCACert + " to its CA", Err: err}
-	case errors.As(err, &hn):
-		return &SettingError{Setting: SettingURL, Reason: "the directory's certificate does not name this host", Err: err}
+	case strings.Contains(err.Error(), "x509: "):
+		// go-ldap's StartTLS flattens the handshake error into text.
+		return &SettingError{Setting: SettingCACert, Reason: "the directory's certificate is not trusted: set " + SettingCACert + " to its CA", Err: err}
 	}
 	return fmt.Errorf("%w: %v", ErrUnavailable, err)
 }

@@ -25,6 +25,9 @@ func words(text string) ([]string, error) {
 	if !utf8.ValidString(text) {
 		return nil, fmt.Errorf("%w: not UTF-8", ErrBadInput)
 	}
+	if hasControl(text) {
+		return nil, fmt.Errorf("%w: control characters", ErrBadInput)
+	}
 	if len(text) > maxInput {
 		return nil, fmt.Errorf("%w: longer than %d characters", ErrBadInput, maxInput)
 	}
@@ -72,4 +75,16 @@ func allWords(class string, attrs, ws []string) string {
 	}
 	b.WriteString(")")
 	return b.String()
+}
+
+// hasControl reports C0 controls and DEL. A NUL inside an assertion value is legal BER but
+// servers written in C may cut the value there (slapd matched "bo\x00b" as "bo"), so such
+// text is refused rather than escaped.
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return true
+		}
+	}
+	return false
 }
