@@ -1,0 +1,15 @@
+# LDAP connector: a real OpenLDAP slapd for the tests (Debian packages slapd and ldap-utils,
+# installed by `make apt-deps`; the tests start slapd themselves on free loopback ports and stop it).
+#
+#   make test-ldap    the connector's tests, the slapd stand-up and the end-to-end LDAP tests
+#   make bench-ldap   warm `directory` latency and connections opened per 100 lookups
+
+APT_PACKAGES += slapd ldap-utils
+
+.PHONY: test-ldap bench-ldap
+test-ldap: apt-deps npm-deps
+	$(GO) test -count=1 ./internal/connector/ldap/... ./internal/testenv/slapd/...
+	PATH="$(CURDIR)/$(NPM_BIN):$$PATH" $(GO) test -count=1 -run 'TestLDAP' ./internal/app/
+
+bench-ldap: apt-deps
+	$(GO) test -count=1 -run '^$$' -bench WarmDirectory -benchtime 2000x ./internal/connector/ldap/
