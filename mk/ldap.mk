@@ -3,6 +3,7 @@
 #
 #   make test-ldap    the connector's tests, the slapd stand-up and the end-to-end LDAP tests
 #   make bench-ldap   warm `directory` latency and connections opened per 100 lookups
+#   make ldap-standin the test directory for make dev (see below)
 
 APT_PACKAGES += slapd ldap-utils
 
@@ -13,3 +14,9 @@ test-ldap: apt-deps npm-deps
 
 bench-ldap: apt-deps
 	$(GO) test -count=1 -run '^$$' -bench WarmDirectory -benchtime 2000x ./internal/connector/ldap/
+
+# The test directory for local development: bin/ldap-standin -env .dev/ldap.env runs slapd and
+# writes the handler's LDAP_* settings (source them before starting the handler).
+.PHONY: ldap-standin
+ldap-standin: apt-deps
+	$(GO) build -o bin/ldap-standin ./internal/testenv/slapd/cmd/ldap-standin
