@@ -90,6 +90,19 @@ func TestLDAPCommandsAnswerAsTheSignedInUser(t *testing.T) {
 	if got := ask(t, h, b, "ldap search *)(uid=*"); !strings.Contains(got, "Nothing you may read matches") {
 		t.Fatalf("injection: %s", got)
 	}
+	// A display name (or anything else Bob controls in the activity) does not choose the entry.
+	ctx0 := ctxTimeout(t, 10*time.Second)
+	before0 := len(b.Replies())
+	spoof := b.Activity("message")
+	spoof["text"] = "ldap whoami"
+	spoof["from"].(map[string]any)["name"] = "Alice Example"
+	if r, err := b.Post(ctx0, spoof); err != nil || r.Status != http.StatusOK {
+		t.Fatal(err, r)
+	}
+	rep0, _ := b.WaitReplies(ctx0, before0+1)
+	if got := texts(rep0[before0:]); !strings.Contains(got, "dn:"+slapd.BobDN) || strings.Contains(got, "alice") {
+		t.Fatalf("display name changed the identity: %s", got)
+	}
 
 	// A group chat gets the 1:1 refusal and no directory data.
 	ctx := ctxTimeout(t, 10*time.Second)
