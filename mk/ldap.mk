@@ -13,7 +13,7 @@ test-ldap: apt-deps npm-deps
 	PATH="$(CURDIR)/$(NPM_BIN):$$PATH" $(GO) test -count=1 -run 'TestLDAP' ./internal/app/
 
 bench-ldap: apt-deps
-	$(GO) test -count=1 -run '^$$' -bench WarmDirectory -benchtime 2000x ./internal/connector/ldap/
+	$(GO) test -count=1 -run '^$$' -bench DirectoryLookup -benchtime 1000x -count 3 ./internal/connector/ldap/
 
 # The test directory for local development: bin/ldap-standin -env .dev/ldap.env runs slapd and
 # writes the handler's LDAP_* settings (source them before starting the handler).

@@ -65,3 +65,30 @@ func BenchmarkWarmDirectoryLookupParallel(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(d.ConnectionsOpened()-before)*100/float64(b.N), "conns/100lookups")
 }
+
+// For comparison, a cold lookup: a new connector each time, so TLS, bind, the root DSE check,
+// the mapping search and the proxied search are all paid again.
+func BenchmarkColdDirectoryLookup(b *testing.B) {
+	srv := slapd.Start(b)
+	ctx := context.Background()
+	id := ldap.Identity{UPN: "bob@contoso.example"}
+	opened := int64(0)
+	b.ResetTimer()
+	for range b.N {
+		d, err := ldap.Open(config(srv))
+		if err != nil {
+			b.Fatal(err)
+		}
+		dn, err := d.MapUser(ctx, id)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := d.People(ctx, dn, "alice"); err != nil {
+			b.Fatal(err)
+		}
+		opened += d.ConnectionsOpened()
+		d.Close()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(opened)*100/float64(b.N), "conns/100lookups")
+}
