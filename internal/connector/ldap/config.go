@@ -30,7 +30,7 @@ const (
 	SettingUserBaseDN      = "LDAP_USER_BASE_DN"
 	SettingUserClaim       = "LDAP_USER_CLAIM"
 	SettingUserAttribute   = "LDAP_USER_ATTRIBUTE"
-	defaultTimeout         = 10 * time.Second
+	defaultTimeout         = 5 * time.Second
 	defaultMaxConns        = 4
 	defaultMapTTL          = 5 * time.Minute
 	defaultSizeLimit       = 20
@@ -84,7 +84,8 @@ type Config struct {
 
 	// AllowPlain permits ldap:// without StartTLS. Tests only; the settings refuse it in Azure.
 	AllowPlain bool
-	// Timeout bounds each dial and operation (default 10 s).
+	// Timeout bounds each dial and operation (default 5 s); a hung directory costs a turn at
+	// most this long per connection tried.
 	Timeout time.Duration
 	// MaxConns bounds the idle connections kept (default 4).
 	MaxConns int

@@ -340,7 +340,9 @@ func toEntry(e *goldap.Entry, attrs []string) Entry {
 }
 
 // do runs f on a bound connection. A pooled connection that fails at the network level is
-// dropped and f retried once on a fresh one; errors are classified for the caller.
+// dropped and f retried once on a fresh one (a directory restart closes pooled connections),
+// except after a timeout: a hung directory would only hang again. Errors are classified for
+// the caller.
 func (d *Directory) do(ctx context.Context, f func(*goldap.Conn) error) error {
 	for attempt := 0; ; attempt++ {
 		c, pooled, err := d.get(ctx)
@@ -354,7 +356,7 @@ func (d *Directory) do(ctx context.Context, f func(*goldap.Conn) error) error {
 		}
 		if isNetwork(err) || c.IsClosing() {
 			_ = c.Close()
-			if pooled && attempt == 0 {
+			if pooled && attempt == 0 && !isTimeout(err) && ctx.Err() == nil {
 				continue
 			}
 			return fmt.Errorf("%w: %v", ErrUnavailable, err)
@@ -473,6 +475,11 @@ func (d *Directory) dialError(err error) error {
 		return &SettingError{Setting: SettingCACert, Reason: "the directory's certificate is not trusted: set " + SettingCACert + " to its CA", Err: err}
 	}
 	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return (errors.As(err, &ne) && ne.Timeout()) || strings.Contains(err.Error(), "timed out")
 }
 
 func isNetwork(err error) bool {

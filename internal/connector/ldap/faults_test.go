@@ -173,3 +173,35 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A hung directory (accepting connections, answering nothing) costs a bounded wait, not a
+// stuck turn: pooled and new connections both give up within the configured timeout.
+func TestHungDirectoryIsUnavailableWithinTheTimeout(t *testing.T) {
+	srv := slapd.Start(t)
+	cfg := config(srv)
+	cfg.Timeout = time.Second
+	d := open(t, cfg)
+	ctx := context.Background()
+	if _, err := d.Search(ctx, slapd.BobDN, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	srv.Pause()
+	start := time.Now()
+	_, err := d.Search(ctx, slapd.BobDN, "bob")
+	wantErr(t, err, ldap.ErrUnavailable)
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("a hung directory held the search for %s", took)
+	}
+	// A fresh connector (no pooled connection) is bounded too: TCP connects, TLS never answers.
+	fresh := open(t, cfg)
+	start = time.Now()
+	err = fresh.Check(ctx)
+	wantErr(t, err, ldap.ErrUnavailable)
+	if took := time.Since(start); took > 4*time.Second {
+		t.Fatalf("a hung directory held the connection for %s", took)
+	}
+	srv.Resume()
+	if _, err := d.Search(ctx, slapd.BobDN, "bob"); err != nil {
+		t.Fatalf("after resume: %v", err)
+	}
+}

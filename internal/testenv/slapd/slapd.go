@@ -242,6 +242,7 @@ func (s *Server) stopLocked() {
 		return
 	}
 	pid := s.cmd.Process.Pid
+	_ = syscall.Kill(-pid, syscall.SIGCONT) // a paused slapd cannot handle SIGTERM
 	_ = syscall.Kill(-pid, syscall.SIGTERM)
 	select {
 	case <-s.done:
@@ -250,6 +251,21 @@ func (s *Server) stopLocked() {
 		<-s.done
 	}
 	s.cmd, s.done = nil, nil
+}
+
+// Pause freezes slapd (SIGSTOP): connections are still accepted by the kernel but nothing is
+// answered, as with a hung server or a black-holed network path. Resume undoes it.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused slapd (SIGCONT).
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		_ = syscall.Kill(-s.cmd.Process.Pid, sig)
+	}
 }
 
 // Close stops slapd and removes its folder.
