@@ -25,6 +25,9 @@ import (
 func main() {
 	envFile := flag.String("env", "", "write the LDAP_* settings here (default: standard output)")
 	flag.Parse()
+	// Before slapd starts, so an early signal still removes its folder.
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
 	srv, err := slapd.Launch(slapd.Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ldap-standin:", err)
@@ -60,7 +63,5 @@ func main() {
 		fmt.Fprintf(out, "%s='%s'\n", k, strings.ReplaceAll(settings[k], "'", `'\''`))
 	}
 	fmt.Fprintf(os.Stderr, "ldap-standin: slapd on %s and %s (folder %s)\n", srv.URL(), srv.LDAPSURL(), srv.Dir())
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
 	<-stop
 }
