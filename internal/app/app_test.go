@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -19,6 +20,7 @@ import (
 	"github.com/onbehalf/onbehalf/internal/app"
 	"github.com/onbehalf/onbehalf/internal/config"
 	"github.com/onbehalf/onbehalf/internal/testenv/channel"
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 	"github.com/onbehalf/onbehalf/internal/testenv/stack"
 )
 
@@ -61,6 +63,7 @@ func newHarness(t *testing.T, extra map[string]string) *harness {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
+	logcheck.Watch(t, logs.String)
 	a, err := app.New(context.Background(), cfg, app.Options{HTTPClient: st.HTTPClient(), Log: slog.New(slog.NewJSONHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -84,6 +87,15 @@ func (h *harness) post(t *testing.T, authz string, act any) *http.Response {
 	}
 	resp.Body.Close()
 	return resp
+}
+
+// devKey is a fresh token-store key for TOKENSTORE_DEV_KEY, recorded so no log may show it.
+func devKey() string {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	k := base64.StdEncoding.EncodeToString(key)
+	logcheck.Issue("token-store key", k)
+	return k
 }
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }

@@ -3,7 +3,6 @@ package app_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -30,6 +29,7 @@ import (
 	standin "github.com/onbehalf/onbehalf/internal/testenv/atlassian"
 	"github.com/onbehalf/onbehalf/internal/testenv/azurite"
 	"github.com/onbehalf/onbehalf/internal/testenv/channel"
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 	"github.com/onbehalf/onbehalf/internal/testenv/stack"
 	"github.com/onbehalf/onbehalf/internal/tokenstore"
 )
@@ -89,6 +89,7 @@ func newAtlEnvMode(t *testing.T, instances int, anonymous bool) *atlEnv {
 	t.Setenv("IDENTITY_HEADER", st.Entra.IdentityHeader)
 
 	e := &atlEnv{clk: &fakeClock{t: time.Now()}, st: st, ch: st.Channel, anon: anonymous, logs: &syncBuffer{}, world: standin.DefaultWorld(), inflight: map[string]bool{}}
+	logcheck.Watch(t, e.logs.String)
 	for range instances {
 		e.srvs = append(e.srvs, httptest.NewUnstartedServer(nil))
 	}
@@ -103,11 +104,9 @@ func newAtlEnvMode(t *testing.T, instances int, anonymous bool) *atlEnv {
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, MaxIdleConnsPerHost: 64,
 	}}
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
 	settings := map[string]string{
 		"TOKENSTORE_CONNECTION_STRING": az.ConnectionString(),
-		"TOKENSTORE_DEV_KEY":           base64.StdEncoding.EncodeToString(key),
+		"TOKENSTORE_DEV_KEY":           devKey(),
 		"BOT_PUBLIC_URL":               e.pub,
 		"ATLASSIAN_CLIENT_ID":          e.atl.ClientID(),
 		"ATLASSIAN_CLIENT_SECRET":      e.atl.ClientSecret(),

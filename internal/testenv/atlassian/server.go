@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 )
 
 // Options configures a stand-in.
@@ -126,6 +128,7 @@ func Start(opts Options) *Server {
 	if opts.ReuseLeeway <= 0 {
 		opts.ReuseLeeway = 10 * time.Minute
 	}
+	logcheck.Issue("Atlassian client secret", opts.ClientSecret)
 	s := &Server{
 		opts:     opts,
 		codes:    map[string]*authCode{},
@@ -353,7 +356,9 @@ func randomToken(prefix string) string {
 	if _, err := rand.Read(b); err != nil {
 		panic(err)
 	}
-	return prefix + base64.RawURLEncoding.EncodeToString(b)
+	tok := prefix + base64.RawURLEncoding.EncodeToString(b)
+	logcheck.Issue("Atlassian "+strings.TrimSuffix(prefix, "-"), tok)
+	return tok
 }
 
 func (s *Server) user(id string) (User, bool) {
