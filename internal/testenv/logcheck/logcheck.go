@@ -53,7 +53,7 @@ func Watch(t testing.TB, logs func() string) {
 	t.Helper()
 	t.Cleanup(func() {
 		for _, f := range Find(logs()) {
-			t.Errorf("logcheck: the log contains a %s (%s)", f.Kind, redact(f.Value))
+			t.Errorf("logcheck: found in the log: %s %s", f.Kind, redact(f.Value))
 		}
 	})
 }
