@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onbehalf/onbehalf/internal/testenv"
 	"github.com/onbehalf/onbehalf/internal/testenv/playground"
 )
 
@@ -79,12 +80,14 @@ func startHandler(t *testing.T, env map[string]string) *handler {
 	}
 	defer out.Close() // the child keeps its own descriptor
 	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
+	// Killed by the kernel if this test process dies without stopping it.
+	waited, err := testenv.StartChild(cmd)
+	if err != nil {
 		t.Fatalf("start handler: %v", err)
 	}
 	exited := make(chan struct{})
 	var exitErr error
-	go func() { exitErr = cmd.Wait(); close(exited) }()
+	go func() { exitErr = <-waited; close(exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
