@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/onbehalf/onbehalf/internal/connector/oauth2"
@@ -83,5 +84,53 @@ func TestLinkConfirmationFromAnotherConversationOfTheSameUserIsRefused(t *testin
 	}
 	if d := dump(e.say(t, 0, ada, "link "+code)); !strings.Contains(d, "Connected to Jira as Alice Example.") {
 		t.Fatalf("the original conversation could not confirm after the refusals:\n%s", d)
+	}
+}
+
+// Teams' verifyState and the typed code can arrive together (on two instances): the pending
+// link is taken by one of them, so the account is linked once and announced once, and the
+// other is told the code matched nothing.
+func TestLinkConfirmedOnceWhenVerifyStateAndTypedCodeRace(t *testing.T) {
+	e := newAtlEnv(t, 2)
+	ada := newChatUser("ada")
+	for round := range 8 {
+		status, code := callback(t, e.authorize(t, startURL(t, e.say(t, 0, ada, "connect jira")), standin.Alice))
+		if status != http.StatusOK || code == "" {
+			t.Fatalf("round %d: callback status %d, no code", round, status)
+		}
+		before := len(e.ch.Recorded())
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i, act := range []map[string]any{
+			{"type": "invoke", "name": "signin/verifyState", "value": map[string]any{"state": code}},
+			{"type": "message", "text": "link " + code},
+		} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				e.send(t, i, ada, act)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		var connected, refused int
+		for _, r := range e.ch.Recorded()[before:] {
+			if r.ConversationID != ada.conv {
+				continue
+			}
+			switch txt := r.Text(); {
+			case strings.Contains(txt, "Connected to Jira as Alice Example."):
+				connected++
+			case strings.Contains(txt, "does not match") || strings.Contains(txt, "could not be confirmed"):
+				refused++
+			}
+		}
+		if connected != 1 || refused != 1 {
+			t.Fatalf("round %d: %d connected and %d refused messages, want one of each:\n%s", round, connected, refused, dump(e.ch.Recorded()[before:]))
+		}
+		if d := dump(e.say(t, 0, ada, "disconnect jira")); !strings.Contains(d, "Disconnected") {
+			t.Fatalf("round %d: disconnect:\n%s", round, d)
+		}
 	}
 }
