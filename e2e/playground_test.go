@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/onbehalf/onbehalf/internal/testenv"
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 	"github.com/onbehalf/onbehalf/internal/testenv/playground"
 )
 
@@ -74,6 +75,7 @@ func startHandler(t *testing.T, env map[string]string) *handler {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	h := &handler{Endpoint: fmt.Sprintf("http://127.0.0.1:%d/api/messages", port), outFile: filepath.Join(t.TempDir(), "handler.log")}
+	logcheck.Watch(t, h.output) // registered first: runs after the handler has stopped
 	out, err := os.Create(h.outFile)
 	if err != nil {
 		t.Fatal(err)
