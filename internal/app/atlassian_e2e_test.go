@@ -277,6 +277,7 @@ func callback(t *testing.T, cb string) (int, string) {
 	if m == nil {
 		return resp.StatusCode, ""
 	}
+	logcheck.Issue("link code", m[1])
 	return resp.StatusCode, m[1]
 }
 
