@@ -1,6 +1,7 @@
 package logcheck
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -50,5 +51,23 @@ func TestIssueIgnoresShortValuesAndRedactHidesTheValue(t *testing.T) {
 	}
 	if r := redact("rt-Qm9ic1JlZnJlc2hUb2tlbjEyMzQ1"); strings.Contains(r, "Qm9ic1JlZnJl") {
 		t.Fatalf("redact shows the secret: %s", r)
+	}
+}
+
+// BenchmarkFind is the cost of the end-of-test check with a large record and log: 5,000
+// JWT-sized secrets and a 1 MB log.
+func BenchmarkFind(b *testing.B) {
+	var secrets []Secret
+	for i := range 5000 {
+		v := fmt.Sprintf("eyJhbGciOiJSUzI1NiJ9.%s.%s", strings.Repeat(fmt.Sprintf("p%07d", i), 60), strings.Repeat(fmt.Sprintf("s%07d", i), 40))
+		secrets = append(secrets, Secret{"token", v})
+	}
+	line := `{"time":"2026-12-01T16:43:14.123Z","level":"INFO","msg":"activity","status":200,"latency_ms":1.25,"id":"f3c1","user":"9f86d081884c7d65"}` + "\n"
+	log := strings.Repeat(line, (1<<20)/len(line))
+	b.ResetTimer()
+	for b.Loop() {
+		if len(newIndex(secrets).find(log)) != 0 {
+			b.Fatal("false positive")
+		}
 	}
 }
