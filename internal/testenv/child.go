@@ -14,9 +14,10 @@ import (
 // The returned channel yields cmd.Wait's result once the process has exited. Callers must not
 // call cmd.Wait themselves.
 //
-// Linux delivers the death signal when the thread that forked the child ends, not the process;
-// the Go runtime ends a thread only when a goroutine locked to it exits. So the child is
-// started from a goroutine that keeps its thread locked until the child has exited.
+// Linux delivers the death signal when the thread that forked the child ends, not the process
+// (man 2 prctl, PR_SET_PDEATHSIG; golang/go#27505); the Go runtime ends a thread only when a
+// goroutine locked to it exits. So the child is started from a goroutine that keeps its
+// thread locked until the child has exited.
 func StartChild(cmd *exec.Cmd) (<-chan error, error) {
 	setChildAttrs(cmd)
 	started := make(chan error, 1)
