@@ -53,6 +53,9 @@ type harness struct {
 // its ordinary settings.
 func newHarness(t *testing.T, extra map[string]string) *harness {
 	t.Helper()
+	// The log check is registered first, so it runs last: after every server has stopped.
+	logs := &syncBuffer{}
+	logcheck.Watch(t, logs.String)
 	st := stack.New()
 	t.Cleanup(st.Close)
 	// azidentity reads the App Service managed-identity variables from the process environment.
@@ -62,8 +65,6 @@ func newHarness(t *testing.T, extra map[string]string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
-	logcheck.Watch(t, logs.String)
 	a, err := app.New(context.Background(), cfg, app.Options{HTTPClient: st.HTTPClient(), Log: slog.New(slog.NewJSONHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)

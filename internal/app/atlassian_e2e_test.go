@@ -82,14 +82,16 @@ func newAtlEnv(t *testing.T, instances int) *atlEnv { return newAtlEnvMode(t, in
 // no bot identity, activities without tokens or Entra ids (the Agents Playground).
 func newAtlEnvMode(t *testing.T, instances int, anonymous bool) *atlEnv {
 	t.Helper()
+	// The log check is registered first, so it runs last: after every server has stopped.
+	logs := &syncBuffer{}
+	logcheck.Watch(t, logs.String)
 	az := azurite.Start(t)
 	st := stack.New()
 	t.Cleanup(st.Close)
 	t.Setenv("IDENTITY_ENDPOINT", st.Entra.IdentityEndpoint)
 	t.Setenv("IDENTITY_HEADER", st.Entra.IdentityHeader)
 
-	e := &atlEnv{clk: &fakeClock{t: time.Now()}, st: st, ch: st.Channel, anon: anonymous, logs: &syncBuffer{}, world: standin.DefaultWorld(), inflight: map[string]bool{}}
-	logcheck.Watch(t, e.logs.String)
+	e := &atlEnv{clk: &fakeClock{t: time.Now()}, st: st, ch: st.Channel, anon: anonymous, logs: logs, world: standin.DefaultWorld(), inflight: map[string]bool{}}
 	for range instances {
 		e.srvs = append(e.srvs, httptest.NewUnstartedServer(nil))
 	}

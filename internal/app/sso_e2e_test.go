@@ -61,6 +61,9 @@ func (c *countingTransport) count() int { c.mu.Lock(); defer c.mu.Unlock(); retu
 // token-service and Graph stand-ins; Alice and Bob are users of the tenant.
 func newSSOHarness(t testing.TB, extra ...map[string]string) *ssoHarness {
 	t.Helper()
+	// The log check is registered first, so it runs last: after every server has stopped.
+	logs := &syncBuffer{}
+	logcheck.Watch(t, logs.String)
 	st := stack.New()
 	t.Cleanup(st.Close)
 	az := azurite.Start(t)
@@ -92,8 +95,6 @@ func newSSOHarness(t testing.TB, extra ...map[string]string) *ssoHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
-	logcheck.Watch(t, logs.String)
 	client := st.HTTPClient()
 	table := &countingTransport{base: client.Transport, host: hostOf(az.ConnectionString())}
 	client.Transport = table
