@@ -39,22 +39,30 @@ type ssoHarness struct {
 	table *countingTransport
 }
 
-// countingTransport counts requests to one host (Table Storage round trips).
+// countingTransport counts requests to one host (Table Storage round trips) and can make
+// that host unreachable (down).
 type countingTransport struct {
 	base http.RoundTripper
 	host string
 	mu   sync.Mutex
 	n    int
+	down bool
 }
 
 func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.URL.Host == c.host {
 		c.mu.Lock()
 		c.n++
+		down := c.down
 		c.mu.Unlock()
+		if down {
+			return nil, errors.New("connection refused (storage outage)")
+		}
 	}
 	return c.base.RoundTrip(r)
 }
+
+func (c *countingTransport) setDown(down bool) { c.mu.Lock(); c.down = down; c.mu.Unlock() }
 
 func (c *countingTransport) count() int { c.mu.Lock(); defer c.mu.Unlock(); return c.n }
 
@@ -282,8 +290,8 @@ func TestSSOTokenRefusals(t *testing.T) {
 			card, _ := c.LastOAuthCard()
 			tok := h.st.Entra.MintSSOToken(tc.user, withApp(tc.opts))
 			r, err := c.Invoke(ctx, "signin/tokenExchange", map[string]any{"id": card.ExchangeID, "connectionName": "sso", "token": tok})
-			if err != nil || r.Status != http.StatusPreconditionFailed {
-				t.Fatalf("got %v %+v, want 412", err, r)
+			if err != nil || r.Status != http.StatusBadRequest || r.Body["failureDetail"] == nil || r.Body["id"] != card.ExchangeID {
+				t.Fatalf("got %v %+v, want 400 with failureDetail (412 is only for consent)", err, r)
 			}
 			time.Sleep(100 * time.Millisecond)
 			if len(c.Replies()) != 1 {
