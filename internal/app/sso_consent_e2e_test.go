@@ -150,6 +150,7 @@ func TestSSOExchangeFailuresAre400AndNotRemembered(t *testing.T) {
 			}
 			card, _ := c.LastOAuthCard()
 			logStart := len(h.logs.String())
+			exchanges := h.ts.Count("exchange")
 			f.on()
 			res, err := c.ExchangeSSO(ctx, 3, entra.SSOOptions{})
 			f.off()
@@ -160,6 +161,9 @@ func TestSSOExchangeFailuresAre400AndNotRemembered(t *testing.T) {
 				if r.Status != http.StatusBadRequest || r.Body["id"] != card.ExchangeID || r.Body["failureDetail"] == nil || r.Body["failureDetail"] == "" {
 					t.Fatalf("client %d: %d %+v, want 400 with failureDetail", j, r.Status, r.Body)
 				}
+			}
+			if n := h.ts.Count("exchange") - exchanges; n > 1 {
+				t.Errorf("%d token-service exchanges for three duplicates, want at most 1", n)
 			}
 			if added := h.logs.String()[logStart:]; !strings.Contains(added, f.reasonInLog) {
 				t.Errorf("the operator cannot find the cause (%q) in the log:\n%s", f.reasonInLog, added)
