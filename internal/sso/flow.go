@@ -141,8 +141,11 @@ type exchangeValue struct {
 	Token          string `json:"token"`
 }
 
-func exchangeResponse(status int, v exchangeValue, detail string) *botframework.InvokeResponse {
-	body := map[string]any{"id": v.ID, "connectionName": v.ConnectionName}
+// exchangeResponse is a TokenExchangeInvokeResponse {id, connectionName, failureDetail}; the
+// connection named is the bot's own, as the Agents SDKs answer (Agents-for-net OAuthFlow.cs,
+// Agents-for-js azureBotAuthorization.ts).
+func (f *Flow) exchangeResponse(status int, v exchangeValue, detail string) *botframework.InvokeResponse {
+	body := map[string]any{"id": v.ID, "connectionName": f.M.Connection}
 	if detail != "" {
 		body["failureDetail"] = detail
 	}
@@ -166,17 +169,17 @@ func (f *Flow) TokenExchange(ctx context.Context, t *bot.Turn) (*botframework.In
 	var v exchangeValue
 	if err := json.Unmarshal(act.Value, &v); err != nil || v.ID == "" || v.Token == "" {
 		t.Outcome = "exchange-malformed"
-		return exchangeResponse(http.StatusBadRequest, v, "The token exchange request is malformed."), nil
+		return f.exchangeResponse(http.StatusBadRequest, v, "The token exchange request is malformed."), nil
 	}
 	if v.ConnectionName != f.M.Connection {
 		t.Outcome = "exchange-wrong-connection"
-		return exchangeResponse(http.StatusBadRequest, v, "Unknown connection."), nil
+		return f.exchangeResponse(http.StatusBadRequest, v, "Unknown connection."), nil
 	}
 	ident, err := f.Validator.Validate(ctx, v.Token, act.From.AADObjectID)
 	if err != nil {
 		t.Outcome = "exchange-refused"
 		f.Log.Warn("SSO token refused", slog.String("id", act.ID), slog.String("reason", err.Error()))
-		return exchangeResponse(http.StatusBadRequest, v, "The sign-in token was not accepted."), nil
+		return f.exchangeResponse(http.StatusBadRequest, v, "The sign-in token was not accepted."), nil
 	}
 	c := Caller{User: tokenstore.UserKey{TenantID: ident.TenantID, ObjectID: ident.ObjectID}, ChannelUserID: act.From.ID, ChannelID: act.ChannelID}
 
@@ -184,7 +187,7 @@ func (f *Flow) TokenExchange(ctx context.Context, t *bot.Turn) (*botframework.In
 		if !errors.Is(err, tokenstore.ErrDuplicate) {
 			t.Outcome = "exchange-store-unavailable"
 			f.Log.Warn("token exchange could not be recorded", slog.String("id", act.ID), slog.String("reason", err.Error()))
-			return exchangeResponse(http.StatusBadRequest, v, "The sign-in could not be completed right now."), nil
+			return f.exchangeResponse(http.StatusBadRequest, v, "The sign-in could not be completed right now."), nil
 		}
 		// Another Teams client (or instance) is handling this exchange: give its answer.
 		t.Outcome = "exchange-duplicate"
@@ -193,15 +196,15 @@ func (f *Flow) TokenExchange(ctx context.Context, t *bot.Turn) (*botframework.In
 		out, err := f.M.Store.AwaitExchange(wctx, c.User, v.ID, 50*time.Millisecond)
 		switch {
 		case err == nil && out.State == tokenstore.ExchangeSucceeded:
-			return exchangeResponse(http.StatusOK, v, ""), nil
+			return f.exchangeResponse(http.StatusOK, v, ""), nil
 		case err == nil && out.State == tokenstore.ExchangeFailed:
 			status := out.Status
 			if status == 0 {
 				status = http.StatusBadRequest
 			}
-			return exchangeResponse(status, v, out.FailureDetail), nil
+			return f.exchangeResponse(status, v, out.FailureDetail), nil
 		default:
-			return exchangeResponse(http.StatusBadRequest, v, "The sign-in is being completed by another Teams client."), nil
+			return f.exchangeResponse(http.StatusBadRequest, v, "The sign-in is being completed by another Teams client."), nil
 		}
 	}
 
@@ -215,7 +218,7 @@ func (f *Flow) TokenExchange(ctx context.Context, t *bot.Turn) (*botframework.In
 		if err := f.M.Store.CompleteExchange(ctx, c.User, v.ID, out); err != nil {
 			f.Log.Warn("recording a failed exchange", slog.String("error", err.Error()))
 		}
-		return exchangeResponse(status, v, detail), nil
+		return f.exchangeResponse(status, v, detail), nil
 	}
 	if _, err := f.M.TokenService.Exchange(ctx, act.From.ID, f.M.Connection, act.ChannelID, v.Token); err != nil {
 		if errors.Is(err, botframework.ErrConsentRequired) || errors.Is(err, botframework.ErrNoUserToken) {
@@ -237,7 +240,7 @@ func (f *Flow) TokenExchange(ctx context.Context, t *bot.Turn) (*botframework.In
 		f.Log.Warn("recording a completed exchange", slog.String("error", err.Error()))
 	}
 	t.Outcome = "signed-in"
-	return exchangeResponse(http.StatusOK, v, ""), nil
+	return f.exchangeResponse(http.StatusOK, v, ""), nil
 }
 
 // consentDetail is the failureDetail of a 412: the user must consent or sign in interactively.
