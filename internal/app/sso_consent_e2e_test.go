@@ -152,8 +152,14 @@ func TestSSOExchangeFailuresAre400AndNotRemembered(t *testing.T) {
 			logStart := len(h.logs.String())
 			exchanges := h.ts.Count("exchange")
 			f.on()
+			start := time.Now()
 			res, err := c.ExchangeSSO(ctx, 3, entra.SSOOptions{})
+			took := time.Since(start)
 			f.off()
+			t.Logf("%s: answered in %v", f.name, took)
+			if took > 8*time.Second {
+				t.Errorf("the failure took %v to answer; Teams gives an invoke little time", took)
+			}
 			if err != nil {
 				t.Fatal(err)
 			}

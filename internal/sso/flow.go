@@ -183,7 +183,11 @@ func (f *Flow) TokenExchange(ctx context.Context, t *bot.Turn) (*botframework.In
 	}
 	c := Caller{User: tokenstore.UserKey{TenantID: ident.TenantID, ObjectID: ident.ObjectID}, ChannelUserID: act.From.ID, ChannelID: act.ChannelID}
 
-	if err := f.M.Store.ClaimExchange(ctx, c.User, v.ID, 2*time.Minute); err != nil {
+	// Bounded, so that a store outage is answered (400) well within Teams' invoke time limit.
+	cctx, ccancel := context.WithTimeout(ctx, claimTimeout)
+	err = f.M.Store.ClaimExchange(cctx, c.User, v.ID, 2*time.Minute)
+	ccancel()
+	if err != nil {
 		if !errors.Is(err, tokenstore.ErrDuplicate) {
 			t.Outcome = "exchange-store-unavailable"
 			f.Log.Warn("token exchange could not be recorded", slog.String("id", act.ID), slog.String("reason", err.Error()))
@@ -242,6 +246,9 @@ func (f *Flow) TokenExchange(ctx context.Context, t *bot.Turn) (*botframework.In
 	t.Outcome = "signed-in"
 	return f.exchangeResponse(http.StatusOK, v, ""), nil
 }
+
+// claimTimeout bounds recording an exchange claim in the token store.
+const claimTimeout = 3 * time.Second
 
 // consentDetail is the failureDetail of a 412: the user must consent or sign in interactively.
 const consentDetail = "The user must consent or sign in interactively; proceed with the sign-in card."
