@@ -197,7 +197,7 @@ func (f *Flow) TokenExchange(ctx context.Context, t *bot.Turn) (*botframework.In
 		t.Outcome = "exchange-duplicate"
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		out, err := f.M.Store.AwaitExchange(wctx, c.User, v.ID, 50*time.Millisecond)
+		out, err := f.awaitExchange(wctx, c.User, v.ID)
 		switch {
 		case err == nil && out.State == tokenstore.ExchangeSucceeded:
 			return f.exchangeResponse(http.StatusOK, v, ""), nil
@@ -248,7 +248,23 @@ func (f *Flow) TokenExchange(ctx context.Context, t *bot.Turn) (*botframework.In
 }
 
 // claimTimeout bounds recording an exchange claim in the token store.
-const claimTimeout = 3 * time.Second
+const claimTimeout = 5 * time.Second
+
+// awaitExchange waits for the outcome of an exchange another handler claimed. A failed
+// exchange's record is briefly absent while a retry takes it over; that gap is waited out.
+func (f *Flow) awaitExchange(ctx context.Context, u tokenstore.UserKey, id string) (tokenstore.ExchangeOutcome, error) {
+	for {
+		out, err := f.M.Store.AwaitExchange(ctx, u, id, 50*time.Millisecond)
+		if !errors.Is(err, tokenstore.ErrNotFound) {
+			return out, err
+		}
+		select {
+		case <-ctx.Done():
+			return out, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
 
 // consentDetail is the failureDetail of a 412: the user must consent or sign in interactively.
 const consentDetail = "The user must consent or sign in interactively; proceed with the sign-in card."
