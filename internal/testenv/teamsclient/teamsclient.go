@@ -4,6 +4,9 @@
 // token and sends signin/tokenExchange invokes as Teams does — one per open client, all with the
 // same exchange id, concurrently (msteams-docs bot-sso-code.md; the duplicates are the known
 // failure mode of Agents-for-js#584).
+//
+// The external behaviours it stands for, with their public sources, are listed in
+// docs/fidelity.md; change a row there when a rule here changes.
 package teamsclient
 
 import (

@@ -40,6 +40,9 @@
 //     an SSO token for another API cannot be exchanged (Microsoft-Teams-Samples#1953). The
 //     bot's API appears in the token as that URI (v1.0 tokens) or as its client id (v2.0
 //     tokens: entra-docs access-tokens.md, "aud"); both are this bot's.
+//
+// The external behaviours it stands for, with their public sources, are listed in
+// docs/fidelity.md; change a row there when a rule here changes.
 package tokenservice
 
 import (
