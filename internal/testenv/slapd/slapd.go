@@ -258,7 +258,50 @@ func (s *Server) stopLocked() {
 
 // Pause freezes slapd (SIGSTOP): connections are still accepted by the kernel but nothing is
 // answered, as with a hung server or a black-holed network path. Resume undoes it.
-func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+//
+// It returns once every thread of slapd is stopped: the kernel delivers SIGSTOP when each thread
+// next runs, so on a busy machine a thread could otherwise still answer a request sent right
+// after the signal.
+func (s *Server) Pause() {
+	s.signal(syscall.SIGSTOP)
+	s.mu.Lock()
+	var pid int
+	if s.cmd != nil {
+		pid = s.cmd.Process.Pid
+	}
+	s.mu.Unlock()
+	if pid == 0 {
+		return
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && !allThreadsStopped(pid) {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// allThreadsStopped reports whether every thread of pid is in state T (stopped), per
+// /proc/<pid>/task/<tid>/stat (proc(5)). Where /proc cannot be read it reports true.
+func allThreadsStopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return true
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, t.Name()))
+		if err != nil {
+			continue
+		}
+		// The state follows the command name, which is in parentheses.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 || i+2 >= len(b) {
+			continue
+		}
+		if st := b[i+2]; st != 'T' && st != 't' {
+			return false
+		}
+	}
+	return true
+}
 
 // Resume continues a paused slapd (SIGCONT).
 func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
