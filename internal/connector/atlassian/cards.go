@@ -3,6 +3,8 @@ package atlassian
 import (
 	"net/url"
 	"strings"
+
+	"github.com/onbehalf/onbehalf/internal/mdtext"
 )
 
 // Adaptive Card 1.5 (adaptivecards.io/explorer; Teams renders 1.5 for bots,
@@ -191,10 +193,10 @@ func SiteChoiceCard(sites []Site, question string) map[string]any {
 }
 
 // ConnectedText is the proactive message after linking.
-func ConnectedText(a Account) string {
+func ConnectedText(a Account) mdtext.Markdown {
 	name := a.Name
 	if name == "" {
 		name = a.Email
 	}
-	return "Connected to Jira as " + name + "."
+	return mdtext.Sprintf("Connected to Jira as %s.", name)
 }
