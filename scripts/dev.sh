@@ -25,18 +25,22 @@ wait_all() { # seconds
   for _ in $(seq 1 $(($1 * 10))); do [[ "$(alive)" == 0 ]] && return 0; sleep 0.1; done
   return 1
 }
+stopping=0
 cleanup() {
   trap - INT TERM EXIT
-  # A terminal's Ctrl-C has already signalled every process; give them a moment to finish
-  # (Azurite saves its data on SIGINT, and a second signal makes it hang).
-  wait_all 3 || {
-    for pid in "${pids[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
+  # A terminal's Ctrl-C may already have signalled every process; give them a moment, then
+  # ask each one that is left with SIGTERM (background children of a script ignore SIGINT),
+  # and only then force it.
+  wait_all 2 || {
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     wait_all 5 || for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
   }
   echo "make dev: stopped"
 }
 trap cleanup EXIT
-trap 'cleanup; exit 130' INT TERM
+# Stopped on purpose (Ctrl-C, or SIGTERM from an IDE or a supervisor without a terminal):
+# a clean stop, exit status 0.
+trap 'stopping=1; cleanup; exit 0' INT TERM
 
 # Values from local.settings.json, if present (never printed).
 if [[ -f local.settings.json ]]; then
@@ -132,5 +136,9 @@ PLAYGROUND_LOG=.dev/playground.log ./scripts/playground.sh -p "${PLAYGROUND_PORT
 pids+=($!)
 echo "make dev: Ctrl-C stops Azurite, the handler, the Playground${sandbox_ports:+ and the Atlassian stand-in}"
 wait -n "${pids[@]}" || true
+# A signal to the whole process group can end a component a moment before this shell runs
+# its trap: give the trap that moment, so a deliberate stop is not reported as a failure.
+sleep 0.3
+[[ "$stopping" == 1 ]] && exit 0
 echo "make dev: a component exited; see .dev/*.log" >&2
 exit 1

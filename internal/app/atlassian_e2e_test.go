@@ -770,3 +770,21 @@ func TestGenericConnectorLinksAndAuthorizesPerUser(t *testing.T) {
 		t.Fatalf("after disconnect: err = %v, want ErrNotConnected", err)
 	}
 }
+
+// "jira site" without an id: a user with one site gets it chosen, a user with two gets the
+// choice card, never a bare "Which site?".
+func TestAtlassianJiraSiteWithoutID(t *testing.T) {
+	e := newAtlEnv(t, 1)
+	ada, bo := newChatUser("ada"), newChatUser("bo")
+	e.say(t, 0, bo, "connect jira")
+	e.link(t, bo, standin.Bob, false)
+	if d := dump(e.say(t, 0, bo, "jira site")); !strings.Contains(d, "I will use acme.atlassian.net for you from now on.") || strings.Contains(d, "Which site") {
+		t.Fatalf("one site: %s", d)
+	}
+	e.say(t, 0, ada, "connect jira")
+	e.link(t, ada, standin.Alice, false)
+	d := dump(e.say(t, 0, ada, "jira site"))
+	if !strings.Contains(d, "jira site "+standin.AcmeSite) || !strings.Contains(d, "jira site "+standin.GlobexSite) {
+		t.Fatalf("two sites: want the choice card, got %s", d)
+	}
+}

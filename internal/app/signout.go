@@ -46,6 +46,10 @@ func (a *App) registerSignOut() {
 					return t.ReplyText(ctx, "Done: I have forgotten all your sign-ins.")
 				}
 			}
+			if err != nil && a.Config.Anonymous && a.OAuth == nil {
+				// Local anonymous mode without connectors: nothing is ever stored for a user.
+				return t.ReplyText(ctx, "Done: in this local anonymous mode I keep no sign-ins for you, so there was nothing to forget.")
+			}
 			if err != nil {
 				return t.ReplyText(ctx, "I can only sign out a signed-in Microsoft Teams user.")
 			}

@@ -208,9 +208,6 @@ func (r *runner) confluenceUsage(ctx context.Context, t *bot.Turn, _ string) err
 // prompted the choice, if any.
 func (r *runner) chooseSite(ctx context.Context, t *bot.Turn, args string) error {
 	fields := strings.Fields(args)
-	if len(fields) == 0 {
-		return t.ReplyText(ctx, "Which site? Ask me something about Jira and I will show you your sites.")
-	}
 	hc, err := r.l.Client(ctx, t, Name)
 	if errors.Is(err, oauthlink.ErrPrompted) {
 		return nil
@@ -224,8 +221,19 @@ func (r *runner) chooseSite(ctx context.Context, t *bot.Turn, args string) error
 	}
 	// Only a site the user's own grant lists can be chosen.
 	var chosen *Site
+	switch {
+	case len(fields) == 0 && len(sites) == 1:
+		// Nothing to choose: the one site is the answer.
+		chosen = &sites[0]
+	case len(fields) == 0 && len(sites) == 0:
+		t.Outcome = "atlassian-no-site"
+		return t.ReplyText(ctx, "Your Atlassian account does not give me access to any Jira or Confluence site. Ask your Atlassian administrator for access, then say **disconnect jira** and **connect jira**.")
+	case len(fields) == 0:
+		t.Outcome = "atlassian-choose-site"
+		return t.ReplyCard(ctx, "", attachment(SiteChoiceCard(sites, "")))
+	}
 	for i := range sites {
-		if sites[i].ID == fields[0] {
+		if len(fields) > 0 && sites[i].ID == fields[0] {
 			chosen = &sites[i]
 		}
 	}
@@ -242,6 +250,9 @@ func (r *runner) chooseSite(ctx context.Context, t *bot.Turn, args string) error
 	t.Outcome = "atlassian-site-chosen"
 	if err := t.ReplyText(ctx, mdtext.Sprintf("I will use %s for you from now on.", host)); err != nil {
 		return err
+	}
+	if len(fields) < 2 {
+		return nil
 	}
 	question := strings.TrimSpace(strings.Join(fields[1:], " "))
 	if question == "" || strings.HasPrefix(strings.ToLower(question), "jira site") {
