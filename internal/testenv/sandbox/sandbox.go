@@ -380,7 +380,7 @@ func (s *Sandbox) showSignInCards(act map[string]any, convID string) {
 			"contentType": "application/vnd.microsoft.card.adaptive",
 			"content": map[string]any{
 				"type": "AdaptiveCard", "version": "1.5", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-				"body": []any{map[string]any{"type": "TextBlock", "text": text, "wrap": true}},
+				"body":    []any{map[string]any{"type": "TextBlock", "text": text, "wrap": true}},
 				"actions": []any{map[string]any{"type": "Action.OpenUrl", "title": "Sign in", "url": s.URL + "/signin?id=" + id}},
 			},
 		}
