@@ -60,12 +60,23 @@ func (h *handler) output() string {
 // free loopback port, waits until it accepts connections, and stops it at cleanup.
 func startHandler(t *testing.T, env map[string]string) *handler {
 	t.Helper()
+	return startHandlerOn(t, freePort(t), env)
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startHandlerOn is startHandler on a given port.
+func startHandlerOn(t *testing.T, port int, env map[string]string) *handler {
+	t.Helper()
 
 	cmd := exec.Command(handlerBin, "serve")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "FUNCTIONS_CUSTOMHANDLER_PORT=" + strconv.Itoa(port)}
