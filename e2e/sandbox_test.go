@@ -113,7 +113,18 @@ func await(t *testing.T, ctx context.Context, p *playground.Playground, what str
 	if err != nil {
 		t.Fatalf("%s, %q: no reply containing %q: %v", p.User.Name, what, want, err)
 	}
+	if testing.Verbose() {
+		t.Logf("%s> %s\n%s", p.User.Name, what, brief(shown(m)))
+	}
 	return shown(m)
+}
+
+// brief is a message cut to a few hundred characters for the verbose log.
+func brief(s string) string {
+	if len(s) > 600 {
+		return s[:600] + "…"
+	}
+	return s
 }
 
 var (
@@ -201,6 +212,7 @@ func TestSandboxEveryCommandAsAliceAndBob(t *testing.T) {
 	say(t, alice, "whoami", "Alice Example", "Payments lead")
 	say(t, alice, "mail payment", "Quarterly report: payments")
 	say(t, alice, "files", "payments-roadmap.docx")
+	say(t, alice, "api contoso /me/leave", "contoso** answered HTTP 200", `"daysLeft":12`, "Alice Example")
 
 	// Atlassian: link Alice's account, then every Jira and Confluence command.
 	r.connectJira(t, alice, standin.Alice, "Alice Example")
@@ -221,6 +233,7 @@ func TestSandboxEveryCommandAsAliceAndBob(t *testing.T) {
 	cancel()
 	for _, step := range []struct{ text, want string }{
 		{"mail payment", ""}, {"mail on-call", "On-call rota for December"}, {"files", "runbook-ops.md"},
+		{"api contoso /me/leave", `"daysLeft":3`},
 	} {
 		if step.want != "" {
 			got += say(t, bob, step.text, step.want)
@@ -234,7 +247,7 @@ func TestSandboxEveryCommandAsAliceAndBob(t *testing.T) {
 	got += say(t, bob, "confluence search payment", "Team handbook")
 	got += say(t, bob, "confluence page 1001", "does not exist, or you do not have permission")
 	got += say(t, bob, "jira site", "I will use acme.atlassian.net")
-	for _, alices := range []string{"Alice", "alice@", "Quarterly report", "payments-roadmap", "Payment service leaks", "Payment service runbook", "PROJ-2", "globex"} {
+	for _, alices := range []string{"Alice", "alice@", `"daysLeft":12`, "Quarterly report", "payments-roadmap", "Payment service leaks", "Payment service runbook", "PROJ-2", "globex"} {
 		if strings.Contains(got, alices) {
 			t.Errorf("Bob saw %q:\n%s", alices, got)
 		}
@@ -246,5 +259,5 @@ func TestSandboxEveryCommandAsAliceAndBob(t *testing.T) {
 	say(t, bob, "whoami", "Sign in")
 	say(t, alice, "signout jira", "forgotten your jira sign-in")
 	say(t, alice, "signout all", "forgotten all your sign-ins")
-	say(t, alice, "api contoso /me", "I don't know an API called")
+	say(t, alice, "api payroll /me", "I don't know an API called")
 }

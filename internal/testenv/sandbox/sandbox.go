@@ -40,6 +40,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -79,6 +80,7 @@ type Sandbox struct {
 	tls         *http.Client // to the stand-ins
 	srv         *http.Server
 	ln          net.Listener
+	hr          *httptest.Server
 
 	mu      sync.Mutex
 	convs   map[string]conversation // conversation id → where the Playground listens, and who
@@ -124,10 +126,13 @@ func Start(o Options) (*Sandbox, error) {
 		botEndpoint: o.BotEndpoint, bot: &http.Client{Timeout: 30 * time.Second}, tls: st.HTTPClient(), ln: ln,
 		convs: map[string]conversation{}, signins: map[string]signin{},
 	}
+	days := map[string]int{}
 	for _, u := range s.Users {
 		st.Entra.AddUser(u.Entra)
 		sso.Graph.AddUser(u.Entra.ObjectID, u.Graph)
+		days[u.Entra.ObjectID] = u.LeaveDays
 	}
+	s.hr = startHRAPI(st.Entra, days)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/messages", s.inbound)
 	mux.HandleFunc("/connector/v3/conversations/{conv}/activities", s.outbound)
@@ -144,6 +149,7 @@ func (s *Sandbox) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = s.srv.Shutdown(ctx)
+	s.hr.Close()
 	s.SSO.Close()
 	s.Stack.Close()
 }
@@ -155,6 +161,7 @@ func (s *Sandbox) Env() map[string]string {
 	for k, v := range s.SSO.Env() {
 		env[k] = v
 	}
+	env["ENTRA_APIS"] = hrAPIEnv(s.hr.URL)
 	return env
 }
 

@@ -16,6 +16,8 @@ type User struct {
 	GivenName, Surname string
 	// Graph is the user's mailbox, files and profile.
 	Graph graphuser.UserData
+	// LeaveDays is what the sandbox's organisation API (Contoso HR) says about the user.
+	LeaveDays int
 }
 
 // Users returns the two sandbox users. Alice and Bob have their own mailboxes and files, and
@@ -24,7 +26,7 @@ type User struct {
 func Users(now time.Time) []User {
 	return []User{
 		{
-			PlaygroundID: "sandbox-alice", GivenName: "Alice", Surname: "Example",
+			PlaygroundID: "sandbox-alice", GivenName: "Alice", Surname: "Example", LeaveDays: 12,
 			Entra: entra.User{ObjectID: "a11ce000-0000-4000-8000-00000000000a", Name: "Alice Example", UPN: "alice@contoso.example"},
 			Graph: graphuser.UserData{
 				DisplayName: "Alice Example", Mail: "alice@contoso.example", UPN: "alice@contoso.example",
@@ -40,7 +42,7 @@ func Users(now time.Time) []User {
 			},
 		},
 		{
-			PlaygroundID: "sandbox-bob", GivenName: "Bob", Surname: "Example",
+			PlaygroundID: "sandbox-bob", GivenName: "Bob", Surname: "Example", LeaveDays: 3,
 			Entra: entra.User{ObjectID: "b0b00000-0000-4000-8000-00000000000b", Name: "Bob Example", UPN: "bob@contoso.example"},
 			Graph: graphuser.UserData{
 				DisplayName: "Bob Example", Mail: "bob@contoso.example", UPN: "bob@contoso.example",
