@@ -159,7 +159,7 @@ func TestPlaygroundGetsHelp(t *testing.T) {
 		t.Fatalf("no reply to help: %v", err)
 	}
 	// The command list names each command with its one-line description (internal/bot).
-	if !strings.Contains(reply.Text, "**help**") || !strings.Contains(reply.Text, "Show what I can do") || reply.ConversationID != p.ConversationID {
+	if !strings.Contains(reply.Text, "`help` — Show what I can do.") || reply.ConversationID != p.ConversationID {
 		t.Errorf("reply to help = %q in %q, want the command list in %q", reply.Text, reply.ConversationID, p.ConversationID)
 	}
 }
