@@ -135,6 +135,11 @@ func Start(o Options) (*Sandbox, error) {
 	s.hr = startHRAPI(st.Entra, days)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/messages", s.inbound)
+	// The Playground waits for its endpoint with HEAD on every page load.
+	mux.HandleFunc("HEAD /api/messages", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Allow", http.MethodPost)
+		w.WriteHeader(http.StatusNoContent)
+	})
 	mux.HandleFunc("/connector/v3/conversations/{conv}/activities", s.outbound)
 	mux.HandleFunc("/connector/v3/conversations/{conv}/activities/{id}", s.outbound)
 	mux.HandleFunc("GET /signin", s.consentPage)
