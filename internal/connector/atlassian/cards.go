@@ -104,7 +104,7 @@ func IssueCard(i Issue) map[string]any {
 // IssueListCard lists issues under the bot's heading; each row opens its issue. An empty list
 // says so.
 func IssueListCard(headingText string, issues []Issue) map[string]any {
-	body := []any{title(headingText)}
+	body := []any{heading(headingText)}
 	if len(issues) == 0 {
 		body = append(body, rich(run("No issues found.", map[string]any{"isSubtle": true})))
 	}
@@ -150,7 +150,7 @@ func PageCard(p Page) map[string]any {
 
 // PageListCard lists pages under the bot's heading; each row opens its page.
 func PageListCard(headingText string, pages []Page) map[string]any {
-	body := []any{title(headingText)}
+	body := []any{heading(headingText)}
 	if len(pages) == 0 {
 		body = append(body, rich(run("No pages found.", map[string]any{"isSubtle": true})))
 	}

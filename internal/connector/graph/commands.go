@@ -101,7 +101,7 @@ func ProfileCard(p *Profile) map[string]any {
 	add("Department", p.Department)
 	add("Office", p.OfficeLocation)
 	return cards.New(
-		cards.Heading(p.DisplayName),
+		cards.PlainHeading(p.DisplayName),
 		cards.Text("This is who I act as when I read Microsoft 365 for you.", true),
 		cards.Facts(facts...),
 	)
@@ -109,7 +109,7 @@ func ProfileCard(p *Profile) map[string]any {
 
 // MailCard renders mail search results.
 func MailCard(query string, msgs []Message) map[string]any {
-	body := []map[string]any{cards.Heading(fmt.Sprintf("Mail matching “%s”", query))}
+	body := []map[string]any{cards.PlainHeading(fmt.Sprintf("Mail matching “%s”", query))}
 	if len(msgs) == 0 {
 		body = append(body, cards.Text("Nothing in your mailbox matches.", true))
 	}
@@ -120,9 +120,9 @@ func MailCard(query string, msgs []Message) map[string]any {
 			from = m.From.EmailAddress.Address
 		}
 		body = append(body,
-			cards.Bold(m.Subject),
-			cards.Text(fmt.Sprintf("%s · %s", from, m.ReceivedDateTime.Format("2 Jan 2006 15:04")), true),
-			cards.Text(m.BodyPreview, false))
+			cards.PlainBold(m.Subject),
+			cards.PlainText(fmt.Sprintf("%s · %s", from, m.ReceivedDateTime.Format("2 Jan 2006 15:04")), true),
+			cards.PlainText(m.BodyPreview, false))
 		if m.WebLink != "" && len(actions) < 5 {
 			actions = append(actions, cards.OpenURL("Open: "+cards.Truncate(m.Subject, 30), m.WebLink))
 		}
@@ -137,7 +137,7 @@ func FilesCard(items []DriveItem) map[string]any {
 		body = append(body, cards.Text("No recent files.", true))
 	}
 	for _, it := range items {
-		body = append(body, cards.Text(fmt.Sprintf("[%s](%s) · modified %s", it.Name, it.WebURL, it.LastModifiedDateTime.Format("2 Jan 2006")), false))
+		body = append(body, cards.PlainLink(it.Name, it.WebURL, " · modified "+it.LastModifiedDateTime.Format("2 Jan 2006")))
 	}
 	return cards.New(body...)
 }
