@@ -678,7 +678,7 @@ func TestAtlassianTokensRefreshOnceAndFailPlainly(t *testing.T) {
 	})
 }
 
-// The local sandbox (make dev SANDBOX=1): in anonymous mode two Playground users link the two
+// The anonymous edge (make dev ANONYMOUS=1, with the Atlassian settings): in anonymous mode two Playground users link the two
 // test accounts and each sees only their own Jira; the link still needs the typed code.
 func TestAtlassianSandboxAnonymousUsersAreKeptApart(t *testing.T) {
 	e := newAtlEnvMode(t, 1, true)
