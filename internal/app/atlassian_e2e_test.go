@@ -788,3 +788,23 @@ func TestAtlassianJiraSiteWithoutID(t *testing.T) {
 		t.Fatalf("two sites: want the choice card, got %s", d)
 	}
 }
+
+// A HEAD on the card's link (a link scanner, a browser's prefetch) is refused and burns
+// nothing: the user's own click still starts the sign-in.
+func TestAtlassianHeadDoesNotBurnTheLink(t *testing.T) {
+	e := newAtlEnv(t, 1)
+	ada := newChatUser("ada")
+	start := startURL(t, e.say(t, 0, ada, "connect jira"))
+	req, _ := http.NewRequest(http.MethodHead, start, nil)
+	resp, err := browser.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != http.MethodGet {
+		t.Fatalf("HEAD: %d, Allow %q", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+	if resp, _ := get(t, start); resp.StatusCode != http.StatusFound {
+		t.Fatalf("the click after a HEAD: %d, want the redirect to Atlassian", resp.StatusCode)
+	}
+}
