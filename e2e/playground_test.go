@@ -62,12 +62,23 @@ func (h *handler) output() string {
 // free loopback port, waits until it accepts connections, and stops it at cleanup.
 func startHandler(t *testing.T, env map[string]string) *handler {
 	t.Helper()
+	return startHandlerOn(t, freePort(t), env)
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startHandlerOn is startHandler on a given port.
+func startHandlerOn(t *testing.T, port int, env map[string]string) *handler {
+	t.Helper()
 
 	cmd := exec.Command(handlerBin, "serve")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "FUNCTIONS_CUSTOMHANDLER_PORT=" + strconv.Itoa(port)}
@@ -153,7 +164,7 @@ func TestPlaygroundGetsHelp(t *testing.T) {
 		t.Fatalf("no reply to help: %v", err)
 	}
 	// The command list names each command with its one-line description (internal/bot).
-	if !strings.Contains(reply.Text, "**help**") || !strings.Contains(reply.Text, "Show what I can do") || reply.ConversationID != p.ConversationID {
+	if !strings.Contains(reply.Text, "`help` — Show what I can do.") || reply.ConversationID != p.ConversationID {
 		t.Errorf("reply to help = %q in %q, want the command list in %q", reply.Text, reply.ConversationID, p.ConversationID)
 	}
 }

@@ -706,7 +706,7 @@ func TestAtlassianTokensRefreshOnceAndFailPlainly(t *testing.T) {
 	})
 }
 
-// The local sandbox (make dev SANDBOX=1): in anonymous mode two Playground users link the two
+// The anonymous edge (make dev ANONYMOUS=1, with the Atlassian settings): in anonymous mode two Playground users link the two
 // test accounts and each sees only their own Jira; the link still needs the typed code.
 func TestAtlassianSandboxAnonymousUsersAreKeptApart(t *testing.T) {
 	e := newAtlEnvMode(t, 1, true)
@@ -796,5 +796,43 @@ func TestGenericConnectorLinksAndAuthorizesPerUser(t *testing.T) {
 	hc, _ := e.apps[0].OAuth.HTTPClient(bo.key(), "acme")
 	if _, err := hc.Get(e.atl.URL + "/me"); !errors.Is(err, oauth2.ErrNotConnected) {
 		t.Fatalf("after disconnect: err = %v, want ErrNotConnected", err)
+	}
+}
+
+// "jira site" without an id: a user with one site gets it chosen, a user with two gets the
+// choice card, never a bare "Which site?".
+func TestAtlassianJiraSiteWithoutID(t *testing.T) {
+	e := newAtlEnv(t, 1)
+	ada, bo := newChatUser("ada"), newChatUser("bo")
+	e.say(t, 0, bo, "connect jira")
+	e.link(t, bo, standin.Bob, false)
+	if d := dump(e.say(t, 0, bo, "jira site")); !strings.Contains(d, "I will use acme.atlassian.net for you from now on.") || strings.Contains(d, "Which site") {
+		t.Fatalf("one site: %s", d)
+	}
+	e.say(t, 0, ada, "connect jira")
+	e.link(t, ada, standin.Alice, false)
+	d := dump(e.say(t, 0, ada, "jira site"))
+	if !strings.Contains(d, "jira site "+standin.AcmeSite) || !strings.Contains(d, "jira site "+standin.GlobexSite) {
+		t.Fatalf("two sites: want the choice card, got %s", d)
+	}
+}
+
+// A HEAD on the card's link (a link scanner, a browser's prefetch) is refused and burns
+// nothing: the user's own click still starts the sign-in.
+func TestAtlassianHeadDoesNotBurnTheLink(t *testing.T) {
+	e := newAtlEnv(t, 1)
+	ada := newChatUser("ada")
+	start := startURL(t, e.say(t, 0, ada, "connect jira"))
+	req, _ := http.NewRequest(http.MethodHead, start, nil)
+	resp, err := browser.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != http.MethodGet {
+		t.Fatalf("HEAD: %d, Allow %q", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+	if resp, _ := get(t, start); resp.StatusCode != http.StatusFound {
+		t.Fatalf("the click after a HEAD: %d, want the redirect to Atlassian", resp.StatusCode)
 	}
 }

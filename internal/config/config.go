@@ -143,7 +143,7 @@ type TokenStore struct {
 //	ATLASSIAN_CLIENT_SECRET_NAME=atlassian-client-secret
 //	BOT_PUBLIC_URL=https://onbehalf-func.azurewebsites.net
 //
-// Local development against the stand-in (make dev SANDBOX=1 sets these):
+// Local development against the stand-in (make dev sets these):
 //
 //	ATLASSIAN_CLIENT_ID=sandbox-client
 //	ATLASSIAN_CLIENT_SECRET=sandbox-secret

@@ -101,6 +101,9 @@ func (m *Messages) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			level = slog.LevelWarn
 		}
 	}
+	if rec.outcome == "probe" {
+		level = slog.LevelDebug
+	}
 	m.Log.Log(r.Context(), level, "activity", attrs...)
 }
 
@@ -118,6 +121,14 @@ func (m *Messages) serve(w http.ResponseWriter, r *http.Request, rec *logRecord)
 		}
 		http.Error(w, http.StatusText(status), status)
 		return status
+	}
+	if r.Method == http.MethodHead {
+		// A reachability probe (the Agents Playground waits for the endpoint with HEAD on
+		// every page load): answered without reading anything, and not a warning.
+		rec.outcome = "probe"
+		w.Header().Set("Allow", http.MethodPost)
+		w.WriteHeader(http.StatusNoContent)
+		return http.StatusNoContent
 	}
 	if r.Method != http.MethodPost {
 		return fail(http.StatusMethodNotAllowed, "rejected", "method "+r.Method)

@@ -13,6 +13,7 @@ import (
 	"github.com/onbehalf/onbehalf/internal/bot"
 	"github.com/onbehalf/onbehalf/internal/botframework"
 	"github.com/onbehalf/onbehalf/internal/entra"
+	"github.com/onbehalf/onbehalf/internal/mdtext"
 	"github.com/onbehalf/onbehalf/internal/tokenstore"
 )
 
@@ -392,7 +393,7 @@ func (f *Flow) Failure(ctx context.Context, t *bot.Turn) (*botframework.InvokeRe
 	_ = json.Unmarshal(t.Activity.Value, &v)
 	t.Outcome = "sign-in-failure"
 	f.Log.Warn("Teams reported a sign-in failure", slog.String("id", t.Activity.ID), slog.String("code", v.Code), slog.String("message", v.Message))
-	var sentence string
+	var sentence mdtext.Markdown
 	switch v.Code {
 	case "resourcematchfailed":
 		sentence = "I could not sign you in silently: single sign-on is not set up correctly for this app (the Teams app's SSO resource does not match the bot's OAuth connection). " +
@@ -400,7 +401,7 @@ func (f *Flow) Failure(ctx context.Context, t *bot.Turn) (*botframework.InvokeRe
 	case "userconsentrequired", "consentrequired":
 		sentence = "You need to give consent first: select **Sign in** on the card and accept the prompt."
 	default:
-		sentence = fmt.Sprintf("Silent sign-in did not work (%s). Select **Sign in** on the card to sign in manually.", orUnknown(v.Code))
+		sentence = mdtext.Sprintf("Silent sign-in did not work (%s). Select **Sign in** on the card to sign in manually.", orUnknown(v.Code))
 	}
 	if err := t.ReplyText(ctx, sentence); err != nil {
 		return nil, err

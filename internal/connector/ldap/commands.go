@@ -3,7 +3,7 @@ package ldap
 import (
 	"context"
 	"errors"
-	"fmt"
+	"github.com/onbehalf/onbehalf/internal/mdtext"
 	"log/slog"
 	"strings"
 
@@ -69,7 +69,7 @@ func (r *runner) whoami(ctx context.Context, t *bot.Turn, _ string) error {
 		if err != nil {
 			return err
 		}
-		return t.ReplyText(ctx, fmt.Sprintf("The directory treats my requests for you as **%s**, so you see only what that entry may read.", authz))
+		return t.ReplyText(ctx, mdtext.Sprintf("The directory treats my requests for you as **%s**, so you see only what that entry may read.", authz))
 	})
 }
 
@@ -82,7 +82,7 @@ func (r *runner) people(ctx context.Context, t *bot.Turn, args string) error {
 		if err != nil {
 			return err
 		}
-		return t.ReplyText(ctx, format(fmt.Sprintf("People matching “%s”", args), res))
+		return t.ReplyText(ctx, format(mdtext.Sprintf("People matching “%s”", args), res))
 	})
 }
 
@@ -95,46 +95,47 @@ func (r *runner) search(ctx context.Context, t *bot.Turn, args string) error {
 		if err != nil {
 			return err
 		}
-		return t.ReplyText(ctx, format(fmt.Sprintf("Directory entries matching “%s”", args), res))
+		return t.ReplyText(ctx, format(mdtext.Sprintf("Directory entries matching “%s”", args), res))
 	})
 }
 
-// format lists entries as Markdown: the name, then each attribute the user may read.
-func format(title string, res *Result) string {
+// format lists entries as Markdown: the name, then each attribute the user may read. Every
+// value comes from the directory, so each is escaped.
+func format(title mdtext.Markdown, res *Result) mdtext.Markdown {
 	var b strings.Builder
-	b.WriteString("**" + title + "**\n\n")
+	b.WriteString("**" + string(title) + "**\n\n")
 	if len(res.Entries) == 0 {
 		b.WriteString("Nothing you may read matches.")
-		return b.String()
+		return mdtext.Markdown(b.String())
 	}
 	for _, e := range res.Entries {
 		name := e.Get("cn")
 		if name == "" {
 			name = e.DN
 		}
-		fmt.Fprintf(&b, "- **%s** (%s)", name, e.DN)
+		b.WriteString(string(mdtext.Sprintf("- **%s** (%s)", name, e.DN)))
 		for _, a := range e.Attrs {
 			if a.Name == "cn" {
 				continue
 			}
-			fmt.Fprintf(&b, "; %s: %s", a.Name, strings.Join(a.Values, ", "))
+			b.WriteString(string(mdtext.Sprintf("; %s: %s", a.Name, strings.Join(a.Values, ", "))))
 		}
 		b.WriteString("\n")
 	}
 	if res.Truncated {
 		b.WriteString("\nThere are more; add words to narrow the search.")
 	}
-	return b.String()
+	return mdtext.Markdown(b.String())
 }
 
 // explain tells the user what happened in a sentence and the operator the detail in the log.
 func (r *runner) explain(ctx context.Context, t *bot.Turn, err error) error {
 	var se *SettingError
-	var msg string
+	var msg mdtext.Markdown
 	switch {
 	case errors.Is(err, ErrBadInput):
 		t.Outcome = "ldap-bad-input"
-		msg = fmt.Sprintf("I can't search for that. Use up to %d words of at least %d characters, %d characters in all, without control characters.", maxWords, minWordBytes, maxInput)
+		msg = mdtext.Sprintf("I can't search for that. Use up to %d words of at least %d characters, %d characters in all, without control characters.", maxWords, minWordBytes, maxInput)
 	case errors.Is(err, ErrUnavailable):
 		t.Outcome = "ldap-unavailable"
 		r.log.Warn("directory unavailable", slog.String("id", t.Activity.ID), slog.String("error", err.Error()))
@@ -154,11 +155,11 @@ func (r *runner) explain(ctx context.Context, t *bot.Turn, err error) error {
 	case errors.Is(err, ErrUnmapped):
 		t.Outcome = "ldap-unmapped"
 		r.log.Info("no directory entry for the user", slog.String("id", t.Activity.ID), slog.String("reason", err.Error()))
-		msg = fmt.Sprintf("I couldn't find your entry in the directory: none has your sign-in %s in its %s attribute. Ask your directory administrator to add it.", claimWord(r.d.cfg.UserClaim), r.d.cfg.UserAttribute)
+		msg = mdtext.Sprintf("I couldn't find your entry in the directory: none has your sign-in %s in its %s attribute. Ask your directory administrator to add it.", claimWord(r.d.cfg.UserClaim), r.d.cfg.UserAttribute)
 	case errors.Is(err, ErrAmbiguous):
 		t.Outcome = "ldap-ambiguous"
 		r.log.Warn("several directory entries for the user", slog.String("id", t.Activity.ID), slog.String("reason", err.Error()))
-		msg = fmt.Sprintf("More than one directory entry has your sign-in %s in its %s attribute, so I can't tell which one is you. Ask your directory administrator to fix it.", claimWord(r.d.cfg.UserClaim), r.d.cfg.UserAttribute)
+		msg = mdtext.Sprintf("More than one directory entry has your sign-in %s in its %s attribute, so I can't tell which one is you. Ask your directory administrator to fix it.", claimWord(r.d.cfg.UserClaim), r.d.cfg.UserAttribute)
 	default:
 		return err
 	}

@@ -96,6 +96,10 @@ type Options struct {
 	// StartTimeout bounds start-up until the Playground answers its ping and
 	// both WebSockets are connected. Default 30s.
 	StartTimeout time.Duration
+	// Config, when set, is the Playground's .m365agentsplayground.yml (passed through
+	// M365_AGENTS_PLAYGROUND_CONFIG_PATH): its tenant, bot and users, and which user types
+	// (currentUser).
+	Config string
 	// Env is appended to the Playground's environment (after the variables this
 	// package sets, so it can override them).
 	Env []string
@@ -307,6 +311,16 @@ func launch(dir, botEndpoint string, opts Options) (*Playground, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Env = childEnv(dir, logFile, opts.Env)
+	if opts.Config != "" {
+		cfg := filepath.Join(dir, "sandbox", ".m365agentsplayground.yml")
+		if err := os.MkdirAll(filepath.Dir(cfg), 0o755); err != nil {
+			return nil, fmt.Errorf("write playground config: %w", err)
+		}
+		if err := os.WriteFile(cfg, []byte(opts.Config), 0o644); err != nil {
+			return nil, fmt.Errorf("write playground config: %w", err)
+		}
+		cmd.Env = append(cmd.Env, "M365_AGENTS_PLAYGROUND_CONFIG_PATH="+cfg)
+	}
 	stderr, err := os.Create(filepath.Join(dir, "stderr.log"))
 	if err != nil {
 		return nil, fmt.Errorf("create stderr file: %w", err)
