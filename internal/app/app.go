@@ -21,6 +21,7 @@ import (
 	"github.com/onbehalf/onbehalf/internal/config"
 	"github.com/onbehalf/onbehalf/internal/connector/entraapi"
 	"github.com/onbehalf/onbehalf/internal/connector/graph"
+	"github.com/onbehalf/onbehalf/internal/connector/saml"
 	"github.com/onbehalf/onbehalf/internal/entra"
 	"github.com/onbehalf/onbehalf/internal/keyring"
 	"github.com/onbehalf/onbehalf/internal/oauthlink"
@@ -48,6 +49,7 @@ type App struct {
 	Store     *tokenstore.Store  // nil when no token store is configured
 	SSO       *sso.Flow          // nil in anonymous mode or without a token store
 	OAuth     *oauthlink.Service // nil when no OAuth connector (Atlassian, OAUTH2_CONNECTORS) is configured
+	SAML      []*saml.App        // empty when no SAML application (SAML_APPS) is configured
 	// Background is work that goes on after a request was answered (resumed requests,
 	// account-link announcements); wait for it before stopping.
 	Background *background.Group
@@ -118,6 +120,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		needer = a.SSO
 	}
 	graph.Register(a.Bot, &graph.Client{BaseURL: cfg.GraphURL, HTTPClient: opts.HTTPClient}, needer)
+	if err := a.registerSAML(cfg, opts); err != nil {
+		return nil, fmt.Errorf("app: SAML applications: %w", err)
+	}
 	a.registerSignOut()
 	if err := a.registerOAuth(cfg, opts); err != nil {
 		return nil, fmt.Errorf("app: oauth connectors: %w", err)
