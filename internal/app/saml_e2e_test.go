@@ -228,6 +228,7 @@ func TestSAMLAppRefusalsAreExplained(t *testing.T) {
 			h.app.RevokeTokens() // the next request needs a new exchange
 			got := ask(t, c, "saml sap /me")
 			tc.restore()
+			t.Logf("reply: %s", strings.TrimSpace(got))
 			if !strings.Contains(got, tc.reply) || strings.Contains(got, "Sales order") {
 				t.Fatalf("reply %q, want it to say %q and show no data\n%s", got, tc.reply, h.logs.String())
 			}

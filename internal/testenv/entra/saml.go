@@ -76,7 +76,7 @@ const (
 	SAMLFaultNone SAMLFault = iota
 	// SAMLForeignKey signs with a key and certificate the application does not trust.
 	SAMLForeignKey
-	// SAMLTampered changes the NameID after signing.
+	// SAMLTampered extends the Conditions' NotOnOrAfter after signing.
 	SAMLTampered
 	// SAMLReplay answers with the assertion issued last for the same user and app.
 	SAMLReplay
@@ -337,8 +337,9 @@ func (s *Server) issueSAML(st *samlState, app SAMLApp, u User) (string, time.Tim
 		return "", time.Time{}, err
 	}
 	if fault == SAMLTampered {
-		if el := signed.FindElement("./Subject/NameID"); el != nil {
-			el.SetText(el.Text() + ".tampered")
+		// Extend the validity window, as someone keeping an assertion for later would.
+		if el := signed.FindElement("./Conditions"); el != nil {
+			el.CreateAttr("NotOnOrAfter", exp.Add(30*24*time.Hour).Format(samlTimeFormat))
 		}
 	}
 	out := etree.NewDocument()
@@ -366,15 +367,13 @@ func SignSAML(a *etree.Element, key *rsa.PrivateKey, cert *x509.Certificate) (*e
 	if err := ctx.SetSignatureMethod(dsig.RSASHA256SignatureMethod); err != nil {
 		return nil, err
 	}
-	signed, err := ctx.SignEnveloped(a)
+	// The enveloped signature is computed over the assertion without it, then placed after the
+	// Issuer, as the SAML schema orders it.
+	sig, err := ctx.ConstructSignature(a, true)
 	if err != nil {
 		return nil, err
 	}
-	// The enveloped-signature transform removes the signature wherever it is, so moving it
-	// after the Issuer leaves the digest intact.
-	if sig := signed.SelectElement("Signature"); sig != nil {
-		signed.RemoveChild(sig)
-		signed.InsertChildAt(1, sig)
-	}
+	signed := a.Copy()
+	signed.InsertChildAt(1, sig)
 	return signed, nil
 }
