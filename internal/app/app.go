@@ -127,6 +127,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	if err := a.registerOAuth(cfg, opts); err != nil {
 		return nil, fmt.Errorf("app: oauth connectors: %w", err)
 	}
+	a.listSAMLConnections(cfg, opts)
 
 	mux := http.NewServeMux()
 	mux.Handle("/api/messages", &server.Messages{

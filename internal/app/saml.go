@@ -1,11 +1,14 @@
 package app
 
 import (
+	"context"
 	"errors"
 
 	"github.com/onbehalf/onbehalf/internal/config"
 	"github.com/onbehalf/onbehalf/internal/connector/saml"
 	"github.com/onbehalf/onbehalf/internal/connector/saml/samlbot"
+	"github.com/onbehalf/onbehalf/internal/oauthlink"
+	"github.com/onbehalf/onbehalf/internal/tokenstore"
 )
 
 // registerSAML makes each SAML application (SAML_APPS) a resource of single sign-on, whose
@@ -34,4 +37,20 @@ func (a *App) registerSAML(cfg *config.Config, opts Options) error {
 	a.SAML = apps
 	samlbot.Register(a.Bot, a.SSO, a.SSO.M, apps, cfg.TenantID, opts.HTTPClient.Transport, opts.Log)
 	return nil
+}
+
+// listSAMLConnections shows the SAML applications in the connections command: the OAuth
+// connectors' command when there is one, else a command of their own.
+func (a *App) listSAMLConnections(cfg *config.Config, opts Options) {
+	if len(a.SAML) == 0 {
+		return
+	}
+	m := a.SSO.M
+	if a.OAuth != nil {
+		a.OAuth.More = func(ctx context.Context, u tokenstore.UserKey) ([]oauthlink.Status, error) {
+			return samlbot.Statuses(ctx, m, u, a.SAML, opts.Now())
+		}
+		return
+	}
+	samlbot.RegisterConnections(a.Bot, m, a.SAML, cfg.TenantID, opts.Now)
 }

@@ -273,3 +273,29 @@ func TestSAMLCommandIsPersonalOnly(t *testing.T) {
 		t.Fatalf("the command answered in a group chat: %s", got)
 	}
 }
+
+// connections lists the SAML application: connected after first use, until its token expires;
+// signout forgets the application's token and the next use signs in again silently.
+func TestSAMLAppInConnectionsAndSignOut(t *testing.T) {
+	h := newSAMLHarness(t)
+	c := h.client(alice)
+	if got := ask(t, c, "connections"); !strings.Contains(got, "SAP S/4HANA (SAML)") || !strings.Contains(got, "Signs you in through Microsoft Entra ID") {
+		t.Fatalf("connections before use:\n%s", got)
+	}
+	h.samlSignIn(t, c)
+	if got := ask(t, c, "connections"); !strings.Contains(got, "Connected until") || !strings.Contains(got, "signout sap") {
+		t.Fatalf("connections after use:\n%s", got)
+	}
+	if got := ask(t, c, "signout sap"); !strings.Contains(strings.ToLower(got), "sap") {
+		t.Fatalf("signout: %s", got)
+	}
+	if got := ask(t, c, "connections"); strings.Contains(got, "Connected until") {
+		t.Fatalf("still connected after signout:\n%s", got)
+	}
+	if got := ask(t, c, "saml sap /me"); !strings.Contains(got, "Sales order 4711 for Alice") {
+		t.Fatalf("no silent sign-in after signout:\n%s\n%s", got, h.logs.String())
+	}
+	if n := h.app.Exchanges(); n != 2 {
+		t.Fatalf("%d exchanges, want 2", n)
+	}
+}

@@ -223,6 +223,16 @@ func (m *Manager) needsUser(r Resource, err error) error {
 	}
 }
 
+// Stored returns the user's stored token for a resource, without obtaining one
+// (tokenstore.ErrNotFound when there is none).
+func (m *Manager) Stored(ctx context.Context, u tokenstore.UserKey, name string) (tokenstore.Token, error) {
+	r, err := m.Resource(name)
+	if err != nil {
+		return tokenstore.Token{}, err
+	}
+	return m.Store.GetToken(ctx, u, tokenstore.TokenKey{Connector: connectorPrefix + r.Name})
+}
+
 // Forget removes the caller's stored tokens for one resource, or for all with name "".
 func (m *Manager) Forget(ctx context.Context, c Caller, name string) error {
 	for n := range m.Resources {

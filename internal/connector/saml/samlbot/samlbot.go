@@ -12,12 +12,16 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/onbehalf/onbehalf/internal/bot"
+	"github.com/onbehalf/onbehalf/internal/cards"
 	"github.com/onbehalf/onbehalf/internal/connector/entraapi"
 	"github.com/onbehalf/onbehalf/internal/connector/saml"
 	"github.com/onbehalf/onbehalf/internal/entra"
+	"github.com/onbehalf/onbehalf/internal/oauthlink"
 	"github.com/onbehalf/onbehalf/internal/sso"
+	"github.com/onbehalf/onbehalf/internal/tokenstore"
 )
 
 // Resource is the application as sso.Manager knows it: its token comes from Exchange and is
@@ -142,4 +146,44 @@ func call(ctx context.Context, a *saml.App, t *bot.Turn, tokens entraapi.Tokens,
 		return fmt.Errorf("%w: HTTP %d", saml.ErrUnavailable, resp.StatusCode)
 	}
 	return t.ReplyText(ctx, fmt.Sprintf("**%s** answered HTTP %d:\n\n```\n%s\n```", a.Config().Display, resp.StatusCode, strings.TrimSpace(string(body))))
+}
+
+// Statuses reports u's state at each SAML application: connected while a stored application
+// token is valid. Nothing is obtained: the first use signs in by itself.
+func Statuses(ctx context.Context, m *sso.Manager, u tokenstore.UserKey, apps []*saml.App, now time.Time) ([]oauthlink.Status, error) {
+	var out []oauthlink.Status
+	for _, a := range apps {
+		c := a.Config()
+		st := oauthlink.Status{Name: c.Name, Display: c.Display + " (SAML)",
+			Note: fmt.Sprintf("Signs you in through Microsoft Entra ID when you use it: **saml %s /…**", c.Name)}
+		tok, err := m.Stored(ctx, u, c.Name)
+		switch {
+		case err == nil && tok.AccessToken != "" && now.Before(tok.Expiry):
+			st.Connected, st.Expires = true, tok.Expiry
+		case err == nil, errors.Is(err, tokenstore.ErrNotFound), errors.Is(err, tokenstore.ErrSignInNeeded):
+		default:
+			return nil, fmt.Errorf("saml connections: %w", err)
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// RegisterConnections adds a "connections" command listing only the SAML applications, for
+// deployments without OAuth connectors (whose connections command lists these too).
+func RegisterConnections(b *bot.Bot, m *sso.Manager, apps []*saml.App, tenantID string, now func() time.Time) {
+	b.Handle(bot.Command{Name: "connections", Usage: "connections", Help: "Show the applications you are signed in to.",
+		Run: func(ctx context.Context, t *bot.Turn, _ string) error {
+			c, err := sso.CallerOf(t.Activity, tenantID)
+			if err != nil {
+				return t.ReplyText(ctx, "I can only show connections for a signed-in user.")
+			}
+			sts, err := Statuses(ctx, m, c.User, apps, now())
+			if err != nil {
+				return err
+			}
+			t.Outcome = "connections"
+			body := append([]map[string]any{cards.Heading("Your connections")}, oauthlink.MoreBlocks(sts)...)
+			return t.ReplyCard(ctx, "", cards.Attachment(cards.New(body...)))
+		}})
 }
