@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -22,7 +23,7 @@ type samlHarness struct {
 
 // newSAMLHarness runs the handler with one SAML application, "sap": an SAP-like service
 // provider trusting the Entra stand-in, whose data differs per user.
-func newSAMLHarness(t *testing.T) *samlHarness {
+func newSAMLHarness(t testing.TB) *samlHarness {
 	t.Helper()
 	sp := samlapp.Start(samlapp.Config{
 		EntityID: samlEntityID, ClientID: "ONBEHALF_BOT", ClientSecret: "sap-s3cret",
@@ -298,4 +299,25 @@ func TestSAMLAppInConnectionsAndSignOut(t *testing.T) {
 	if n := h.app.Exchanges(); n != 2 {
 		t.Fatalf("%d exchanges, want 2", n)
 	}
+}
+
+// BenchmarkSAMLAppWarmCall is "saml sap /me" once the user's application token is stored:
+// channel-token validation, the token store (L1), one API call to the application, a reply.
+// It reports the exchanges per call (0 once warm).
+func BenchmarkSAMLAppWarmCall(b *testing.B) {
+	h := newSAMLHarness(b)
+	c := h.client(alice)
+	ctx := context.Background()
+	c.Say(ctx, "saml sap /me")
+	time.Sleep(50 * time.Millisecond)
+	if res, err := c.ExchangeSSO(ctx, 1, entra.SSOOptions{}); err != nil || res[0].Status != http.StatusOK {
+		b.Fatalf("sign-in: %v %+v", err, res)
+	}
+	if _, err := c.WaitReplies(ctx, 2); err != nil {
+		b.Fatal(err)
+	}
+	before := h.app.Exchanges()
+	benchSay(b, c, "saml sap /me")
+	b.ReportMetric(float64(h.app.Exchanges()-before)/float64(b.N), "exchanges/op")
+	b.ReportMetric(float64(h.table.count())/float64(b.N), "table-requests/op")
 }
