@@ -60,6 +60,9 @@ param oauth2Connectors string = ''
 @description('Organisation APIs protected by Entra ID, called on the user\'s behalf (ENTRA_APIS, a JSON array).')
 param entraApis string = ''
 
+@description('SAML-only applications reached as the user through their RFC 7522 token endpoint (SAML_APPS, a JSON array; client secrets are Key Vault secret names, never values).')
+param samlApps string = ''
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -200,7 +203,8 @@ var botFrameworkOverrides = union(
 var connectorSettings = union(
   empty(atlassianClientId) ? {} : { ATLASSIAN_CLIENT_ID: atlassianClientId, ATLASSIAN_CLIENT_SECRET_NAME: atlassianClientSecretName },
   empty(oauth2Connectors) ? {} : { OAUTH2_CONNECTORS: oauth2Connectors },
-  empty(entraApis) ? {} : { ENTRA_APIS: entraApis }
+  empty(entraApis) ? {} : { ENTRA_APIS: entraApis },
+  empty(samlApps) ? {} : { SAML_APPS: samlApps }
 )
 
 module bot 'modules/bot.bicep' = {
