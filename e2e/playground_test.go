@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onbehalf/onbehalf/internal/testenv"
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 	"github.com/onbehalf/onbehalf/internal/testenv/playground"
 )
 
@@ -73,18 +75,21 @@ func startHandler(t *testing.T, env map[string]string) *handler {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	h := &handler{Endpoint: fmt.Sprintf("http://127.0.0.1:%d/api/messages", port), outFile: filepath.Join(t.TempDir(), "handler.log")}
+	logcheck.Watch(t, h.output) // registered first: runs after the handler has stopped
 	out, err := os.Create(h.outFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer out.Close() // the child keeps its own descriptor
 	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
+	// Killed by the kernel if this test process dies without stopping it.
+	waited, err := testenv.StartChild(cmd)
+	if err != nil {
 		t.Fatalf("start handler: %v", err)
 	}
 	exited := make(chan struct{})
 	var exitErr error
-	go func() { exitErr = cmd.Wait(); close(exited) }()
+	go func() { exitErr = <-waited; close(exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {

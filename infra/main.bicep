@@ -62,6 +62,21 @@ param entraApis string = ''
 
 @description('SAML-only applications reached as the user through their RFC 7522 token endpoint (SAML_APPS, a JSON array; client secrets are Key Vault secret names, never values).')
 param samlApps string = ''
+@description('Legacy LDAP directory, ldaps://host[:port] or ldap://host[:port] with StartTLS (LDAP_URL); empty leaves the LDAP commands off. The directory must support RFC 4370 proxied authorization.')
+param ldapUrl string = ''
+
+@description('Subtree the LDAP commands search (LDAP_BASE_DN), and where users\' entries are (LDAP_USER_BASE_DN; empty = the same).')
+param ldapBaseDn string = ''
+param ldapUserBaseDn string = ''
+
+@description('Token claim (upn, mail or oid) and directory attribute that identify the user\'s entry (LDAP_USER_CLAIM, LDAP_USER_ATTRIBUTE).')
+param ldapUserClaim string = 'upn'
+param ldapUserAttribute string = 'mail'
+
+@description('Key Vault secret holding the bot\'s PEM client certificate and key for SASL EXTERNAL (LDAP_CLIENT_CERT_SECRET_NAME); or leave empty and set ldapBindDn for a simple bind whose password is the Key Vault secret ldapBindPasswordSecretName.')
+param ldapClientCertSecretName string = ''
+param ldapBindDn string = ''
+param ldapBindPasswordSecretName string = 'ldap-bind-password'
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
@@ -96,10 +111,20 @@ module identity 'modules/identity.bicep' = {
   }
 }
 
-// Pass 1 creates (or finds) the app registration so that its appId is known; pass 2 sets the
-// identifier URI that embeds that appId. See the header of modules/entra-app.bicep.
+// The app registration is declared in three steps (three deployments, one PATCH each):
+//   1. entra-app-register: create or find it by uniqueName, so its appId is known;
+//   2. entra-app-scope (first provision only): expose access_as_user on its own, because Graph
+//      refuses a pre-authorization for a scope the app does not carry yet;
+//   3. entra-app: identifier URI api://botid-{appId}, the same scope, the Teams
+//      pre-authorizations and everything else.
+// A PATCH that carries `api` is taken to replace it whole, so step 2 must not run once step 3
+// has: azd stores the output BOT_ENTRA_SCOPE_PROVISIONED after the first provision, and
+// main.parameters.json feeds it back as entraScopeProvisioned. See modules/entra-app.bicep.
 @description('Grant tenant-wide consent for the Graph delegated permissions (needs an admin role; see README).')
 param grantGraphConsent bool = true
+
+@description('True once a provision has completed: the app registration already exposes access_as_user, so step 2 (which would send an api without the Teams pre-authorizations) is skipped. azd sets it from the output BOT_ENTRA_SCOPE_PROVISIONED.')
+param entraScopeProvisioned bool = false
 
 module entraRegistration 'modules/entra-app-register.bicep' = {
   name: 'entra-app-register'
@@ -110,9 +135,24 @@ module entraRegistration 'modules/entra-app-register.bicep' = {
   }
 }
 
+module entraScope 'modules/entra-app-scope.bicep' = if (!entraScopeProvisioned) {
+  name: 'entra-app-scope'
+  scope: rg
+  params: {
+    uniqueName: entraUniqueName
+    displayName: botDisplayName
+  }
+  dependsOn: [
+    entraRegistration
+  ]
+}
+
 module entraApp 'modules/entra-app.bicep' = {
   name: 'entra-app'
   scope: rg
+  dependsOn: [
+    entraScope
+  ]
   params: {
     uniqueName: entraUniqueName
     displayName: botDisplayName
@@ -154,7 +194,7 @@ module keyVault 'modules/keyvault.bicep' = {
     name: 'kv-${resourceToken}'
     location: location
     tags: tags
-    secretsUserPrincipalId: identity.outputs.principalId
+    readerPrincipalId: identity.outputs.principalId
     tokenStoreKeyName: tokenStoreKeyName
   }
 }
@@ -184,7 +224,7 @@ module functionApp 'modules/function-app.bicep' = {
       TOKENSTORE_KEYVAULT_URL: keyVault.outputs.uri
       TOKENSTORE_KEY_NAME: tokenStoreKeyName
       LOG_LEVEL: logLevel
-    }, botFrameworkOverrides, connectorSettings)
+    }, botFrameworkOverrides, connectorSettings, ldapSettings)
   }
 }
 
@@ -206,6 +246,15 @@ var connectorSettings = union(
   empty(entraApis) ? {} : { ENTRA_APIS: entraApis },
   empty(samlApps) ? {} : { SAML_APPS: samlApps }
 )
+
+// LDAP: names and DNs only; the credential stays in Key Vault (TOKENSTORE_KEYVAULT_URL's vault).
+var ldapSettings = empty(ldapUrl) ? {} : union({
+  LDAP_URL: ldapUrl
+  LDAP_BASE_DN: ldapBaseDn
+  LDAP_USER_CLAIM: ldapUserClaim
+  LDAP_USER_ATTRIBUTE: ldapUserAttribute
+}, empty(ldapUserBaseDn) ? {} : { LDAP_USER_BASE_DN: ldapUserBaseDn },
+  empty(ldapClientCertSecretName) ? { LDAP_BIND_DN: ldapBindDn, LDAP_BIND_PASSWORD_SECRET_NAME: ldapBindPasswordSecretName } : { LDAP_CLIENT_CERT_SECRET_NAME: ldapClientCertSecretName })
 
 module bot 'modules/bot.bicep' = {
   name: 'bot'
@@ -255,4 +304,6 @@ output TOKENSTORE_KEY_NAME string = tokenStoreKeyName
 output TOKENSTORE_KEY_VERSION string = tokenKey.outputs.secretVersion
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+// Read back through main.parameters.json (entraScopeProvisioned) on the next provision.
+output BOT_ENTRA_SCOPE_PROVISIONED bool = true
 output TEAMS_APP_ID string = guid(subscription().id, environmentName, 'teams-app')

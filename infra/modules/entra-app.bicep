@@ -1,12 +1,18 @@
-// Pass 2 of the bot's Entra app registration: the whole Teams SSO configuration.
+// Step 3 of the bot's Entra app registration: the whole Teams SSO configuration.
 //
 // An application cannot reference its own appId inside its declaration (Bicep rejects the cycle),
-// yet Teams requires the identifier URI api://botid-{appId}. entra-app-register.bicep (pass 1)
+// yet Teams requires the identifier URI api://botid-{appId}. entra-app-register.bicep (step 1)
 // creates the app by uniqueName and returns its appId; this module declares the same app again,
 // by the same uniqueName, with everything else. The Graph extension upserts by uniqueName
 // (PATCH /applications(uniqueName='…'), learn.microsoft.com graph/api/application-upsert), so
-// the second declaration updates the first. Two declarations must live in two deployments
+// each declaration updates the one before. Two declarations must live in two deployments
 // (two modules): one deployment cannot hold two resources with the same identity.
+//
+// Graph refuses pre-authorizations for a scope the app does not carry yet, so on the first
+// provision entra-app-scope.bicep (step 2) adds access_as_user before this step runs. A PATCH
+// that carries `api` is taken to replace it whole, so this declaration carries all of it: the scope (the
+// same object as step 2), the token version and both pre-authorizations. On a re-provision
+// step 2 is skipped and steps 1 and 3 never send an `api` without the pre-authorizations.
 //
 // What Teams SSO needs (Microsoft Teams SSO architecture; msteams-docs bot-sso-register-aad):
 //   identifier URI        api://botid-{appId}
@@ -19,13 +25,13 @@
 
 extension microsoftGraphV1
 
-@description('Client-provided alternate key of the app registration (same as in pass 1).')
+@description('Client-provided alternate key of the app registration (same as in every step).')
 param uniqueName string
 
 @description('Display name of the app registration.')
 param displayName string
 
-@description('appId returned by pass 1 (entra-app-register.bicep).')
+@description('appId returned by step 1 (entra-app-register.bicep).')
 param appId string
 
 @description('Object (principal) id of the user-assigned managed identity trusted by FIC #1.')
@@ -39,7 +45,8 @@ param grantGraphConsent bool = true
 
 var identifierUri = 'api://botid-${appId}'
 
-// A constant, so the scope keeps its id across provisions (pre-authorizations refer to it).
+// A constant, so the scope keeps its id across provisions (pre-authorizations refer to it);
+// entra-app-scope.bicep declares the same id.
 var accessAsUserScopeId = '754c9c36-1ceb-4c19-bbc0-b1ac8f3e9e72'
 
 var teamsDesktopClientId = '1fec8e78-bce4-4aaf-ab1b-5451cc387264'

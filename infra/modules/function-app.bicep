@@ -9,7 +9,13 @@
 //   - the package is deployed to a blob container, read with the UAMI;
 //   - host storage through identity-based settings (AzureWebJobsStorage__accountName,
 //     __credential = managedidentity, __clientId), as the account has shared keys disabled;
-//   - with no always-ready instances the app scales to zero and costs nothing while idle.
+//   - with no always-ready instances the app scales to zero and costs nothing while idle;
+//   - no FTP and no basicPublishingCredentialsPolicies children: Flex has no FTP(S) endpoint
+//     (deprecations list above), no public source shows the publishing-credentials policies
+//     applying to a Flex site (the canonical sample, Azure-Samples/azure-functions-flex-consumption-samples
+//     IaC/bicep/main.bicep, declares none), and azd deploys the package to the blob container
+//     with Entra, never with basic credentials. README "Deploy to Azure" says how to turn SCM
+//     basic authentication off by hand.
 
 param name string
 param planName string
@@ -77,9 +83,11 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     serverFarmId: plan.id
     httpsOnly: true
     keyVaultReferenceIdentity: identityId
+    // No ftpsState here: Flex Consumption lists properties.ftpsState among its deprecated site
+    // properties ("FTPS not supported"; learn.microsoft.com azure-functions functions-app-settings,
+    // "Flex Consumption plan deprecations"), and some regions refuse a site that sets it.
     siteConfig: {
       minTlsVersion: '1.2'
-      ftpsState: 'Disabled'
     }
     functionAppConfig: {
       deployment: {
@@ -100,21 +108,6 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         name: 'custom'
         version: '1.0'
       }
-    }
-  }
-
-  // Publishing with basic (user name + password) credentials is off: azd deploys with Entra.
-  resource scmBasicAuth 'basicPublishingCredentialsPolicies' = {
-    name: 'scm'
-    properties: {
-      allow: false
-    }
-  }
-
-  resource ftpBasicAuth 'basicPublishingCredentialsPolicies' = {
-    name: 'ftp'
-    properties: {
-      allow: false
     }
   }
 }

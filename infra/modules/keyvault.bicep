@@ -5,8 +5,12 @@ param name string
 param location string
 param tags object
 
-@description('Principal id of the identity that reads secrets.')
-param secretsUserPrincipalId string
+// Not "secretsUserPrincipalId": the linter rule secure-secrets-in-params (error level in
+// ../bicepconfig.json) flags every string parameter whose name contains "secret" unless it
+// also contains secretname, secretversion, secreturi/secreturl or secretpermissions
+// (Azure/bicep src/Bicep.Core/Analyzers/Linter/Rules/SecretsInParamsMustBeSecureRule.cs).
+@description('Principal id of the identity that reads secrets (gets Key Vault Secrets User).')
+param readerPrincipalId string
 
 @description('Name of the token-encryption key secret (created by tokenstore-key.bicep).')
 param tokenStoreKeyName string
@@ -30,11 +34,11 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   }
 }
 
-resource secretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(vault.id, secretsUserPrincipalId, keyVaultSecretsUserRoleId)
+resource secretsReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, readerPrincipalId, keyVaultSecretsUserRoleId)
   scope: vault
   properties: {
-    principalId: secretsUserPrincipalId
+    principalId: readerPrincipalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUserRoleId)
   }

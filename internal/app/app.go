@@ -21,6 +21,7 @@ import (
 	"github.com/onbehalf/onbehalf/internal/config"
 	"github.com/onbehalf/onbehalf/internal/connector/entraapi"
 	"github.com/onbehalf/onbehalf/internal/connector/graph"
+	"github.com/onbehalf/onbehalf/internal/connector/ldap"
 	"github.com/onbehalf/onbehalf/internal/connector/saml"
 	"github.com/onbehalf/onbehalf/internal/entra"
 	"github.com/onbehalf/onbehalf/internal/keyring"
@@ -50,6 +51,7 @@ type App struct {
 	SSO       *sso.Flow          // nil in anonymous mode or without a token store
 	OAuth     *oauthlink.Service // nil when no OAuth connector (Atlassian, OAUTH2_CONNECTORS) is configured
 	SAML      []*saml.App        // empty when no SAML application (SAML_APPS) is configured
+	LDAP      *ldap.Directory    // nil when LDAP_URL is not set
 	// Background is work that goes on after a request was answered (resumed requests,
 	// account-link announcements); wait for it before stopping.
 	Background *background.Group
@@ -128,6 +130,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		return nil, fmt.Errorf("app: oauth connectors: %w", err)
 	}
 	a.listSAMLConnections(cfg, opts)
+	if err := a.registerLDAP(cfg, opts); err != nil {
+		return nil, fmt.Errorf("app: ldap: %w", err)
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/api/messages", &server.Messages{
@@ -137,6 +142,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		Log:   opts.Log,
 		Seen:  &server.Dedupe{Now: opts.Now},
 		Now:   opts.Now,
+		// Local anonymous mode talks to the Playground or Emulator on http://localhost.
+		AllowLoopbackHTTP: cfg.Anonymous,
 	})
 	a.mountOAuth(mux)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -223,11 +230,12 @@ func DefaultHTTPClient() *http.Client {
 }
 
 // Warm prefetches the channel's and tenant's signing keys, so the first activity does not
-// pay for them. Failures are logged; validation fetches again on demand.
+// pay for them, and checks the LDAP directory (credential, proxied authorization). Failures are logged; validation fetches again on demand.
 func (a *App) Warm(ctx context.Context) {
 	for _, k := range a.keys {
 		if err := k.Warm(ctx); err != nil {
 			a.log.Warn("prefetching signing keys failed; will retry on demand", slog.String("metadata", k.MetadataURL), slog.String("error", err.Error()))
 		}
 	}
+	a.checkLDAP(ctx)
 }

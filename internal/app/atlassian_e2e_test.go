@@ -3,7 +3,6 @@ package app_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -30,6 +29,7 @@ import (
 	standin "github.com/onbehalf/onbehalf/internal/testenv/atlassian"
 	"github.com/onbehalf/onbehalf/internal/testenv/azurite"
 	"github.com/onbehalf/onbehalf/internal/testenv/channel"
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 	"github.com/onbehalf/onbehalf/internal/testenv/stack"
 	"github.com/onbehalf/onbehalf/internal/tokenstore"
 )
@@ -82,13 +82,16 @@ func newAtlEnv(t *testing.T, instances int) *atlEnv { return newAtlEnvMode(t, in
 // no bot identity, activities without tokens or Entra ids (the Agents Playground).
 func newAtlEnvMode(t *testing.T, instances int, anonymous bool) *atlEnv {
 	t.Helper()
+	// The log check is registered first, so it runs last: after every server has stopped.
+	logs := &syncBuffer{}
+	logcheck.Watch(t, logs.String)
 	az := azurite.Start(t)
 	st := stack.New()
 	t.Cleanup(st.Close)
 	t.Setenv("IDENTITY_ENDPOINT", st.Entra.IdentityEndpoint)
 	t.Setenv("IDENTITY_HEADER", st.Entra.IdentityHeader)
 
-	e := &atlEnv{clk: &fakeClock{t: time.Now()}, st: st, ch: st.Channel, anon: anonymous, logs: &syncBuffer{}, world: standin.DefaultWorld(), inflight: map[string]bool{}}
+	e := &atlEnv{clk: &fakeClock{t: time.Now()}, st: st, ch: st.Channel, anon: anonymous, logs: logs, world: standin.DefaultWorld(), inflight: map[string]bool{}}
 	for range instances {
 		e.srvs = append(e.srvs, httptest.NewUnstartedServer(nil))
 	}
@@ -103,11 +106,9 @@ func newAtlEnvMode(t *testing.T, instances int, anonymous bool) *atlEnv {
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, MaxIdleConnsPerHost: 64,
 	}}
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
 	settings := map[string]string{
 		"TOKENSTORE_CONNECTION_STRING": az.ConnectionString(),
-		"TOKENSTORE_DEV_KEY":           base64.StdEncoding.EncodeToString(key),
+		"TOKENSTORE_DEV_KEY":           devKey(),
 		"BOT_PUBLIC_URL":               e.pub,
 		"ATLASSIAN_CLIENT_ID":          e.atl.ClientID(),
 		"ATLASSIAN_CLIENT_SECRET":      e.atl.ClientSecret(),
@@ -278,6 +279,7 @@ func callback(t *testing.T, cb string) (int, string) {
 	if m == nil {
 		return resp.StatusCode, ""
 	}
+	logcheck.Issue("link code", m[1])
 	return resp.StatusCode, m[1]
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/onbehalf/onbehalf/internal/app"
 	"github.com/onbehalf/onbehalf/internal/config"
 	"github.com/onbehalf/onbehalf/internal/testenv/channel"
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 	"github.com/onbehalf/onbehalf/internal/testenv/stack"
 )
 
@@ -191,6 +192,7 @@ func TestAnonymousModeLocal(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs syncBuffer
+	logcheck.Watch(t, logs.String)
 	a, err := app.New(context.Background(), cfg, app.Options{HTTPClient: stack.New().HTTPClient(), Log: slog.New(slog.NewJSONHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -207,5 +209,151 @@ func TestAnonymousModeLocal(t *testing.T) {
 	}
 	if rec[0].Authorization != "" {
 		t.Fatal("anonymous mode sent a bearer token")
+	}
+}
+
+// An activity whose serviceUrl is anything but a plain https origin and path is refused with
+// 400 before anything runs, even when the channel token's serviceurl claim carries the same
+// URL: no reply, the URL is not trusted, the activity id is not remembered, and the log says
+// why without repeating the URL.
+func TestServiceURLShapesAreRefusedBeforeAnythingRuns(t *testing.T) {
+	h := newHarness(t, nil)
+	ch := h.st.Channel
+	host := strings.TrimPrefix(strings.TrimSuffix(ch.ServiceURL, "/amer/"), "https://")
+	cases := []struct {
+		name, serviceURL, reason string
+	}{
+		{"query", ch.ServiceURL + "?region=amer", "serviceUrl carries a query"},
+		{"empty query", ch.ServiceURL + "?", "serviceUrl carries a query"},
+		{"fragment", ch.ServiceURL + "#amer", "serviceUrl carries a fragment"},
+		{"userinfo", "https://bot:hunter2@" + host + "/amer/", "serviceUrl carries userinfo"},
+		{"http outside local", "http://" + host + "/amer/", "serviceUrl is not https"},
+		{"http to loopback outside local mode", "http://localhost:" + strings.Split(host, ":")[1] + "/amer/", "serviceUrl is not https"},
+		{"empty host", "https:///amer/", "serviceUrl has no host"},
+		{"opaque", "https:" + host + "/amer/", "serviceUrl is not a hierarchical URL"},
+		{"empty port", "https://" + strings.Split(host, ":")[0] + ":/amer/", "serviceUrl has an empty port"},
+		{"dot segments", ch.ServiceURL + "../emea/", "serviceUrl contains dot segments"},
+		{"percent-encoding", ch.ServiceURL + "%2e%2e/", "serviceUrl carries percent-encoded characters"},
+		{"whitespace", ch.ServiceURL + " ", "serviceUrl contains whitespace"},
+		{"backslash", ch.ServiceURL + `x\y/`, "serviceUrl contains a backslash"},
+		{"another scheme", "ftp://" + host + "/amer/", "serviceUrl is not an https URL"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ch.Reset()
+			act := ch.Activity("message", "help")
+			act["serviceUrl"] = tc.serviceURL
+			tok := "Bearer " + ch.Mint(channel.TokenOptions{Audience: stack.BotAppID, ServiceURL: tc.serviceURL})
+			if resp := h.post(t, tok, act); resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("status %d, want 400; log:\n%s", resp.StatusCode, h.logs.String())
+			}
+			if h.app.Connector.Trusted(tc.serviceURL) {
+				t.Fatal("the refused serviceUrl became trusted")
+			}
+			logs := h.logs.String()
+			if !strings.Contains(logs, tc.reason) {
+				t.Fatalf("the log does not say %q:\n%s", tc.reason, logs)
+			}
+			if strings.Contains(logs, "hunter2") {
+				t.Fatal("the serviceUrl's userinfo was written to the log")
+			}
+			// Nothing was remembered: the same activity id with the channel's real serviceUrl is
+			// answered.
+			act["serviceUrl"] = ch.ServiceURL
+			if resp := h.post(t, h.token(), act); resp.StatusCode != http.StatusOK {
+				t.Fatalf("redelivery with the real serviceUrl got %d", resp.StatusCode)
+			}
+			rec, err := ch.WaitFor(ctxTimeout(t, 5*time.Second), func(r []channel.Recorded) bool { return len(r) > 0 })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rec) != 1 || rec[0].ActivityID != act["id"] {
+				t.Fatalf("want exactly the one reply to the good delivery, got %+v", rec)
+			}
+		})
+	}
+
+	t.Run("trailing slash differences are accepted", func(t *testing.T) {
+		ch.Reset()
+		act := ch.Activity("message", "help")
+		act["serviceUrl"] = strings.TrimSuffix(ch.ServiceURL, "/")
+		if resp := h.post(t, h.token(), act); resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d, want 200; log:\n%s", resp.StatusCode, h.logs.String())
+		}
+	})
+}
+
+// In local anonymous mode the Playground's http://localhost connector is reachable, and http to
+// any other host is still refused.
+func TestAnonymousModeServiceURLOnlyLoopbackHTTP(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	local := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write([]byte(`{"id":"1"}`))
+	}))
+	t.Cleanup(local.Close)
+	cfg, err := config.Load(func(k string) string {
+		return map[string]string{"BOT_ALLOW_ANONYMOUS": "true"}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	a, err := app.New(context.Background(), cfg, app.Options{Log: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(a.Handler)
+	t.Cleanup(srv.Close)
+	h := &harness{srv: srv, logs: &logs}
+	ch := channel.New()
+	t.Cleanup(ch.Close)
+
+	act := ch.Activity("message", "help")
+	act["serviceUrl"] = "http://onbehalf.example/_connector"
+	if resp := h.post(t, "", act); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("http to a remote host: status %d, want 400", resp.StatusCode)
+	}
+	if !strings.Contains(logs.String(), "only https is allowed there") {
+		t.Fatalf("no clear reason in the log:\n%s", logs.String())
+	}
+
+	act = ch.Activity("message", "help")
+	act["serviceUrl"] = strings.Replace(local.URL, "127.0.0.1", "localhost", 1) + "/_connector"
+	if resp := h.post(t, "", act); resp.StatusCode != http.StatusOK {
+		t.Fatalf("loopback http: status %d, want 200; log:\n%s", resp.StatusCode, logs.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || !strings.HasPrefix(got[0], "POST /_connector/v3/conversations/") {
+		t.Fatalf("the reply did not reach the local connector: %v", got)
+	}
+}
+
+// The channel rotates its signing key right after the bot fetched its keys: the first activity
+// signed with the new key is answered, not refused.
+func TestRotatedChannelKeyIsAcceptedAtOnce(t *testing.T) {
+	h := newHarness(t, nil)
+	ch := h.st.Channel
+	if resp := h.post(t, h.token(), ch.Activity("message", "help")); resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d before the rotation; log:\n%s", resp.StatusCode, h.logs.String())
+	}
+	ch.Rotate()
+	ch.Reset()
+	act := ch.Activity("message", "help")
+	if resp := h.post(t, h.token(), act); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the first activity signed with the rotated-in key got %d; log:\n%s", resp.StatusCode, h.logs.String())
+	}
+	rec, err := ch.WaitFor(ctxTimeout(t, 5*time.Second), func(r []channel.Recorded) bool { return len(r) > 0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec[0].ActivityID != act["id"] {
+		t.Fatalf("reply %+v is not to the activity", rec[0])
 	}
 }

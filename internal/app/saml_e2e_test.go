@@ -63,8 +63,8 @@ func (h *samlHarness) samlSignIn(t *testing.T, c *teamsclient.Client) string {
 	return texts(rep[before+1:])
 }
 
-// ask sends one message and returns the next reply's text.
-func ask(t *testing.T, c *teamsclient.Client, text string) string {
+// askSAML sends one message and returns the next reply's text.
+func askSAML(t *testing.T, c *teamsclient.Client, text string) string {
 	t.Helper()
 	ctx := ctxTimeout(t, 15*time.Second)
 	before := len(c.Replies())
@@ -227,7 +227,7 @@ func TestSAMLAppRefusalsAreExplained(t *testing.T) {
 			refusals := len(h.app.Refusals())
 			tc.break_()
 			h.app.RevokeTokens() // the next request needs a new exchange
-			got := ask(t, c, "saml sap /me")
+			got := askSAML(t, c, "saml sap /me")
 			tc.restore()
 			t.Logf("reply: %s", strings.TrimSpace(got))
 			if !strings.Contains(got, tc.reply) || strings.Contains(got, "Sales order") {
@@ -240,7 +240,7 @@ func TestSAMLAppRefusalsAreExplained(t *testing.T) {
 			case tc.refusal != "" && (len(rs) != 1 || !strings.Contains(rs[0], tc.refusal)):
 				t.Fatalf("application refusals %v, want one about %q", rs, tc.refusal)
 			}
-			if got := ask(t, c, "saml sap /me"); !strings.Contains(got, "Sales order 4711 for Alice") {
+			if got := askSAML(t, c, "saml sap /me"); !strings.Contains(got, "Sales order 4711 for Alice") {
 				t.Fatalf("no recovery once fixed: %q\n%s", got, h.logs.String())
 			}
 		})
@@ -280,20 +280,20 @@ func TestSAMLCommandIsPersonalOnly(t *testing.T) {
 func TestSAMLAppInConnectionsAndSignOut(t *testing.T) {
 	h := newSAMLHarness(t)
 	c := h.client(alice)
-	if got := ask(t, c, "connections"); !strings.Contains(got, "SAP S/4HANA (SAML)") || !strings.Contains(got, "Signs you in through Microsoft Entra ID") {
+	if got := askSAML(t, c, "connections"); !strings.Contains(got, "SAP S/4HANA (SAML)") || !strings.Contains(got, "Signs you in through Microsoft Entra ID") {
 		t.Fatalf("connections before use:\n%s", got)
 	}
 	h.samlSignIn(t, c)
-	if got := ask(t, c, "connections"); !strings.Contains(got, "Connected until") || !strings.Contains(got, "signout sap") {
+	if got := askSAML(t, c, "connections"); !strings.Contains(got, "Connected until") || !strings.Contains(got, "signout sap") {
 		t.Fatalf("connections after use:\n%s", got)
 	}
-	if got := ask(t, c, "signout sap"); !strings.Contains(strings.ToLower(got), "sap") {
+	if got := askSAML(t, c, "signout sap"); !strings.Contains(strings.ToLower(got), "sap") {
 		t.Fatalf("signout: %s", got)
 	}
-	if got := ask(t, c, "connections"); strings.Contains(got, "Connected until") {
+	if got := askSAML(t, c, "connections"); strings.Contains(got, "Connected until") {
 		t.Fatalf("still connected after signout:\n%s", got)
 	}
-	if got := ask(t, c, "saml sap /me"); !strings.Contains(got, "Sales order 4711 for Alice") {
+	if got := askSAML(t, c, "saml sap /me"); !strings.Contains(got, "Sales order 4711 for Alice") {
 		t.Fatalf("no silent sign-in after signout:\n%s\n%s", got, h.logs.String())
 	}
 	if n := h.app.Exchanges(); n != 2 {

@@ -2,8 +2,6 @@ package app_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +18,7 @@ import (
 	"github.com/onbehalf/onbehalf/internal/testenv/channel"
 	"github.com/onbehalf/onbehalf/internal/testenv/entra"
 	"github.com/onbehalf/onbehalf/internal/testenv/graphuser"
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 	"github.com/onbehalf/onbehalf/internal/testenv/stack"
 	"github.com/onbehalf/onbehalf/internal/testenv/teamsclient"
 	"github.com/onbehalf/onbehalf/internal/testenv/tokenservice"
@@ -62,6 +61,9 @@ func (c *countingTransport) count() int { c.mu.Lock(); defer c.mu.Unlock(); retu
 // token-service and Graph stand-ins; Alice and Bob are users of the tenant.
 func newSSOHarness(t testing.TB, extra ...map[string]string) *ssoHarness {
 	t.Helper()
+	// The log check is registered first, so it runs last: after every server has stopped.
+	logs := &syncBuffer{}
+	logcheck.Watch(t, logs.String)
 	st := stack.New()
 	t.Cleanup(st.Close)
 	az := azurite.Start(t)
@@ -81,11 +83,9 @@ func newSSOHarness(t testing.TB, extra ...map[string]string) *ssoHarness {
 		})
 	}
 	setIdentityEnv(t, st)
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
 	settings := sso.Env()
 	settings["TOKENSTORE_CONNECTION_STRING"] = az.ConnectionString()
-	settings["TOKENSTORE_DEV_KEY"] = base64.StdEncoding.EncodeToString(key)
+	settings["TOKENSTORE_DEV_KEY"] = devKey()
 	for _, e := range extra {
 		for k, v := range e {
 			settings[k] = v
@@ -95,7 +95,6 @@ func newSSOHarness(t testing.TB, extra ...map[string]string) *ssoHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
 	client := st.HTTPClient()
 	table := &countingTransport{base: client.Transport, host: hostOf(az.ConnectionString())}
 	client.Transport = table

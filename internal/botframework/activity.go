@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 )
 
@@ -125,25 +124,9 @@ func (a *Activity) Validate() error {
 	if len(missing) > 0 {
 		return fmt.Errorf("%w: missing %s", ErrMalformedActivity, strings.Join(missing, ", "))
 	}
-	u, err := url.Parse(a.ServiceURL)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return fmt.Errorf("%w: serviceUrl is not an absolute http(s) URL", ErrMalformedActivity)
-	}
-	return nil
-}
-
-// NormalizeServiceURL returns the comparable form of a serviceUrl: lower-case scheme and
-// host, no trailing slash. Channels are not consistent about the trailing slash.
-func NormalizeServiceURL(s string) string {
-	u, err := url.Parse(strings.TrimSpace(s))
-	if err != nil || u.Host == "" {
-		return strings.TrimRight(strings.ToLower(strings.TrimSpace(s)), "/")
-	}
-	u.Scheme = strings.ToLower(u.Scheme)
-	u.Host = strings.ToLower(u.Host)
-	u.Path = strings.TrimRight(u.Path, "/")
-	u.RawQuery, u.Fragment = "", ""
-	return u.String()
+	// The shape every channel's serviceUrl has; whether http is acceptable (loopback, local
+	// development only) is the caller's decision.
+	return CheckServiceURL(a.ServiceURL, true)
 }
 
 // IsSignedInTeamsUser reports whether the activity carries the Entra identity of its sender.

@@ -114,7 +114,9 @@ func (v *Authenticator) Authenticate(ctx context.Context, authorization string, 
 	} else if c.TenantID != "" && !strings.EqualFold(c.TenantID, v.TenantID) {
 		return nil, fmt.Errorf("%w: token is from tenant %q, not the bot's", ErrUnauthorized, c.TenantID)
 	}
-	if c.ServiceURL != "" && NormalizeServiceURL(c.ServiceURL) != NormalizeServiceURL(a.ServiceURL) {
+	// Both sides must be plain URLs (NormalizeServiceURL is "" otherwise): a query, fragment or
+	// userinfo is not normalised away.
+	if c.ServiceURL != "" && (NormalizeServiceURL(c.ServiceURL) == "" || NormalizeServiceURL(c.ServiceURL) != NormalizeServiceURL(a.ServiceURL)) {
 		return nil, fmt.Errorf("%w: serviceurl claim does not match the activity's serviceUrl", ErrUnauthorized)
 	}
 	appID := c.AZP

@@ -70,18 +70,27 @@ type Connector struct {
 	trusted sync.Map // normalized serviceUrl → struct{}
 }
 
-// Trust records a serviceUrl that arrived in an authenticated activity.
+// Trust records a serviceUrl that arrived in an authenticated activity. One that is not a
+// plain origin and path (CheckServiceURL) is never trusted.
 func (c *Connector) Trust(serviceURL string) {
-	c.trusted.Store(NormalizeServiceURL(serviceURL), struct{}{})
+	if n := NormalizeServiceURL(serviceURL); n != "" {
+		c.trusted.Store(n, struct{}{})
+	}
 }
 
 // Trusted reports whether serviceURL may receive the bot's messages.
 func (c *Connector) Trusted(serviceURL string) bool {
-	_, ok := c.trusted.Load(NormalizeServiceURL(serviceURL))
+	n := NormalizeServiceURL(serviceURL)
+	if n == "" {
+		return false
+	}
+	_, ok := c.trusted.Load(n)
 	return ok
 }
 
-// ResourceResponse is the connector's answer to a send: the new activity's id.
+// ResourceResponse is the connector's answer to a send: the new activity's id, empty when the
+// channel accepted the activity without naming one (202 Accepted, e.g. Teams splitting text and
+// cards into several messages).
 type ResourceResponse struct {
 	ID string `json:"id"`
 }
@@ -210,7 +219,7 @@ func (c *Connector) once(ctx context.Context, op, method, target string, payload
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+	if succeeded(method, resp.StatusCode) {
 		if out != nil && len(bytes.TrimSpace(data)) > 0 {
 			_ = json.Unmarshal(data, out) // the id is informative; an odd body is not a failure
 		}
@@ -224,6 +233,22 @@ func (c *Connector) once(ctx context.Context, op, method, target string, payload
 	_ = json.Unmarshal(data, &e)
 	return resp.StatusCode, e.Error.Code, parseRetryAfter(resp.Header.Get("Retry-After")),
 		&APIError{Op: op, Status: resp.StatusCode, Code: e.Error.Code}
+}
+
+// succeeded reports whether status is a success answer to method. Sends, replies and updates
+// answer 200, 201 or 202 with a ResourceResponse {"id"} — Teams answers 201 with the new
+// message's id, or 202 with no body when it splits an activity (text and cards) into several
+// messages; deletes answer 200 or 202 (botframework-sdk specs/botframework-protocol/
+// botframework-channel.json; Agents-for-net ConversationsRestClient.cs). Any other status,
+// 2xx included, is not a success.
+func succeeded(method string, status int) bool {
+	switch status {
+	case http.StatusOK, http.StatusAccepted:
+		return true
+	case http.StatusCreated:
+		return method != http.MethodDelete
+	}
+	return false
 }
 
 func (c *Connector) backoff(attempt int, retryAfter time.Duration) time.Duration {

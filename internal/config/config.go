@@ -108,6 +108,9 @@ type Config struct {
 	// (OAUTH2_DEV_SECRETS, a JSON object); refused in Azure.
 	OAuth2DevSecrets map[string]string
 
+	// LDAP holds the legacy LDAP connector's settings; it is off without LDAP_URL.
+	LDAP LDAP
+
 	// LogLevel is the minimum slog level.
 	LogLevel slog.Level
 }
@@ -313,6 +316,7 @@ func Load(getenv func(string) string) (*Config, error) {
 
 	c.checkConnectors(&r)
 	c.checkSAMLApps(&r)
+	r.ldap(c)
 
 	if len(r.problems) > 0 {
 		sort.SliceStable(r.problems, func(i, j int) bool { return r.problems[i].Setting < r.problems[j].Setting })

@@ -94,6 +94,20 @@ type Decl struct {
 	Name  string
 	Value *Node
 	Line  int
+	// Type is the declared type of a param or output ("string", "bool", …), as written.
+	Type string
+	// Decorators are the decorators written above the declaration ("@secure()", …).
+	Decorators []string
+}
+
+// Secure reports whether the declaration carries the @secure() decorator.
+func (d *Decl) Secure() bool {
+	for _, dec := range d.Decorators {
+		if strings.HasPrefix(strings.ReplaceAll(dec, " ", ""), "@secure(") || strings.HasPrefix(dec, "@sys.secure(") {
+			return true
+		}
+	}
+	return false
 }
 
 // Resource is a resource declaration; Type is the full type (child types are prefixed with
@@ -115,6 +129,8 @@ type Module struct {
 	Path   string // the referenced file, relative to the declaring file
 	Body   *Node
 	Line   int
+	// Condition is the expression of `= if (…)`, or "" for a module that is always deployed.
+	Condition string
 }
 
 // File is one parsed Bicep file.
@@ -369,6 +385,7 @@ func (p *parser) skipLine() {
 }
 
 func (p *parser) parseFile() {
+	var decorators []string
 	for {
 		p.skipNewlines()
 		t := p.peek()
@@ -376,9 +393,13 @@ func (p *parser) parseFile() {
 			return
 		}
 		if t.kind == tPunct && t.text == "@" {
-			p.skipLine() // decorator
+			start := t.start
+			p.skipLine()
+			decorators = append(decorators, strings.TrimSpace(p.src[start:p.peek().start]))
 			continue
 		}
+		pending := decorators
+		decorators = nil
 		if t.kind != tIdent {
 			p.fail(t, "unexpected %q at top level", t.text)
 		}
@@ -386,9 +407,13 @@ func (p *parser) parseFile() {
 		case "param":
 			p.next()
 			name := p.expectIdent()
-			d := &Decl{Name: name.text, Line: name.line}
+			d := &Decl{Name: name.text, Line: name.line, Decorators: pending}
+			typeStart := p.peek().start
 			if p.skipToAssign() {
+				d.Type = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(p.src[typeStart:p.toks[p.pos-1].start]), "="))
 				d.Value = p.parseValue()
+			} else {
+				d.Type = strings.TrimSpace(p.src[typeStart:p.peek().start])
 			}
 			p.file.Params[d.Name] = d
 		case "var":
@@ -399,10 +424,12 @@ func (p *parser) parseFile() {
 		case "output":
 			p.next()
 			name := p.expectIdent()
+			typeStart := p.peek().start
 			if !p.skipToAssign() {
 				p.fail(name, "output %s has no value", name.text)
 			}
-			p.file.Outputs[name.text] = &Decl{Name: name.text, Line: name.line, Value: p.parseValue()}
+			typ := strings.TrimSpace(p.src[typeStart:p.toks[p.pos-1].start])
+			p.file.Outputs[name.text] = &Decl{Name: name.text, Line: name.line, Type: typ, Decorators: pending, Value: p.parseValue()}
 		case "resource":
 			p.next()
 			p.parseResource()
@@ -415,7 +442,7 @@ func (p *parser) parseFile() {
 			}
 			p.expectPunct("=")
 			m := &Module{Symbol: sym.text, Path: strings.Trim(path.text, "'"), Line: sym.line}
-			m.Body = p.parseConditional()
+			m.Condition, m.Body = p.parseConditional()
 			p.file.Modules[m.Symbol] = m
 		default:
 			p.skipLine() // targetScope, extension, metadata, import, type, func
@@ -465,7 +492,7 @@ func (p *parser) parseResource() {
 		r.Existing = true
 	}
 	p.expectPunct("=")
-	body := p.parseConditional()
+	_, body := p.parseConditional()
 	if body.Kind == KindLoop {
 		r.LoopHeader, _, _ = strings.Cut(body.Text, ":")
 		body = body.Body
@@ -497,11 +524,12 @@ func prefixType(r *Resource, prefix string) {
 	}
 }
 
-// parseConditional parses `[if (cond)] value`.
-func (p *parser) parseConditional() *Node {
+// parseConditional parses `[if (cond)] value` and returns cond's text ("" without one).
+func (p *parser) parseConditional() (string, *Node) {
+	cond := ""
 	if t := p.peek(); t.kind == tIdent && t.text == "if" {
 		p.next()
-		p.expectPunct("(")
+		open := p.expectPunct("(")
 		depth := 1
 		for depth > 0 {
 			t := p.next()
@@ -513,10 +541,13 @@ func (p *parser) parseConditional() *Node {
 			}
 			if t.kind == tPunct && t.text == ")" {
 				depth--
+				if depth == 0 {
+					cond = strings.TrimSpace(p.src[open.end:t.start])
+				}
 			}
 		}
 	}
-	return p.parseValue()
+	return cond, p.parseValue()
 }
 
 func (p *parser) parseValue() *Node {
@@ -642,7 +673,7 @@ func (p *parser) parseLoop(open token) *Node {
 body:
 	p.skipNewlines()
 	n := &Node{Kind: KindLoop, Line: open.line}
-	n.Body = p.parseConditional()
+	_, n.Body = p.parseConditional()
 	p.skipNewlines()
 	end := p.expectPunct("]")
 	n.Text = p.src[open.start:end.end]

@@ -113,3 +113,40 @@ output uri string = m.outputs.uri
 		t.Fatalf("inlining literals: %s", got)
 	}
 }
+
+func TestParseBicepReadsDecoratorsTypesAndConditions(t *testing.T) {
+	src := `@description('a (nested) one')
+@secure()
+param pw string
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string = 'x'
+param flag bool = false
+output on bool = true
+module m 'mod.bicep' = if (!flag) {
+  name: 'm'
+}
+module n 'mod.bicep' = {
+  name: 'n'
+}
+`
+	f, err := ParseBicep("x.bicep", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.Params["pw"].Secure() || f.Params["pw"].Type != "string" || len(f.Params["pw"].Decorators) != 2 {
+		t.Errorf("pw = %+v", f.Params["pw"])
+	}
+	if f.Params["location"].Secure() || f.Params["location"].Type != "string" {
+		t.Errorf("location = %+v", f.Params["location"])
+	}
+	if f.Params["flag"].Type != "bool" || f.Outputs["on"].Type != "bool" {
+		t.Errorf("types: flag %q, on %q", f.Params["flag"].Type, f.Outputs["on"].Type)
+	}
+	if f.Modules["m"].Condition != "!flag" || f.Modules["n"].Condition != "" {
+		t.Errorf("conditions: %q %q", f.Modules["m"].Condition, f.Modules["n"].Condition)
+	}
+}

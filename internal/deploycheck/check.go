@@ -51,6 +51,12 @@ const (
 	NoFunctionsWorkerSetting Invariant = "no-functions-worker-runtime"
 	FunctionAppIdentity      Invariant = "function-app-identity"
 	AppSettings              Invariant = "app-settings"
+	SecretParamNames         Invariant = "secure-secrets-in-params"           // no param named like a secret (Bicep linter, error level)
+	SecretOutputNames        Invariant = "outputs-should-not-contain-secrets" // no output named like a password (Bicep linter, error level)
+	EntraScopeFirst          Invariant = "entra-scope-before-preauthorization"
+	EntraAPIWhole            Invariant = "entra-api-whole"             // every declaration sending api sends all of it
+	FlexDeprecatedProperties Invariant = "flex-deprecated-properties"  // nothing Flex Consumption deprecates
+	FlexPublishingPolicies   Invariant = "flex-no-publishing-policies" // no basicPublishingCredentialsPolicies on the Flex site
 )
 
 // Well-known values (Microsoft Teams SSO documentation; PROTOCOL.md).
@@ -161,7 +167,11 @@ func Check(root string) (Violations, error) {
 	if err := json.Unmarshal(raw, &manifest); err != nil {
 		return nil, fmt.Errorf("%w: appPackage/manifest.template.json: %w", ErrInput, err)
 	}
-	c := &checker{in: NewInfra(files), main: files["main.bicep"], manifest: manifest}
+	params, err := readParametersFile(filepath.Join(root, "infra", "main.parameters.json"))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInput, err)
+	}
+	c := &checker{in: NewInfra(files), main: files["main.bicep"], manifest: manifest, params: params}
 	c.run()
 	sort.SliceStable(c.out, func(i, j int) bool { return c.out[i].Invariant < c.out[j].Invariant })
 	if len(c.out) == 0 {
@@ -174,6 +184,7 @@ type checker struct {
 	in       *Infra
 	main     *File
 	manifest map[string]any
+	params   map[string]string // main.parameters.json: parameter → value as written
 	out      Violations
 
 	appID         string // canonical appId of the SSO application
@@ -212,13 +223,42 @@ func (c *checker) resources(typ string) []*Resource {
 
 func (c *checker) run() {
 	c.checkSecretsText()
+	c.checkLinterSecretNames()
 	c.checkApplication()
+	c.checkEntraSteps()
+	c.checkFlexDeprecations()
 	c.checkIdentityAndFunctionApp()
 	c.checkFICs()
 	c.checkBot()
 	c.checkStorageAndVault()
 	c.checkAppSettings()
 	c.checkManifest()
+}
+
+// readParametersFile reads the azd parameters file: each parameter's value as written (azd
+// substitutes ${VAR=default} from the environment before the deployment). A missing file is
+// an empty set.
+func readParametersFile(path string) (map[string]string, error) {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return map[string]string{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var doc struct {
+		Parameters map[string]struct {
+			Value any `json:"value"`
+		} `json:"parameters"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, fmt.Errorf("infra/main.parameters.json: %w", err)
+	}
+	out := map[string]string{}
+	for k, v := range doc.Parameters {
+		out[k] = fmt.Sprint(v.Value)
+	}
+	return out, nil
 }
 
 // checkSecretsText looks for what must not be written anywhere in the templates.

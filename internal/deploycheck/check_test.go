@@ -79,6 +79,8 @@ func TestBreakingOneInvariantIsReported(t *testing.T) {
 		fn       = "infra/modules/function-app.bicep"
 		st       = "infra/modules/storage.bicep"
 		kv       = "infra/modules/keyvault.bicep"
+		scope    = "infra/modules/entra-app-scope.bicep"
+		params   = "infra/main.parameters.json"
 		manifest = "appPackage/manifest.template.json"
 	)
 	cases := []struct {
@@ -124,7 +126,7 @@ func TestBreakingOneInvariantIsReported(t *testing.T) {
 		{"old TLS", st, "minimumTlsVersion: 'TLS1_2'", "minimumTlsVersion: 'TLS1_0'", StorageTLS},
 		{"queue role dropped", st, "  queueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88' // Storage Queue Data Contributor\n", "", StorageDataRoles},
 		{"vault with access policies", kv, "enableRbacAuthorization: true", "enableRbacAuthorization: false", KeyVaultRBAC},
-		{"secrets user role dropped", kv, "principalId: secretsUserPrincipalId\n", "principalId: tenant().tenantId\n", KeyVaultRBAC},
+		{"secrets user role dropped", kv, "principalId: readerPrincipalId\n", "principalId: tenant().tenantId\n", KeyVaultRBAC},
 		{"node runtime", fn, "runtime: {\n        name: 'custom'", "runtime: {\n        name: 'node'", FlexCustomRuntime},
 		{"consumption plan", fn, "name: 'FC1'", "name: 'Y1'", FlexCustomRuntime},
 		{"worker runtime set", mainB, "LOG_LEVEL: logLevel\n", "LOG_LEVEL: logLevel\n      FUNCTIONS_WORKER_RUNTIME: 'custom'\n", NoFunctionsWorkerSetting},
@@ -134,6 +136,20 @@ func TestBreakingOneInvariantIsReported(t *testing.T) {
 		{"dev-only setting deployed", mainB, "LOG_LEVEL: logLevel\n", "LOG_LEVEL: logLevel\n      TOKENSTORE_DEV_KEY: 'AAAA'\n", AppSettings},
 		{"wrong identity client id", mainB, "BOT_MANAGED_IDENTITY_CLIENT_ID: identity.outputs.clientId", "BOT_MANAGED_IDENTITY_CLIENT_ID: tokenKey.outputs.secretName", AppSettings},
 		{"connection name mismatch", mainB, "BOT_OAUTH_CONNECTION: oauthConnectionName", "BOT_OAUTH_CONNECTION: 'oauth'", AppSettings},
+		// The audit's findings: each edit puts one back.
+		{"secret-named parameter", kv, "param readerPrincipalId string", "param secretsUserPrincipalId string", SecretParamNames},
+		{"password-named output", mainB, "output AZURE_LOCATION string = location", "output AZURE_LOCATION string = location\noutput adminPassword string = ''", SecretOutputNames},
+		{"pre-authorizations without the scope step first", mainB, "dependsOn: [\n    entraScope\n  ]", "dependsOn: [\n    entraRegistration\n  ]", EntraScopeFirst},
+		{"scope step drops the scope", scope, "    oauth2PermissionScopes: [", "    oauth2PermissionScopesX: [", EntraScopeFirst},
+		{"scope step on every provision", mainB, "= if (!entraScopeProvisioned) {", "= {", EntraAPIWhole},
+		{"first-provision flag never fed back", params, "    \"entraScopeProvisioned\": { \"value\": \"${BOT_ENTRA_SCOPE_PROVISIONED=false}\" },\n", "", EntraAPIWhole},
+		{"first-provision flag never set", mainB, "output BOT_ENTRA_SCOPE_PROVISIONED bool = true", "output BOT_ENTRA_SCOPE_PROVISIONED bool = false", EntraAPIWhole},
+		{"scope step sends another scope text", scope, "userConsentDisplayName: 'Act as you in ${displayName}'", "userConsentDisplayName: 'Act as you'", EntraAPIWhole},
+		{"scope step resets the token version", scope, "requestedAccessTokenVersion: 2", "requestedAccessTokenVersion: 1", EntraAPIWhole},
+		{"register step sends a partial api", register, "signInAudience: 'AzureADMyOrg'\n", "signInAudience: 'AzureADMyOrg'\n  api: {\n    requestedAccessTokenVersion: 2\n  }\n", EntraAPIWhole},
+		{"ftpsState on the Flex site", fn, "      minTlsVersion: '1.2'\n", "      minTlsVersion: '1.2'\n      ftpsState: 'Disabled'\n", FlexDeprecatedProperties},
+		{"deprecated Flex app setting", mainB, "LOG_LEVEL: logLevel\n", "LOG_LEVEL: logLevel\n      FUNCTIONS_EXTENSION_VERSION: '~4'\n", FlexDeprecatedProperties},
+		{"publishing policy on the Flex site", fn, "      runtime: {\n        name: 'custom'\n        version: '1.0'\n      }\n    }\n  }\n", "      runtime: {\n        name: 'custom'\n        version: '1.0'\n      }\n    }\n  }\n\n  resource scmBasicAuth 'basicPublishingCredentialsPolicies' = {\n    name: 'scm'\n    properties: {\n      allow: false\n    }\n  }\n", FlexPublishingPolicies},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -162,6 +178,9 @@ func TestCheckRejectsUnreadableInput(t *testing.T) {
 		{"no main.bicep", func(t *testing.T, root string) { os.Remove(filepath.Join(root, "infra", "main.bicep")) }},
 		{"unterminated string", func(t *testing.T, root string) {
 			edit(t, root, "infra/modules/bot.bicep", "msaAppType: 'SingleTenant'", "msaAppType: 'SingleTenant")
+		}},
+		{"parameters file not JSON", func(t *testing.T, root string) {
+			edit(t, root, "infra/main.parameters.json", `"contentVersion": "1.0.0.0",`, `"contentVersion": "1.0.0.0"`)
 		}},
 		{"manifest not JSON", func(t *testing.T, root string) {
 			edit(t, root, "appPackage/manifest.template.json", `"manifestVersion": "1.22",`, `"manifestVersion": "1.22"`)

@@ -64,7 +64,7 @@ var allChecks = []check{
 	{"manifest.botframework-domain", CatManifest, "*.botframework.com in validDomains", checkManifestBotFrameworkDomain, false},
 	{"manifest.host-domain", CatManifest, "Endpoint and Function App hosts in validDomains", checkManifestHostDomain, false},
 
-	{"graph.grants", CatGraph, "Delegated permissions granted for OBO", checkGrants, false},
+	{"graph.grants", CatGraph, "Consent path for OBO to Graph", checkGrants, false},
 
 	{"settings.valid", CatSettings, "Settings complete and valid", checkSettingsValid, false},
 	{"settings.match", CatSettings, "Settings match the deployment", checkSettingsMatch, false},

@@ -108,7 +108,7 @@ func checkScope(s *Snapshot) Result {
 		return r
 	}
 	f := s.plan()
-	fix := s.fixPatch(map[string]any{"api": map[string]any{"oauth2PermissionScopes": f.scopes}})
+	fix := s.fixPatch(map[string]any{"api": f.wholeAPI(f.scopes, nil)})
 	sc := s.ssoScope()
 	switch {
 	case sc == nil:
@@ -140,7 +140,12 @@ func checkPreAuthorized(s *Snapshot) Result {
 			missing = append(missing, c)
 		}
 	}
-	return fail(s.fixPatch(map[string]any{"api": map[string]any{"preAuthorizedApplications": f.preAuthorized}}),
+	fix := s.fixPatch(map[string]any{"api": f.wholeAPI(f.scopes, f.preAuthorized)})
+	if f.newScope {
+		// Graph refuses a pre-authorization for a scope the app does not carry yet: scope first.
+		fix = s.fixPatch(map[string]any{"api": f.wholeAPI(f.scopes, nil)}) + "\n" + fix
+	}
+	return fail(fix,
 		"not pre-authorized for %s: %s; without it Teams cannot get a token silently", SSOScope, strings.Join(missing, ", "))
 }
 
@@ -150,7 +155,7 @@ func checkRedirectURI(s *Snapshot) Result {
 	}
 	f := s.plan()
 	if f.redirectURIs != nil {
-		return fail(s.fixPatch(map[string]any{"web": map[string]any{"redirectUris": f.redirectURIs}}),
+		return fail(s.fixPatch(map[string]any{"web": f.wholeWeb()}),
 			"web redirect URI %s missing: the Bot Service token store cannot complete sign-in", BotFrameworkRedirectURI)
 	}
 	return pass("%s", BotFrameworkRedirectURI)
@@ -166,7 +171,7 @@ func checkTokenVersion(s *Snapshot) Result {
 		if v != nil {
 			got = fmt.Sprint(*v)
 		}
-		return fail(s.fixPatch(map[string]any{"api": map[string]any{"requestedAccessTokenVersion": 2}}),
+		return fail(s.fixPatch(map[string]any{"api": s.plan().wholeAPI(nil, nil)}),
 			"api.requestedAccessTokenVersion is %s, not 2: SSO tokens would have the v1 issuer the handler rejects", got)
 	}
 	return pass("2")

@@ -116,33 +116,50 @@ func checkManifestHostDomain(s *Snapshot) Result {
 
 // --- Graph permissions ---
 
+// checkGrants reports which consent path On-Behalf-Of calls to Graph rely on. With admin
+// consent (an AllPrincipals oAuth2PermissionGrant on Microsoft Graph covering every OBO scope)
+// no user is ever asked; that is what infra/ grants by default and what the doctor recommends.
+// Without it the bot still works through per-user consent: the first Graph command a user
+// runs gets one consent card, and each acceptance shows up as a Principal grant for that user
+// (entra-docs v2-oauth2-on-behalf-of-flow.md, "Gaining consent for the middle-tier
+// application"; learn.microsoft.com graph/api/resources/oauth2permissiongrant). That path
+// depends on the tenant letting users consent to this app, so it is reported as a warning.
 func checkGrants(s *Snapshot) Result {
 	if r, ok := s.need("grants", s.GrantsKnown); !ok {
 		return r
 	}
-	granted := map[string]bool{}
+	admin := map[string]bool{}
+	consented := map[string]bool{} // users with their own grant to Graph
 	for _, g := range s.Grants {
-		if !strings.EqualFold(g.ConsentType, "AllPrincipals") {
-			continue
-		}
 		if s.GraphSPID != "" && !strings.EqualFold(g.ResourceID, s.GraphSPID) {
 			continue
 		}
-		for _, sc := range strings.Fields(g.Scope) {
-			granted[strings.ToLower(sc)] = true
+		switch {
+		case strings.EqualFold(g.ConsentType, "AllPrincipals"):
+			for _, sc := range strings.Fields(g.Scope) {
+				admin[strings.ToLower(sc)] = true
+			}
+		case strings.EqualFold(g.ConsentType, "Principal") && g.PrincipalID != "":
+			consented[strings.ToLower(g.PrincipalID)] = true
 		}
 	}
 	var missing []string
 	for _, want := range s.OBOScopes {
-		if !granted[strings.ToLower(want)] {
+		if !admin[strings.ToLower(want)] {
 			missing = append(missing, want)
 		}
 	}
-	if len(missing) > 0 {
-		fix := "az ad app permission grant --id " + orPlaceholder(s.appID(), "<app-id>") + " --api " + GraphAppID + " --scope " + quote(strings.Join(missing, " "))
-		return fail(fix, "Microsoft Graph delegated permissions not granted tenant-wide: %s; OBO for them fails with consent_required", strings.Join(missing, ", "))
+	if len(missing) == 0 {
+		return pass("admin consent: a tenant-wide grant covers %s, so no user is asked", strings.Join(s.OBOScopes, ", "))
 	}
-	return pass("%s", strings.Join(s.OBOScopes, ", "))
+	users := "no user has consented yet"
+	if n := len(consented); n == 1 {
+		users = "1 user has consented so far"
+	} else if n > 1 {
+		users = fmt.Sprintf("%d users have consented so far", n)
+	}
+	fix := "az ad app permission grant --id " + orPlaceholder(s.appID(), "<app-id>") + " --api " + GraphAppID + " --scope " + quote(strings.Join(missing, " "))
+	return warn(fix, "per-user consent: no tenant-wide (admin) grant for %s, so each user accepts a consent card once before Graph answers (%s); where the tenant does not let users consent to this app, those commands fail for everyone. Admin consent is the recommended default", strings.Join(missing, ", "), users)
 }
 
 // --- Handler settings ---

@@ -122,10 +122,12 @@ var failCases = []failCase{
 		"manifest.botframework-domain", StatusFail, []string{"*.botframework.com"}, []string{`"validDomains": [`, `"*.botframework.com"`}},
 	{"Function App host missing from validDomains", both, func(f *fixture) { f.Manifest["validDomains"] = []any{"*.botframework.com"} },
 		"manifest.host-domain", StatusFail, []string{"not in validDomains"}, []string{`"validDomains": ["*.botframework.com",`}},
-	{"Graph permissions not granted", both, func(f *fixture) { obj(f.Grants, "value", 0)["scope"] = "User.Read" },
-		"graph.grants", StatusFail, []string{"Mail.Read, Files.Read.All"}, []string{"az ad app permission grant --id " + tAppID + " --api " + GraphAppID + " --scope 'Mail.Read Files.Read.All'"}},
-	{"only user consent", both, func(f *fixture) { obj(f.Grants, "value", 0)["consentType"] = "Principal" },
-		"graph.grants", StatusFail, []string{"User.Read, Mail.Read, Files.Read.All"}, []string{"az ad app permission grant"}},
+	{"Graph permissions not granted tenant-wide", both, func(f *fixture) { obj(f.Grants, "value", 0)["scope"] = "User.Read" },
+		"graph.grants", StatusWarn, []string{"per-user consent", "Mail.Read, Files.Read.All", "no user has consented yet", "recommended"}, []string{"az ad app permission grant --id " + tAppID + " --api " + GraphAppID + " --scope 'Mail.Read Files.Read.All'"}},
+	{"only user consent", both, func(f *fixture) {
+		g := obj(f.Grants, "value", 0)
+		g["consentType"], g["principalId"] = "Principal", "0a1b2c3d-0000-4000-8000-000000000001"
+	}, "graph.grants", StatusWarn, []string{"per-user consent", "User.Read, Mail.Read, Files.Read.All", "1 user has consented so far"}, []string{"az ad app permission grant"}},
 	{"table endpoint missing", both, func(f *fixture) { f.deleteSetting("TOKENSTORE_TABLE_ENDPOINT") },
 		"settings.valid", StatusFail, []string{"TOKENSTORE_TABLE_ENDPOINT: required when running in Azure"}, []string{"az functionapp config appsettings set --resource-group rg-onbehalf --name func-onbehalf --settings TOKENSTORE_TABLE_ENDPOINT="}},
 	{"client secret in Azure settings", both, func(f *fixture) { f.setSetting("BOT_CLIENT_SECRET", "s3cr3t") },

@@ -35,6 +35,7 @@ func appPath(appID string) string { return "/v1.0/applications(appId='" + appID 
 // appFixes is the repair of each fixable app-registration problem, computed against the
 // current app. A field is nil when that part needs no change.
 type appFixes struct {
+	current        *App
 	identifierURIs []string
 	scopes         []PermissionScope // the whole collection: Graph replaces collections on PATCH
 	newScope       bool
@@ -45,7 +46,7 @@ type appFixes struct {
 
 // planAppFixes works out what the app registration needs for Teams SSO. newID makes scope ids.
 func planAppFixes(app *App, newID func() string) appFixes {
-	var f appFixes
+	f := appFixes{current: app}
 	appID := strings.ToLower(app.AppID)
 	want := "api://botid-" + appID
 	if !containsFold(app.IdentifierURIs, want) {
@@ -107,37 +108,77 @@ func (f appFixes) empty() bool {
 	return f.identifierURIs == nil && f.scopes == nil && f.preAuthorized == nil && f.redirectURIs == nil && !f.tokenVersion
 }
 
-// requests combines the fixes into as few PATCHes as Graph accepts: complex properties merge
-// and collections are replaced, so one PATCH carries everything, except that a newly created
-// scope goes first and the pre-authorizations that reference it follow in a second PATCH.
+// wholeAPI is the app's api with the repairs applied, every property included. A PATCH that
+// carries a complex property may replace it whole (the assumption infra/ is written under;
+// OData 4.01 merges instead), and sending all of it is right either way: nothing the app had
+// is lost. scopes and pre are the collections to send (nil = as they are).
+func (f appFixes) wholeAPI(scopes []PermissionScope, pre []PreAuthorizedApplication) map[string]any {
+	cur := f.current.API
+	if scopes == nil {
+		scopes = cur.OAuth2PermissionScopes
+	}
+	if pre == nil {
+		pre = cur.PreAuthorizedApplications
+	}
+	api := map[string]any{
+		"oauth2PermissionScopes":    append([]PermissionScope{}, scopes...),
+		"preAuthorizedApplications": append([]PreAuthorizedApplication{}, pre...),
+	}
+	switch {
+	case f.tokenVersion:
+		api["requestedAccessTokenVersion"] = 2
+	case cur.RequestedAccessTokenVersion != nil:
+		api["requestedAccessTokenVersion"] = *cur.RequestedAccessTokenVersion
+	default:
+		api["requestedAccessTokenVersion"] = nil
+	}
+	if cur.KnownClientApplications != nil {
+		api["knownClientApplications"] = cur.KnownClientApplications
+	}
+	if cur.AcceptMappedClaims != nil {
+		api["acceptMappedClaims"] = *cur.AcceptMappedClaims
+	}
+	return api
+}
+
+// wholeWeb is the app's web with the repaired redirect URIs, its other properties kept.
+func (f appFixes) wholeWeb() map[string]any {
+	cur := f.current.Web
+	web := map[string]any{"redirectUris": f.redirectURIs}
+	if cur.HomePageURL != nil {
+		web["homePageUrl"] = *cur.HomePageURL
+	}
+	if cur.LogoutURL != nil {
+		web["logoutUrl"] = *cur.LogoutURL
+	}
+	if cur.ImplicitGrantSettings != nil {
+		web["implicitGrantSettings"] = cur.ImplicitGrantSettings
+	}
+	return web
+}
+
+// requests combines the fixes into as few PATCHes as Graph accepts: one PATCH carries
+// everything, except that a newly created scope goes first and the pre-authorizations that
+// reference it follow in a second PATCH (Graph refuses a pre-authorization for a scope the
+// app does not carry yet). Every PATCH that touches api or web sends it whole.
 func (f appFixes) requests(appID string) []GraphRequest {
 	if f.empty() {
 		return nil
 	}
 	first := map[string]any{}
-	api := map[string]any{}
 	if f.identifierURIs != nil {
 		first["identifierUris"] = f.identifierURIs
 	}
-	if f.scopes != nil {
-		api["oauth2PermissionScopes"] = f.scopes
-	}
-	if f.tokenVersion {
-		api["requestedAccessTokenVersion"] = 2
-	}
 	if f.redirectURIs != nil {
-		first["web"] = map[string]any{"redirectUris": f.redirectURIs}
+		first["web"] = f.wholeWeb()
 	}
 	var second map[string]any
-	if f.preAuthorized != nil {
-		if f.newScope {
-			second = map[string]any{"api": map[string]any{"preAuthorizedApplications": f.preAuthorized}}
-		} else {
-			api["preAuthorizedApplications"] = f.preAuthorized
-		}
-	}
-	if len(api) > 0 {
-		first["api"] = api
+	switch {
+	case f.preAuthorized != nil && f.newScope:
+		first["api"] = f.wholeAPI(f.scopes, nil)
+		second = map[string]any{"api": f.wholeAPI(f.scopes, f.preAuthorized)}
+	case f.scopes != nil || f.preAuthorized != nil || f.tokenVersion:
+		first["api"] = f.wholeAPI(f.scopes, f.preAuthorized)
 	}
 	var out []GraphRequest
 	if len(first) > 0 {

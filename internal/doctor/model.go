@@ -60,11 +60,14 @@ type App struct {
 	FederatedIdentityCredentials []FederatedCredential `json:"federatedIdentityCredentials,omitempty"`
 }
 
-// APIApplication is application.api.
+// APIApplication is application.api, every property Graph v1.0 defines, so a repair can send
+// it back whole.
 type APIApplication struct {
 	RequestedAccessTokenVersion *int                       `json:"requestedAccessTokenVersion"`
 	OAuth2PermissionScopes      []PermissionScope          `json:"oauth2PermissionScopes"`
 	PreAuthorizedApplications   []PreAuthorizedApplication `json:"preAuthorizedApplications"`
+	KnownClientApplications     []string                   `json:"knownClientApplications,omitempty"`
+	AcceptMappedClaims          *bool                      `json:"acceptMappedClaims,omitempty"`
 }
 
 // PermissionScope is a delegated permission the app exposes.
@@ -86,9 +89,13 @@ type PreAuthorizedApplication struct {
 	DelegatedPermissionIDs []string `json:"delegatedPermissionIds"`
 }
 
-// WebApplication is application.web.
+// WebApplication is application.web; the writable properties a repair sends back with the
+// redirect URIs (redirectUriSettings mirrors redirectUris and is left to Graph).
 type WebApplication struct {
-	RedirectURIs []string `json:"redirectUris"`
+	RedirectURIs          []string       `json:"redirectUris"`
+	HomePageURL           *string        `json:"homePageUrl,omitempty"`
+	LogoutURL             *string        `json:"logoutUrl,omitempty"`
+	ImplicitGrantSettings map[string]any `json:"implicitGrantSettings,omitempty"`
 }
 
 // PasswordCredential is a client secret (the value is never returned by Graph).
@@ -120,10 +127,13 @@ type ServicePrincipal struct {
 	AppID string `json:"appId"`
 }
 
-// PermissionGrant is an oAuth2PermissionGrant: delegated permissions granted to a client.
+// PermissionGrant is an oAuth2PermissionGrant: delegated permissions granted to a client,
+// for every user (consentType AllPrincipals, admin consent) or for one (Principal, the user
+// named by PrincipalID consented).
 type PermissionGrant struct {
 	ClientID    string `json:"clientId"`
 	ConsentType string `json:"consentType"`
+	PrincipalID string `json:"principalId"`
 	ResourceID  string `json:"resourceId"`
 	Scope       string `json:"scope"`
 }

@@ -46,7 +46,9 @@ func TestTextReportGroupsByCategoryWithFixesUnderFailures(t *testing.T) {
 	wantLines := []string{
 		"  ✗ Access token version 2: api.requestedAccessTokenVersion is null (v1), not 2",
 		"      fix: PATCH https://graph.microsoft.com/v1.0/applications(appId='" + tAppID + "')",
-		`           {"api":{"requestedAccessTokenVersion":2}}`,
+		`           {"api":{"knownClientApplications":[],"oauth2PermissionScopes":[{"id":"754c9c36-1ceb-4c19-bbc0-b1ac8f3e9e72"`, // the whole api: scopes and
+		`"preAuthorizedApplications":[{"appId":"1fec8e78-bce4-4aaf-ab1b-5451cc387264"`,                                           // pre-authorizations kept,
+		`,"requestedAccessTokenVersion":2}}`, // the token version fixed
 		"  ✓ Sign-in audience single tenant: AzureADMyOrg",
 		"  - Refuses unauthenticated POST with 401: offline mode",
 		"  i Client secrets named, not inlined",
@@ -176,7 +178,7 @@ func TestOBOScopesFollowTheHandlerSetting(t *testing.T) {
 	f.setSetting("GRAPH_SCOPES", "User.Read Calendars.Read")
 	r, _, _ := runReport(t, f.offlineOptions(t))
 	c, _ := r.Find("graph.grants")
-	if c.Status != StatusFail || !strings.Contains(c.Detail, "Calendars.Read") || strings.Contains(c.Detail, "Mail.Read") {
+	if c.Status != StatusWarn || !strings.Contains(c.Detail, "Calendars.Read") || strings.Contains(c.Detail, "Mail.Read") {
 		t.Errorf("graph.grants: %+v", c)
 	}
 }
@@ -187,7 +189,7 @@ func TestOBOScopesAreAParameter(t *testing.T) {
 	o.OBOScopes = []string{"User.Read", "Sites.Read.All"}
 	r, _, _ := runReport(t, o)
 	c, _ := r.Find("graph.grants")
-	if c.Status != StatusFail || !strings.Contains(c.Detail, "Sites.Read.All") || strings.Contains(c.Detail, "Mail.Read") {
+	if c.Status != StatusWarn || !strings.Contains(c.Detail, "Sites.Read.All") || strings.Contains(c.Detail, "Mail.Read") {
 		t.Errorf("graph.grants: %+v", c)
 	}
 }

@@ -61,6 +61,10 @@ type Messages struct {
 	TurnTimeout time.Duration
 	// Now is the clock.
 	Now func() time.Time
+	// AllowLoopbackHTTP accepts activities whose serviceUrl is http on a loopback host (the
+	// local Agents Playground and Emulator). Only local anonymous mode sets it; otherwise a
+	// serviceUrl must be https.
+	AllowLoopbackHTTP bool
 }
 
 // ServeHTTP implements the Bot Framework messaging endpoint.
@@ -144,6 +148,11 @@ func (m *Messages) serve(w http.ResponseWriter, r *http.Request, rec *logRecord)
 		return fail(http.StatusBadRequest, "rejected", err.Error())
 	}
 	rec.act = &act
+	// Replies go to the serviceUrl; one that is not a plain origin and path is refused before
+	// anything runs, rather than trusted and failed on at reply time.
+	if err := botframework.CheckServiceURL(act.ServiceURL, m.AllowLoopbackHTTP); err != nil {
+		return fail(http.StatusBadRequest, "rejected", err.Error())
+	}
 
 	ctx := r.Context()
 	if m.Auth != nil {

@@ -8,7 +8,10 @@
 //   - a connector at serviceUrl that records what the bot sends (replies, new messages,
 //     updates, deletes) and refuses requests without a valid bot token when one is required
 //     (bot-docs "Authenticate requests from your bot to the Bot Connector service": bearer
-//     token for https://api.botframework.com from the bot's tenant, appid = the bot).
+//     token for https://api.botframework.com from the bot's tenant, appid = the bot). It
+//     answers as Teams does: 201 Created with {"id"} for a send or reply that becomes one
+//     message, 202 Accepted with no body when Teams would split it, never a bare 200 (see
+//     connector below and docs/fidelity.md).
 package channel
 
 import (
@@ -20,6 +23,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +33,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/onbehalf/onbehalf/internal/testenv"
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 )
 
 // Issuer is the issuer of Bot Framework channel tokens.
@@ -94,6 +99,7 @@ type Server struct {
 	faults   []Fault
 	notify   chan struct{}
 	fetches  map[string]int
+	lastID   int64
 }
 
 // New starts the stand-in. The default key is endorsed for msteams, webchat and emulator;
@@ -143,6 +149,28 @@ func (s *Server) AddUnpublishedKey() *Key {
 	return k
 }
 
+// Rotate does what the channel does when it rotates its signing keys: a new key, endorsed as
+// the default was, is published and signs from now on (it becomes Keys[0]), and the previous
+// default is withdrawn from the JWKS. A validator must accept the new key as soon as it is
+// published (auth0/node-jwks-rsa README, "Rate Limiting": an unknown kid may mean the keys
+// were rotated; see also docs/fidelity.md).
+func (s *Server) Rotate() *Key {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.Keys[0]
+	k := &Key{ID: "ch-" + uuid.NewString()[:8], Private: newKey(), Endorsements: append([]string(nil), old.Endorsements...), Published: true}
+	old.Published = false
+	s.Keys = append([]*Key{k}, s.Keys...)
+	return k
+}
+
+// Publish lists a key (for example one from AddUnpublishedKey) in the JWKS from now on.
+func (s *Server) Publish(k *Key) {
+	s.mu.Lock()
+	k.Published = true
+	s.mu.Unlock()
+}
+
 // KeyFetches is how many times the JWKS was fetched.
 func (s *Server) KeyFetches() int {
 	s.mu.Lock()
@@ -163,13 +191,15 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.fetches["jwks"]++
-	keys := append([]*Key(nil), s.Keys...)
+	var keys []*Key
+	for _, k := range s.Keys {
+		if k.Published {
+			keys = append(keys, k)
+		}
+	}
 	s.mu.Unlock()
 	out := []map[string]any{}
 	for _, k := range keys {
-		if !k.Published {
-			continue
-		}
 		raw, err := jose.JSONWebKey{Key: &k.Private.PublicKey, KeyID: k.ID, Use: "sig"}.MarshalJSON()
 		if err != nil {
 			panic(err)
@@ -210,7 +240,9 @@ func (s *Server) Mint(o TokenOptions) string {
 		o.NotBefore = now.Add(-time.Minute)
 	}
 	if o.Key == nil {
+		s.mu.Lock()
 		o.Key = s.Keys[0]
+		s.mu.Unlock()
 	}
 	claims := map[string]any{
 		"iss": o.Issuer, "aud": o.Audience, "serviceurl": o.ServiceURL,
@@ -232,6 +264,7 @@ func (s *Server) Mint(o TokenOptions) string {
 	if err != nil {
 		panic(err)
 	}
+	logcheck.Issue("channel token", tok)
 	return tok
 }
 
@@ -338,11 +371,40 @@ func (s *Server) connector(w http.ResponseWriter, r *http.Request) {
 	case s.notify <- struct{}{}:
 	default:
 	}
-	if r.Method == http.MethodDelete {
-		w.WriteHeader(http.StatusOK)
-		return
+	switch {
+	case r.Method == http.MethodDelete:
+		w.WriteHeader(http.StatusOK) // swagger: 200, "there is no response"
+	case r.Method == http.MethodPut:
+		// Update names the activity it updated (swagger: 200/201/202 with a ResourceResponse;
+		// which of them Teams uses is unverified).
+		writeJSON(w, http.StatusOK, map[string]any{"id": rec.ActivityID})
+	case splits(rec.Activity):
+		// Teams posts text and cards, or several cards, as separate messages and then names no
+		// single id: 202 Accepted with an empty body (OfficeDev/BotBuilder-MicrosoftTeams#125,
+		// microsoft/botframework-sdk#6155, MicrosoftDocs/bot-docs#1726).
+		w.WriteHeader(http.StatusAccepted)
+	default:
+		// A send or reply that becomes one message: 201 Created with the new message's id
+		// (microsoft/botframework-sdk#6155 "the expected 201 response containing the activity
+		// ID"; specs/botframework-protocol/botframework-channel.json).
+		writeJSON(w, http.StatusCreated, map[string]any{"id": s.newMessageID()})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"id": uuid.NewString()})
+}
+
+// splits reports whether Teams would post the activity as more than one message.
+func splits(act map[string]any) bool {
+	atts, _ := act["attachments"].([]any)
+	text, _ := act["text"].(string)
+	return len(atts) > 1 || len(atts) == 1 && text != ""
+}
+
+// newMessageID returns a unique id shaped like a Teams message id (epoch milliseconds, as in
+// MicrosoftDocs/bot-docs#2263).
+func (s *Server) newMessageID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lastID = max(time.Now().UnixMilli(), s.lastID+1)
+	return strconv.FormatInt(s.lastID, 10)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

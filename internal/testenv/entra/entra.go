@@ -33,6 +33,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/onbehalf/onbehalf/internal/testenv"
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 )
 
 // Grant and assertion types (RFC 6749, RFC 7523).
@@ -136,6 +137,9 @@ func (s *Server) AddApp(a App) {
 	defer s.mu.Unlock()
 	cp := a
 	s.apps[a.ClientID] = &cp
+	for _, sec := range a.Secrets {
+		logcheck.Issue("client secret", sec)
+	}
 }
 
 // AddManagedIdentity registers a user-assigned managed identity.
@@ -218,6 +222,7 @@ func (s *Server) Sign(claims map[string]any) string {
 	if err != nil {
 		panic(err)
 	}
+	logcheck.Issue("Entra token", tok)
 	return tok
 }
 

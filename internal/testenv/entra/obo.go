@@ -39,6 +39,8 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/google/uuid"
+
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 )
 
 // Grant types and well-known identifiers used by the on-behalf-of flow.
@@ -274,6 +276,7 @@ func signWith(key *rsa.PrivateKey, kid string, claims map[string]any) string {
 	if err != nil {
 		panic(err)
 	}
+	logcheck.Issue("token signed by a foreign key", tok)
 	return tok
 }
 
@@ -517,6 +520,7 @@ func (s *Server) delegatedResponse(client *App, u User, resource string, names [
 	resp := s.TokenResponse(claims, strings.Join(granted, " "))
 	if slices.Contains(strings.Fields(form.Get("scope")), "offline_access") {
 		rt := "rt." + uuid.NewString() + uuid.NewString()
+		logcheck.Issue("Entra refresh token", rt)
 		s.obo.mu.Lock()
 		s.obo.refresh[rt] = refreshGrant{clientID: client.ClientID, userOID: u.ObjectID, expires: now.Add(90 * 24 * time.Hour)}
 		s.obo.mu.Unlock()

@@ -38,6 +38,8 @@ import (
 	"github.com/beevik/etree"
 	"github.com/google/uuid"
 	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 )
 
 // SAML constants (SAML 2.0 core, OASIS saml-core-2.0-os; RFC 8693 §3 token type identifiers).
@@ -353,6 +355,7 @@ func (s *Server) issueSAML(st *samlState, app SAMLApp, u User) (string, time.Tim
 	st.last[u.ObjectID+"\n"+app.EntityID] = encoded
 	st.all = append(st.all, encoded)
 	st.mu.Unlock()
+	logcheck.Issue("SAML assertion", encoded)
 	return encoded, exp, nil
 }
 

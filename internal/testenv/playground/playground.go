@@ -63,6 +63,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/onbehalf/onbehalf/internal/testenv"
 )
 
 // BinaryName is the command the npm package installs in node_modules/.bin.
@@ -302,8 +304,6 @@ func launch(dir, botEndpoint string, opts Options) (*Playground, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Env = childEnv(dir, logFile, opts.Env)
-	// Its own process group, so stop reaches node and anything it spawned.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stderr, err := os.Create(filepath.Join(dir, "stderr.log"))
 	if err != nil {
 		return nil, fmt.Errorf("create stderr file: %w", err)
@@ -314,7 +314,10 @@ func launch(dir, botEndpoint string, opts Options) (*Playground, error) {
 		stderr.Close()
 		return nil, fmt.Errorf("stdout pipe: %w", err)
 	}
-	if err := cmd.Start(); err != nil {
+	// Its own process group, so stop reaches node and anything it spawned; killed by the
+	// kernel if the test process dies without stopping it.
+	exited, err := testenv.StartChild(cmd)
+	if err != nil {
 		stderr.Close()
 		return nil, fmt.Errorf("run %s: %w", bin, err)
 	}
@@ -341,7 +344,7 @@ func launch(dir, botEndpoint string, opts Options) (*Playground, error) {
 		_, _ = io.Copy(io.Discard, stdout)
 	}()
 	go func() {
-		p.exitErr = cmd.Wait()
+		p.exitErr = <-exited
 		stderr.Close()
 		close(p.done)
 	}()

@@ -37,6 +37,7 @@ import (
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/onbehalf/onbehalf/internal/testenv"
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 )
 
 // SAML2BearerGrant is the RFC 7522 grant type.
@@ -93,6 +94,7 @@ type issued struct {
 
 // Start runs the application on a loopback HTTPS port.
 func Start(cfg Config) *Server {
+	logcheck.Issue("SAML application client secret", cfg.ClientSecret)
 	s := &Server{cfg: cfg, audience: cfg.EntityID, used: map[string]time.Time{}, tokens: map[string]issued{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /sap/bc/sec/oauth2/token", s.token)
@@ -247,6 +249,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.tokens[tok] = issued{subject: subject, expires: exp}
 	s.issuedAll = append(s.issuedAll, tok)
+	logcheck.Issue("SAML application token", tok)
 	s.exchanges++
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"access_token": tok, "token_type": "Bearer", "expires_in": int(life.Seconds()), "scope": "ZAPI_USER_DATA"})

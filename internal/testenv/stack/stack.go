@@ -14,6 +14,7 @@ import (
 	"github.com/onbehalf/onbehalf/internal/testenv"
 	"github.com/onbehalf/onbehalf/internal/testenv/channel"
 	"github.com/onbehalf/onbehalf/internal/testenv/entra"
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 )
 
 // Fixed identities of the test deployment.
@@ -35,6 +36,7 @@ type Stack struct {
 // New starts the stand-ins. Close them with Close.
 func New() *Stack {
 	e := entra.New(TenantID)
+	logcheck.Issue("managed-identity header", e.IdentityHeader)
 	miClient, miPrincipal := uuid.NewString(), uuid.NewString()
 	e.AddManagedIdentity(entra.ManagedIdentity{ClientID: miClient, PrincipalID: miPrincipal})
 	// The bot's app registration has no secret: federated credential #1 trusts the managed

@@ -45,6 +45,7 @@ import (
 
 	"github.com/onbehalf/onbehalf/internal/testenv"
 	"github.com/onbehalf/onbehalf/internal/testenv/entra"
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 )
 
 // BotAudience is the audience of the bot's own token for Bot Framework services.
@@ -130,6 +131,7 @@ func (s *Server) StartMagicCode(userID, userOID string) string {
 		panic(err)
 	}
 	code := fmt.Sprintf("%06d", n.Int64())
+	logcheck.Issue("magic code", code)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.magic[userID] = pendingCode{code: code, oid: userOID}
@@ -250,6 +252,7 @@ func (s *Server) getSignInResource(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	link := uuid.NewString()
+	logcheck.Issue("sign-in link", link)
 	s.mu.Lock()
 	s.links[link] = st
 	s.mu.Unlock()
