@@ -219,6 +219,9 @@ func TestSAMLAppRefusalsAreExplained(t *testing.T) {
 				h.st.Entra.AddSAMLApp(entra.SAMLApp{EntityID: samlEntityID, ReplyURLs: []string{h.app.TokenURL}})
 			},
 			"", "not assigned to **SAP S/4HANA**"},
+		{"consent missing in Entra",
+			func() { h.st.Entra.RequireConsent(alice.ObjectID, samlEntityID, true) }, func() { h.st.Entra.RequireConsent(alice.ObjectID, samlEntityID, false) },
+			"", "I need your permission to use SAP S/4HANA"},
 		{"application down",
 			func() { h.app.SetDown(true) }, func() { h.app.SetDown(false) },
 			"", "not answering right now"},

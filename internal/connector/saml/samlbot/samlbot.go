@@ -109,6 +109,15 @@ func Register(b *bot.Bot, flow *sso.Flow, tokens entraapi.Tokens, apps []*saml.A
 			if err == nil {
 				err = call(ctx, a, t, tokens, tenantID, base, f[1])
 			}
+			if errors.Is(err, sso.ErrSignInNeeded) {
+				// The application refused its stored token and a fresh one needs the user
+				// (consent, MFA): ask as on first use, parking the request.
+				if _, err = flow.Need(ctx, t, a.Config().Name); errors.Is(err, sso.ErrPrompted) {
+					return nil
+				} else if err == nil {
+					err = call(ctx, a, t, tokens, tenantID, base, f[1])
+				}
+			}
 			if err != nil {
 				t.Outcome = "saml-failed"
 				log.Warn("SAML application could not be used", slog.String("app", a.Config().Name), slog.String("id", t.Activity.ID), slog.String("reason", err.Error()))
