@@ -150,6 +150,8 @@ func TestRefusals(t *testing.T) {
 		{"assertion for another audience", func(w *world) { w.sp.ExpectAudience("https://other.example/saml") }, saml.ErrRefused, "audience"},
 		{"expired", func(w *world) { w.sp.Skew(61 * time.Minute) }, saml.ErrRefused, "expired"},
 		{"not valid yet", func(w *world) { w.sp.Skew(-10 * time.Minute) }, saml.ErrRefused, "not valid yet"},
+		{"subject confirmation expired", func(w *world) { w.idp.SetSAMLFault(tenv.SAMLStaleConfirmation, "") }, saml.ErrRefused, "subject confirmation: expired"},
+		{"conditions expired", func(w *world) { w.idp.SetSAMLFault(tenv.SAMLStaleConditions, "") }, saml.ErrRefused, "conditions: expired"},
 		{"signed by another key", func(w *world) { w.idp.SetSAMLFault(tenv.SAMLForeignKey, "") }, saml.ErrRefused, "signature"},
 		{"tampered after signing", func(w *world) { w.idp.SetSAMLFault(tenv.SAMLTampered, "") }, saml.ErrRefused, "signature"},
 		{"another issuer", func(w *world) { w.sp.TrustIdP("https://sts.windows.net/other/", w.idp.SAMLSigningCertificate()) }, saml.ErrRefused, "issuer"},

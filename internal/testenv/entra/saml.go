@@ -85,6 +85,12 @@ const (
 	// SAMLOtherUser names another user (OtherNameID) in a correctly signed assertion, as a
 	// wrong claims mapping would.
 	SAMLOtherUser
+	// SAMLStaleConfirmation signs an assertion whose SubjectConfirmationData NotOnOrAfter has
+	// passed while its Conditions are still valid.
+	SAMLStaleConfirmation
+	// SAMLStaleConditions signs an assertion whose Conditions NotOnOrAfter has passed while its
+	// SubjectConfirmationData is still valid.
+	SAMLStaleConditions
 )
 
 type samlState struct {
@@ -308,13 +314,20 @@ func (s *Server) issueSAML(st *samlState, app SAMLApp, u User) (string, time.Tim
 	sc := subj.CreateElement("SubjectConfirmation")
 	sc.CreateAttr("Method", BearerMethod)
 	scd := sc.CreateElement("SubjectConfirmationData")
-	scd.CreateAttr("NotOnOrAfter", exp.Format(samlTimeFormat))
+	confirmUntil, conditionsUntil := exp, exp
+	switch fault {
+	case SAMLStaleConfirmation:
+		confirmUntil = now.Add(-time.Minute)
+	case SAMLStaleConditions:
+		conditionsUntil = now.Add(-time.Minute)
+	}
+	scd.CreateAttr("NotOnOrAfter", confirmUntil.Format(samlTimeFormat))
 	if recipient != "" {
 		scd.CreateAttr("Recipient", recipient)
 	}
 	cond := a.CreateElement("Conditions")
 	cond.CreateAttr("NotBefore", now.Add(-5*time.Minute).Format(samlTimeFormat))
-	cond.CreateAttr("NotOnOrAfter", exp.Format(samlTimeFormat))
+	cond.CreateAttr("NotOnOrAfter", conditionsUntil.Format(samlTimeFormat))
 	cond.CreateElement("AudienceRestriction").CreateElement("Audience").SetText(app.EntityID)
 	attrs := a.CreateElement("AttributeStatement")
 	for name, v := range map[string]string{
