@@ -308,7 +308,7 @@ func (a *App) redeem(ctx context.Context, sa entra.SAMLAssertion) (entra.Delegat
 	case body.Error == "invalid_client" || resp.StatusCode == http.StatusUnauthorized:
 		return entra.DelegatedToken{}, fmt.Errorf("saml %s: %w", a.cfg.Name, ErrClientRejected)
 	case body.Error != "":
-		return entra.DelegatedToken{}, &RefusedError{App: a.cfg.Name, Code: body.Error, Description: clip(body.Description)}
+		return entra.DelegatedToken{}, &RefusedError{App: a.cfg.Name, Code: clip(safeText(body.Error)), Description: clip(safeText(body.Description))}
 	default:
 		return entra.DelegatedToken{}, fmt.Errorf("saml %s: %w: HTTP %d without a usable answer", a.cfg.Name, ErrUnavailable, resp.StatusCode)
 	}
@@ -320,6 +320,18 @@ func (a *App) redeem(ctx context.Context, sa entra.SAMLAssertion) (entra.Delegat
 		life = sa.ExpiresOn.Sub(a.now())
 	}
 	return entra.DelegatedToken{AccessToken: body.AccessToken, ExpiresOn: a.now().Add(life)}, nil
+}
+
+// opaqueRun is a run long enough to be (part of) a token or an encoded assertion.
+var opaqueRun = regexp.MustCompile(`[A-Za-z0-9+/=_.-]{40,}`)
+
+// safeText keeps an application's error text for the log, minus anything that could be the
+// assertion echoed back (markup, or a long encoded run).
+func safeText(s string) string {
+	if strings.ContainsAny(s, "<>") {
+		return "(withheld: the text contains markup)"
+	}
+	return opaqueRun.ReplaceAllString(s, "(withheld)")
 }
 
 func clip(s string) string {

@@ -277,3 +277,20 @@ func TestSPNEntityID(t *testing.T) {
 		t.Fatalf("scope %v", got)
 	}
 }
+
+// An application that quotes the assertion in its refusal does not get it into the bot's
+// errors (which reach the log).
+func TestRefusalTextNeverCarriesTheAssertion(t *testing.T) {
+	w := newWorld(t)
+	w.sp.EchoAssertions(true)
+	w.idp.SetSAMLFault(tenv.SAMLForeignKey, "")
+	_, err := w.app.Exchange(context.Background(), w.ssoToken(alice))
+	if !errors.Is(err, saml.ErrRefused) || !strings.Contains(err.Error(), "signature") {
+		t.Fatalf("error %v", err)
+	}
+	for _, a := range w.idp.IssuedSAML() {
+		if strings.Contains(err.Error(), a[:40]) || strings.Contains(err.Error(), "(withheld)") == false {
+			t.Fatalf("the refusal carries the assertion: %.120s", err.Error())
+		}
+	}
+}

@@ -83,6 +83,7 @@ type Server struct {
 	exchanges int
 	refusals  []string
 	down      bool
+	echo      bool
 	apiCalls  int
 	issuedAll []string
 }
@@ -145,6 +146,14 @@ func (s *Server) SetDown(down bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.down = down
+}
+
+// EchoAssertions makes refusals quote the assertion in error_description, as a careless
+// server might; the bot must not pass that on to its log.
+func (s *Server) EchoAssertions(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.echo = on
 }
 
 // Exchanges is how many assertions were redeemed successfully.
@@ -235,7 +244,13 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.refusals = append(s.refusals, err.Error())
 		s.mu.Unlock()
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_grant", "error_description": err.Error()})
+		desc := err.Error()
+		s.mu.Lock()
+		if s.echo {
+			desc += " in " + r.PostForm.Get("assertion")
+		}
+		s.mu.Unlock()
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_grant", "error_description": desc})
 		return
 	}
 	b := make([]byte, 24)
