@@ -11,6 +11,7 @@ import (
 
 	"github.com/onbehalf/onbehalf/internal/testenv/entra"
 	"github.com/onbehalf/onbehalf/internal/testenv/samlapp"
+	"github.com/onbehalf/onbehalf/internal/testenv/stack"
 	"github.com/onbehalf/onbehalf/internal/testenv/teamsclient"
 )
 
@@ -37,6 +38,8 @@ func newSAMLHarness(t testing.TB) *samlHarness {
 		samlEntityID, sp.TokenURL, sp.APIURL)
 	h := newSSOHarness(t, map[string]string{"SAML_APPS": apps, "OAUTH2_DEV_SECRETS": `{"sap-client-secret":"sap-s3cret"}`})
 	h.st.Entra.AddSAMLApp(entra.SAMLApp{EntityID: samlEntityID, ReplyURLs: []string{sp.TokenURL}, NameID: "upn"})
+	// An administrator granted the bot consent to the enterprise app (README, "In Entra ID").
+	h.st.Entra.SetPermissions(stack.BotAppID, samlEntityID, "user_impersonation")
 	sp.TrustIdP("https://sts.windows.net/"+h.st.Entra.Tenant+"/", h.st.Entra.SAMLSigningCertificate())
 	return &samlHarness{ssoHarness: h, app: sp}
 }

@@ -83,8 +83,8 @@ func TestSSOTokensNeverReachTheLog(t *testing.T) {
 		}
 	})
 	t.Run("valid, but the token service cannot exchange it", func(t *testing.T) {
-		h.ts.RequireConsent(alice.ObjectID, true)
-		defer h.ts.RequireConsent(alice.ObjectID, false)
+		h.ts.Misconfigure(true)
+		defer h.ts.Misconfigure(false)
 		if st := exchange(t, entra.SSOOptions{}, alice); st == http.StatusOK {
 			t.Fatal("the exchange failed at the token service, yet the invoke succeeded")
 		}

@@ -9,6 +9,7 @@ import (
 	standin "github.com/onbehalf/onbehalf/internal/testenv/atlassian"
 	"github.com/onbehalf/onbehalf/internal/testenv/entra"
 	"github.com/onbehalf/onbehalf/internal/testenv/samlapp"
+	"github.com/onbehalf/onbehalf/internal/testenv/stack"
 )
 
 // sharedChatCases is every command the bot registers, with a message that runs it. A command
@@ -65,6 +66,7 @@ func TestEveryCommandIsCheckedInSharedChats(t *testing.T) {
 	})
 	api.tenant.Store(h.st.Entra)
 	h.st.Entra.AddSAMLApp(entra.SAMLApp{EntityID: samlEntityID, ReplyURLs: []string{sp.TokenURL}})
+	h.st.Entra.SetPermissions(stack.BotAppID, samlEntityID, "user_impersonation")
 	sp.TrustIdP("https://sts.windows.net/"+h.st.Entra.Tenant+"/", h.st.Entra.SAMLSigningCertificate())
 
 	inTable := map[string]bool{}

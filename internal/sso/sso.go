@@ -10,8 +10,15 @@
 //     token itself, de-duplicates by the exchange id in the shared token store, hands the
 //     token to the Bot Service token service (which then keeps the user's sign-in for the
 //     OAuth connection alive), obtains the parked request's resource token with OBO, answers
-//     200 and resumes the parked request once — or answers 412 to every duplicate, sending
-//     no chat message, when consent is needed or the exchange fails.
+//     200 and resumes the parked request once. Every duplicate gets the same answer, and no
+//     chat message is sent when it is not 200: 412 when the user must consent or act (Teams
+//     asks, then retries with the same id, which is exchanged afresh), 400 with a
+//     failureDetail for anything else (a refused token, a misconfigured OAuth connection, a
+//     store outage). Consent: OBO for Graph needs the user's (or an admin's) consent to the
+//     bot's Graph permissions. Signing in through the card consents to what the OAuth
+//     connection's scopes ask for; with api://botid-{appId}/.default that is one combined
+//     prompt for every permission the app registration lists (entra-docs scopes-oidc.md,
+//     "The .default scope"), so one card and one consent are enough.
 //  3. Later turns reuse the sealed OBO token until near expiry, then fetch a fresh user
 //     assertion from the token service silently and OBO again: a user signs in once.
 package sso

@@ -71,6 +71,7 @@ func newWorld(t *testing.T, mutate ...func(*saml.Config)) *world {
 	})
 	t.Cleanup(sp.Close)
 	idp.AddSAMLApp(tenv.SAMLApp{EntityID: entityID, ReplyURLs: []string{"https://*.contoso.example/acs", sp.TokenURL}})
+	idp.SetPermissions(botID, entityID, "user_impersonation") // admin consent for the bot
 	rec := &recorder{base: testenv.SharedCA().Client().Transport}
 	hc := &http.Client{Transport: rec}
 	ec, err := entra.NewClient(entra.ClientConfig{AuthorityHost: idp.URL, TenantID: tenant, ClientID: botID, ClientSecret: "dev-secret", HTTPClient: hc})
@@ -164,6 +165,7 @@ func TestRefusals(t *testing.T) {
 			w.idp.AddSAMLApp(tenv.SAMLApp{EntityID: entityID, ReplyURLs: []string{w.sp.TokenURL}, AssignmentRequired: true, Assigned: []string{bob.ObjectID}})
 		}, entra.ErrNotAssigned, ""},
 		{"consent missing", func(w *world) { w.idp.RequireConsent(alice.ObjectID, entityID, true) }, entra.ErrConsentRequired, ""},
+		{"no consent granted to the bot", func(w *world) { w.idp.RevokeAdminConsent(botID) }, entra.ErrConsentRequired, ""},
 		{"enterprise app missing", func(w *world) {
 			w.idp.AddSAMLApp(tenv.SAMLApp{EntityID: "https://renamed.example/saml", ReplyURLs: []string{w.sp.TokenURL}})
 		}, nil, ""},

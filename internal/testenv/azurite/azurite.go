@@ -5,6 +5,9 @@
 // The binary is looked up on PATH first, then in node_modules/.bin of the module root (the
 // folder holding go.mod, found by walking up from the working directory). `make test` installs
 // it through npm; a test calling Start skips with a clear message only when it is absent.
+//
+// The external behaviours it stands for, with their public sources, are listed in
+// docs/fidelity.md; change a row there when a rule here changes.
 package azurite
 
 import (

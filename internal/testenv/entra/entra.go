@@ -53,6 +53,10 @@ type App struct {
 	// on-behalf-of must name one of them or the client id as aud. Default
 	// ["api://botid-"+ClientID], the form Teams SSO for bots uses.
 	IdentifierURIs []string
+	// RequiredResourceAccess lists, per resource (e.g. GraphResource, "api://botid-…"), the
+	// delegated scopes the app registration asks for: what a combined (.default) consent
+	// prompt and GrantAdminConsent grant. Nothing is granted until a user or admin consents.
+	RequiredResourceAccess map[string][]string
 }
 
 // FederatedCredential mirrors a federatedIdentityCredential of an app registration.

@@ -237,7 +237,8 @@ func (s *Server) samlOnBehalfOf(client *App, form url.Values) (int, any) {
 		return http.StatusBadRequest, aadError("invalid_resource", 500011, fmt.Sprintf("The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.", resource, s.Tenant), nil)
 	}
 	oid, _ := claims["oid"].(string)
-	u, fail := s.checkUserAccess(client, oid, resource, nil)
+	// The bot must hold consent on the enterprise app, as for any {resource}/.default request.
+	u, _, fail := s.checkUserAccess(client, oid, resource, []string{".default"})
 	if fail != nil {
 		return fail.status, fail.body
 	}

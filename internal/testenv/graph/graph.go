@@ -22,6 +22,9 @@
 //
 // Every request needs "Authorization: Bearer {Token()}", the token for scope Scope() (see
 // testenv/azuretoken), so a client asking for the wrong audience is refused.
+//
+// The external behaviours it stands for, with their public sources, are listed in
+// docs/fidelity.md; change a row there when a rule here changes.
 package graph
 
 import (

@@ -43,6 +43,9 @@
 // <personal chat id>, conversationType "personal", tenantId
 // "00000000-0000-0000-0000-0000000000001"}, channelData.tenant.id (mods 70476,
 // 71994, 45621).
+//
+// The external behaviours it stands for, with their public sources, are listed in
+// docs/fidelity.md; change a row there when a rule here changes.
 package playground
 
 import (

@@ -17,6 +17,9 @@
 //     the client certificate ClientCertPEM, whose subject authz-regexp maps to ServiceDN.
 //
 // Nothing here is imported by production code.
+//
+// The external behaviours it stands for, with their public sources, are listed in
+// docs/fidelity.md; change a row there when a rule here changes.
 package slapd
 
 import (

@@ -23,6 +23,17 @@ const (
 	BotAppID = "b07a0000-0000-4000-8000-000000000002"
 )
 
+// BotRequiredResourceAccess is the delegated permissions the bot's app registration lists:
+// the Microsoft Graph scopes of GRAPH_SCOPES' default and its own access_as_user, so that one
+// combined consent (a sign-in for api://botid-{appId}/.default) covers both the token for the
+// bot's API and the Graph scopes OBO needs.
+func BotRequiredResourceAccess() map[string][]string {
+	return map[string][]string{
+		entra.GraphResource:       {"User.Read", "Mail.Read", "Files.Read.All"},
+		"api://botid-" + BotAppID: {entra.SSOScope},
+	}
+}
+
 // Stack is a running set of stand-ins.
 type Stack struct {
 	Entra   *entra.Server
@@ -43,7 +54,9 @@ func New() *Stack {
 	// identity (issuer = the tenant, subject = the identity's principal id).
 	e.AddApp(entra.App{ClientID: BotAppID, FederatedCredentials: []entra.FederatedCredential{{
 		Issuer: e.Issuer(), Subject: miPrincipal, Audiences: []string{entra.TokenExchangeAud},
-	}}})
+	}}, RequiredResourceAccess: BotRequiredResourceAccess()})
+	// Admin consent is the recommended deployment; tests of a tenant without it revoke it.
+	e.GrantAdminConsent(BotAppID)
 	ch := channel.New()
 	ch.RequireBotToken(func(tok string) error {
 		claims, err := e.Verify(tok, channel.ConnectorAudience)
