@@ -18,6 +18,9 @@
 //     Leeway);
 //   - one-time use: an assertion ID is remembered until it expires and refused again;
 //   - the access token is issued for the assertion's NameID, which must be a known user.
+//
+// The external behaviours it stands for, with their public sources, are listed in
+// docs/fidelity.md; change a row there when a rule here changes.
 package samlapp
 
 import (
