@@ -60,6 +60,8 @@ param oauth2Connectors string = ''
 @description('Organisation APIs protected by Entra ID, called on the user\'s behalf (ENTRA_APIS, a JSON array).')
 param entraApis string = ''
 
+@description('SAML-only applications reached as the user through their RFC 7522 token endpoint (SAML_APPS, a JSON array; client secrets are Key Vault secret names, never values).')
+param samlApps string = ''
 @description('Legacy LDAP directory, ldaps://host[:port] or ldap://host[:port] with StartTLS (LDAP_URL); empty leaves the LDAP commands off. The directory must support RFC 4370 proxied authorization.')
 param ldapUrl string = ''
 
@@ -241,7 +243,8 @@ var botFrameworkOverrides = union(
 var connectorSettings = union(
   empty(atlassianClientId) ? {} : { ATLASSIAN_CLIENT_ID: atlassianClientId, ATLASSIAN_CLIENT_SECRET_NAME: atlassianClientSecretName },
   empty(oauth2Connectors) ? {} : { OAUTH2_CONNECTORS: oauth2Connectors },
-  empty(entraApis) ? {} : { ENTRA_APIS: entraApis }
+  empty(entraApis) ? {} : { ENTRA_APIS: entraApis },
+  empty(samlApps) ? {} : { SAML_APPS: samlApps }
 )
 
 // LDAP: names and DNs only; the credential stays in Key Vault (TOKENSTORE_KEYVAULT_URL's vault).

@@ -22,6 +22,7 @@ import (
 	"github.com/onbehalf/onbehalf/internal/connector/entraapi"
 	"github.com/onbehalf/onbehalf/internal/connector/graph"
 	"github.com/onbehalf/onbehalf/internal/connector/ldap"
+	"github.com/onbehalf/onbehalf/internal/connector/saml"
 	"github.com/onbehalf/onbehalf/internal/entra"
 	"github.com/onbehalf/onbehalf/internal/keyring"
 	"github.com/onbehalf/onbehalf/internal/oauthlink"
@@ -49,6 +50,7 @@ type App struct {
 	Store     *tokenstore.Store  // nil when no token store is configured
 	SSO       *sso.Flow          // nil in anonymous mode or without a token store
 	OAuth     *oauthlink.Service // nil when no OAuth connector (Atlassian, OAUTH2_CONNECTORS) is configured
+	SAML      []*saml.App        // empty when no SAML application (SAML_APPS) is configured
 	LDAP      *ldap.Directory    // nil when LDAP_URL is not set
 	// Background is work that goes on after a request was answered (resumed requests,
 	// account-link announcements); wait for it before stopping.
@@ -120,10 +122,14 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		needer = a.SSO
 	}
 	graph.Register(a.Bot, &graph.Client{BaseURL: cfg.GraphURL, HTTPClient: opts.HTTPClient}, needer)
+	if err := a.registerSAML(cfg, opts); err != nil {
+		return nil, fmt.Errorf("app: SAML applications: %w", err)
+	}
 	a.registerSignOut()
 	if err := a.registerOAuth(cfg, opts); err != nil {
 		return nil, fmt.Errorf("app: oauth connectors: %w", err)
 	}
+	a.listSAMLConnections(cfg, opts)
 	if err := a.registerLDAP(cfg, opts); err != nil {
 		return nil, fmt.Errorf("app: ldap: %w", err)
 	}

@@ -7,6 +7,9 @@ import (
 	"time"
 
 	standin "github.com/onbehalf/onbehalf/internal/testenv/atlassian"
+	"github.com/onbehalf/onbehalf/internal/testenv/entra"
+	"github.com/onbehalf/onbehalf/internal/testenv/samlapp"
+	"github.com/onbehalf/onbehalf/internal/testenv/stack"
 )
 
 // sharedChatCases is every command the bot registers, with a message that runs it. A command
@@ -24,6 +27,7 @@ var sharedChatCases = []struct {
 	{"mail", "mail quarterly", false},
 	{"files", "files", false},
 	{"api", "api contoso /me/leave", false},
+	{"saml", "saml sap /me", false},
 	{"jira", "jira PROJ-1", false},
 	{"jira search", "jira search payment", false},
 	{"my jira issues", "my jira issues", false},
@@ -45,6 +49,9 @@ func TestEveryCommandIsCheckedInSharedChats(t *testing.T) {
 	atl := standin.Start(standin.Options{RedirectURIs: []string{"https://bot.example/api/oauth/callback"}})
 	t.Cleanup(atl.Close)
 	api := startCompanyAPI(t)
+	sp := samlapp.Start(samlapp.Config{EntityID: samlEntityID, ClientID: "ONBEHALF_BOT", ClientSecret: "sap-s3cret",
+		Data: map[string][]string{alice.UPN: {"Sales order 4711 for Alice"}}})
+	t.Cleanup(sp.Close)
 	h := newSSOHarness(t, map[string]string{
 		"ENTRA_APIS":              `[{"name":"contoso","display":"Contoso HR","baseUrl":"` + api.url + `","scopes":["api://contoso-hr/access_as_user"]}]`,
 		"BOT_PUBLIC_URL":          "https://bot.example",
@@ -54,9 +61,13 @@ func TestEveryCommandIsCheckedInSharedChats(t *testing.T) {
 		"ATLASSIAN_API_URL":       atl.URL,
 		"OAUTH2_CONNECTORS": `[{"name":"acme","displayName":"Acme API","authURL":"` + atl.URL + `/authorize","tokenURL":"` + atl.URL +
 			`/oauth/token","apiBaseURL":"` + atl.URL + `","scopes":["read:me"],"clientID":"` + atl.ClientID() + `","clientSecretName":"acme-secret"}]`,
-		"OAUTH2_DEV_SECRETS": `{"acme-secret":"` + atl.ClientSecret() + `"}`,
+		"OAUTH2_DEV_SECRETS": `{"acme-secret":"` + atl.ClientSecret() + `","sap-client-secret":"sap-s3cret"}`,
+		"SAML_APPS":          `[{"name":"sap","entityId":"` + samlEntityID + `","tokenUrl":"` + sp.TokenURL + `","apiBaseUrl":"` + sp.APIURL + `","clientId":"ONBEHALF_BOT","clientSecretName":"sap-client-secret"}]`,
 	})
 	api.tenant.Store(h.st.Entra)
+	h.st.Entra.AddSAMLApp(entra.SAMLApp{EntityID: samlEntityID, ReplyURLs: []string{sp.TokenURL}})
+	h.st.Entra.SetPermissions(stack.BotAppID, samlEntityID, "user_impersonation")
+	sp.TrustIdP("https://sts.windows.net/"+h.st.Entra.Tenant+"/", h.st.Entra.SAMLSigningCertificate())
 
 	inTable := map[string]bool{}
 	for _, c := range sharedChatCases {
@@ -83,6 +94,7 @@ func TestEveryCommandIsCheckedInSharedChats(t *testing.T) {
 			t.Run(tc.command+" in a "+convType, func(t *testing.T) {
 				graphCalls, obo, signIns := h.graph.Calls(alice.ObjectID), h.st.Entra.OBOCount("https://graph.microsoft.com")+h.st.Entra.OBOCount("api://contoso-hr"), h.ts.Count("GetSignInResource")
 				apiCalls, atlCalls := api.requests.Load(), atl.TokenCalls()
+				samlCalls := h.st.Entra.SAMLCount(samlEntityID) + sp.Exchanges() + sp.APICalls()
 				before := len(c.Replies())
 				act := c.Activity("message")
 				act["text"] = tc.text
@@ -113,7 +125,8 @@ func TestEveryCommandIsCheckedInSharedChats(t *testing.T) {
 				}
 				if h.graph.Calls(alice.ObjectID) != graphCalls || api.requests.Load() != apiCalls || atl.TokenCalls() != atlCalls ||
 					h.st.Entra.OBOCount("https://graph.microsoft.com")+h.st.Entra.OBOCount("api://contoso-hr") != obo ||
-					h.ts.Count("GetSignInResource") != signIns {
+					h.ts.Count("GetSignInResource") != signIns ||
+					h.st.Entra.SAMLCount(samlEntityID)+sp.Exchanges()+sp.APICalls() != samlCalls {
 					t.Fatal("a back end was called for a command refused in a shared conversation")
 				}
 			})

@@ -163,6 +163,8 @@ var failCases = []failCase{
 	}, "connectors.secrets", StatusFail, []string{"OAUTH2_CONNECTORS: entry 0", "authURL", "clientSecretName is empty"}, []string{"--settings OAUTH2_CONNECTORS="}},
 	{"connector secret inlined in settings", both, func(f *fixture) { f.setSetting("GITHUB_CLIENT_SECRET", "s3cr3t") },
 		"connectors.secrets", StatusFail, []string{"GITHUB_CLIENT_SECRET holds a secret value"}, []string{"--setting-names GITHUB_CLIENT_SECRET"}},
+	{"SAML applications setting malformed", both, func(f *fixture) { f.setSetting("SAML_APPS", `[{"name":"sap"}]`) },
+		"connectors.saml", StatusFail, []string{"SAML_APPS: entry 0"}, []string{"SAML_APPS="}},
 	{"connectors setting is not JSON", both, func(f *fixture) { f.setSetting("OAUTH2_CONNECTORS", "github") },
 		"connectors.secrets", StatusFail, []string{"OAUTH2_CONNECTORS: not a JSON array"}, []string{"OAUTH2_CONNECTORS="}},
 }

@@ -154,6 +154,9 @@ type Status struct {
 	// Expires is when the connection stops working unless renewed: set only when it cannot be
 	// refreshed.
 	Expires time.Time
+	// Note replaces the "Not connected" line of a connection made without the connect command
+	// (one from More).
+	Note string
 }
 
 // Statuses reports u's state for every configured connector.
@@ -219,8 +222,37 @@ func (s *Service) runConnections(ctx context.Context, t *bot.Turn, _ string) err
 		body = append(body, cards.Bold(st.Display), cards.Text(line, true),
 			map[string]any{"type": "ActionSet", "actions": []map[string]any{action}})
 	}
+	if s.More != nil {
+		more, err := s.More(ctx, u)
+		if err != nil {
+			return err
+		}
+		body = append(body, MoreBlocks(more)...)
+	}
 	t.Outcome = "connections"
 	return t.ReplyCard(ctx, "", cards.Attachment(cards.New(body...)))
+}
+
+// MoreBlocks renders connections made without the connect command: connected ones until
+// their token expires, with a sign-out button; the others with their Note.
+func MoreBlocks(sts []Status) []map[string]any {
+	var body []map[string]any
+	for _, st := range sts {
+		line := st.Note
+		var actions []map[string]any
+		if st.Connected {
+			line = "Connected"
+			if !st.Expires.IsZero() {
+				line += " until " + st.Expires.UTC().Format("2 Jan 2006 15:04 UTC")
+			}
+			actions = append(actions, submit("Sign out", "signout "+st.Name))
+		}
+		body = append(body, cards.Bold(st.Display), cards.Text(line, true))
+		if len(actions) > 0 {
+			body = append(body, map[string]any{"type": "ActionSet", "actions": actions})
+		}
+	}
+	return body
 }
 
 // submit is a card button that sends command as if the user had typed it.

@@ -103,8 +103,11 @@ type Service struct {
 	Resume func(ctx context.Context, act *botframework.Activity) error
 	// Background tracks the announcement and the resumed questions after a link is confirmed.
 	Background *background.Group
-	Log        *slog.Logger
-	Now        func() time.Time
+	// More lists connections the service does not manage (SAML applications, signed in through
+	// Microsoft Entra ID), shown by the connections command after its own; nil: none.
+	More func(ctx context.Context, u tokenstore.UserKey) ([]Status, error)
+	Log  *slog.Logger
+	Now  func() time.Time
 
 	providers map[string]*Provider
 	words     map[string]string

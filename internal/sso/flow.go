@@ -284,6 +284,13 @@ func (f *Flow) obtainForParked(ctx context.Context, c Caller, assertion string) 
 			continue
 		}
 		if _, err := f.M.obtain(ctx, c, r, assertion); err != nil {
+			var nu *NeedsUserError
+			if r.Exchange != nil && !errors.As(err, &nu) {
+				// The user is signed in; what failed is the resource itself (an application
+				// refusing or down). The resumed request meets the failure and explains it.
+				all = append(all, ps...)
+				continue
+			}
 			for _, p := range ps {
 				if _, perr := f.M.Store.Park(ctx, c.User, p, f.parkTTL()); perr != nil {
 					f.Log.Warn("re-parking a request failed", slog.String("error", perr.Error()))

@@ -81,6 +81,10 @@ type Resource struct {
 	Scopes []string
 	// Display is the human name used in sentences ("Microsoft Graph").
 	Display string
+	// Exchange, when set, turns the user's assertion into the resource's token instead of a
+	// plain on-behalf-of request (a SAML application: OBO for a SAML assertion, then the
+	// application's own token endpoint). Its result is stored and reused like an OBO token.
+	Exchange func(ctx context.Context, userAssertion string) (entra.DelegatedToken, error)
 }
 
 // Caller is the authenticated sender of an activity.
@@ -188,7 +192,13 @@ func (m *Manager) Assertion(ctx context.Context, c Caller, code string) (string,
 
 // obtain runs OBO with assertion and stores the result sealed.
 func (m *Manager) obtain(ctx context.Context, c Caller, r Resource, assertion string) (string, error) {
-	dt, err := m.OBO.OnBehalfOf(ctx, assertion, r.Scopes)
+	var dt entra.DelegatedToken
+	var err error
+	if r.Exchange != nil {
+		dt, err = r.Exchange(ctx, assertion)
+	} else {
+		dt, err = m.OBO.OnBehalfOf(ctx, assertion, r.Scopes)
+	}
 	if err != nil {
 		return "", m.needsUser(r, err)
 	}
@@ -218,6 +228,16 @@ func (m *Manager) needsUser(r Resource, err error) error {
 	default:
 		return fmt.Errorf("on-behalf-of for %s: %w", r.Name, err)
 	}
+}
+
+// Stored returns the user's stored token for a resource, without obtaining one
+// (tokenstore.ErrNotFound when there is none).
+func (m *Manager) Stored(ctx context.Context, u tokenstore.UserKey, name string) (tokenstore.Token, error) {
+	r, err := m.Resource(name)
+	if err != nil {
+		return tokenstore.Token{}, err
+	}
+	return m.Store.GetToken(ctx, u, tokenstore.TokenKey{Connector: connectorPrefix + r.Name})
 }
 
 // Forget removes the caller's stored tokens for one resource, or for all with name "".

@@ -120,6 +120,9 @@ func Register(b *bot.Bot, flow *sso.Flow, tokens Tokens, tenantID string, base h
 			if err != nil || name == "graph" {
 				return t.ReplyText(ctx, mdtext.Sprintf("I don't know an API called %s.", mdtext.Code(name)))
 			}
+			if r.Exchange != nil { // a SAML application: its own command explains its failures
+				return t.ReplyText(ctx, mdtext.Sprintf("%s is a SAML application: ask %s.", r.Display, mdtext.Code("saml "+name+" "+apiPath)))
+			}
 			if _, err := flow.Need(ctx, t, name); errors.Is(err, sso.ErrPrompted) {
 				return nil
 			} else if err != nil {

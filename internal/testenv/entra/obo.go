@@ -449,6 +449,9 @@ func (s *Server) onBehalfOf(client *App, form url.Values) (int, any) {
 	if form.Get("requested_token_use") != "on_behalf_of" {
 		return http.StatusBadRequest, aadError("invalid_request", 90014, "The request body must contain the following parameter: 'requested_token_use' with the value 'on_behalf_of'.", nil)
 	}
+	if form.Get("requested_token_type") != "" { // a SAML assertion for an enterprise app (saml.go)
+		return s.samlOnBehalfOf(client, form)
+	}
 	claims, fail := s.checkAssertion(client, form.Get("assertion"))
 	if fail != nil {
 		return fail.status, fail.body

@@ -199,6 +199,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, http.StatusOK, sp)
+	case path == "/v1.0/servicePrincipals":
+		s.listServicePrincipals(w, r)
 	case path == "/v1.0/oauth2PermissionGrants":
 		s.listGrants(w, r)
 	default:
