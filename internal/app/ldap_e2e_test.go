@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"html"
 	"net/http"
 	"strings"
 	"testing"
@@ -42,7 +43,8 @@ func ask(t *testing.T, h *ssoHarness, c *teamsclient.Client, text string) string
 	if err != nil {
 		t.Fatalf("%s: no answer: %v\n%s", text, err, h.logs.String())
 	}
-	return texts(rep[before:])
+	// Character references (the bot escapes directory values) read as the characters they stand for.
+	return html.UnescapeString(texts(rep[before:]))
 }
 
 // ldapSignIn asks an LDAP command, which answers with the sign-in card, and completes the

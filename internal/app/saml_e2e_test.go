@@ -286,7 +286,7 @@ func TestSAMLCommandIsPersonalOnly(t *testing.T) {
 func TestSAMLAppInConnectionsAndSignOut(t *testing.T) {
 	h := newSAMLHarness(t)
 	c := h.client(alice)
-	if got := askSAML(t, c, "api sap /me"); !strings.Contains(got, "ask **saml sap /me**") || h.st.Entra.SAMLCount(samlEntityID) != 0 {
+	if got := askSAML(t, c, "api sap /me"); !strings.Contains(got, "ask `saml sap /me`") || h.st.Entra.SAMLCount(samlEntityID) != 0 {
 		t.Fatalf("api with a SAML application: %s", got)
 	}
 	if got := askSAML(t, c, "connections"); !strings.Contains(got, "SAP S/4HANA (SAML)") || !strings.Contains(got, "Signs you in through Microsoft Entra ID") {

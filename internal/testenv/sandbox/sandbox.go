@@ -81,6 +81,9 @@ type Sandbox struct {
 	srv         *http.Server
 	ln          net.Listener
 	hr          *httptest.Server
+	// connector serves the bot's replies over HTTPS (the stand-ins' CA): outside local
+	// anonymous mode the handler accepts only an https serviceUrl, as in Azure.
+	connector *httptest.Server
 
 	mu      sync.Mutex
 	convs   map[string]conversation // conversation id → where the Playground listens, and who
@@ -133,6 +136,9 @@ func Start(o Options) (*Sandbox, error) {
 		days[u.Entra.ObjectID] = u.LeaveDays
 	}
 	s.hr = startHRAPI(st.Entra, days)
+	// The organisation's administrator has consented to the bot calling Contoso HR as its users,
+	// as for Graph (stack.New grants that admin consent).
+	st.Entra.SetPermissions(stack.BotAppID, HRAudience, "access_as_user")
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/messages", s.inbound)
 	// The Playground waits for its endpoint with HEAD on every page load.
@@ -146,6 +152,7 @@ func Start(o Options) (*Sandbox, error) {
 	mux.HandleFunc("POST /signin", s.consent)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
+	s.connector = testenv.SharedCA().NewServer(mux)
 	return s, nil
 }
 
@@ -154,6 +161,7 @@ func (s *Sandbox) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = s.srv.Shutdown(ctx)
+	s.connector.Close()
 	s.hr.Close()
 	s.SSO.Close()
 	s.Stack.Close()
@@ -169,6 +177,10 @@ func (s *Sandbox) Env() map[string]string {
 	env["ENTRA_APIS"] = hrAPIEnv(s.hr.URL)
 	return env
 }
+
+// ConnectorURL is the HTTPS base of the connector the bridge offers the bot (the serviceUrl of
+// every activity it delivers, without its "/connector/" path).
+func (s *Sandbox) ConnectorURL() string { return s.connector.URL }
 
 // CertificatePEM is the certificate of the CA that signed the stand-ins' HTTPS certificates.
 func (s *Sandbox) CertificatePEM() []byte { return testenv.SharedCA().PEM() }
@@ -262,7 +274,7 @@ func (s *Sandbox) deliver(ctx context.Context, user User, act map[string]any) (i
 	cd["tenant"] = map[string]any{"id": stack.TenantID}
 	act["channelData"] = cd
 	act["channelId"] = "msteams"
-	svc := s.URL + "/connector/"
+	svc := s.connector.URL + "/connector/"
 	act["serviceUrl"] = svc
 	body, err := json.Marshal(act)
 	if err != nil {

@@ -87,7 +87,7 @@ func TestInboundIdentityFromTheSandboxOnly(t *testing.T) {
 	if from["aadObjectId"] != bob.Entra.ObjectID || got["conversation"].(map[string]any)["tenantId"] != stack.TenantID {
 		t.Fatalf("handler saw from %v, conversation %v", from, got["conversation"])
 	}
-	if got["serviceUrl"] != sb.URL+"/connector/" {
+	if got["serviceUrl"] != sb.ConnectorURL()+"/connector/" || !strings.HasPrefix(sb.ConnectorURL(), "https://127.0.0.1:") {
 		t.Fatalf("serviceUrl %v", got["serviceUrl"])
 	}
 	if !strings.HasPrefix(bot.auth[0], "Bearer ey") {
