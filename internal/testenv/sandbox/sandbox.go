@@ -468,7 +468,7 @@ func (s *Sandbox) consentPage(w http.ResponseWriter, r *http.Request) {
 		s.writePage(w, http.StatusNotFound, pageData{Done: "This sign-in link is not valid any more", Detail: "It was used already or has expired. Ask the bot again to get a new card."})
 		return
 	}
-	s.writePage(w, http.StatusOK, pageData{ID: id, Name: conv.user.Entra.Name, UPN: conv.user.Entra.UPN, Scope: s.SSO.TokenService.ExchangeURI() + "/access_as_user"})
+	s.writePage(w, http.StatusOK, pageData{ID: id, Name: conv.user.Entra.Name, UPN: conv.user.Entra.UPN, Scope: s.SSO.TokenService.Scopes})
 }
 
 var magicRE = regexp.MustCompile(`<code id="magic">([0-9]{6})</code>`)
