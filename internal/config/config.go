@@ -104,6 +104,9 @@ type Config struct {
 	// (OAUTH2_DEV_SECRETS, a JSON object); refused in Azure.
 	OAuth2DevSecrets map[string]string
 
+	// Assistant holds the LLM assistant's settings; it is off without an endpoint.
+	Assistant Assistant
+
 	// LogLevel is the minimum slog level.
 	LogLevel slog.Level
 }
@@ -250,6 +253,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.GraphScopes = strings.Fields(r.strDefault("GRAPH_SCOPES", "User.Read Mail.Read Files.Read.All"))
 	c.EntraAPIs = r.entraAPIs("ENTRA_APIS")
 	c.OAuth2Connectors = r.oauth2Connectors("OAUTH2_CONNECTORS", c.EntraAPIs)
+	c.Assistant = r.assistant()
 
 	// Identity: either a real bot identity, or explicit local anonymous mode.
 	switch {
