@@ -128,7 +128,9 @@ func (r *rig) onlyAnswer(t *testing.T) string {
 	return msgs[0].Text
 }
 
-func call(id, name, args string) openai.ToolCall { return openai.ToolCall{ID: id, Name: name, Arguments: args} }
+func call(id, name, args string) openai.ToolCall {
+	return openai.ToolCall{ID: id, Name: name, Arguments: args}
+}
 
 // Alice and Bob ask the same question: each tool call runs as the asker; Bob's model never
 // sees a detail of PROJ-1, and Alice's answer keeps its link to the Jira site.
