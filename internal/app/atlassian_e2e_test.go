@@ -82,6 +82,12 @@ func newAtlEnv(t *testing.T, instances int) *atlEnv { return newAtlEnvMode(t, in
 // no bot identity, activities without tokens or Entra ids (the Agents Playground).
 func newAtlEnvMode(t *testing.T, instances int, anonymous bool) *atlEnv {
 	t.Helper()
+	return newAtlEnvWith(t, instances, anonymous, nil)
+}
+
+// newAtlEnvWith adds extra settings (and overrides) to the environment's own.
+func newAtlEnvWith(t *testing.T, instances int, anonymous bool, extra map[string]string) *atlEnv {
+	t.Helper()
 	az := azurite.Start(t)
 	st := stack.New()
 	t.Cleanup(st.Close)
@@ -119,6 +125,9 @@ func newAtlEnvMode(t *testing.T, instances int, anonymous bool) *atlEnv {
 		`/oauth/token","apiBaseURL":"` + e.atl.URL + `","scopes":["read:me","offline_access"],"clientID":"` + e.atl.ClientID() +
 		`","clientSecretName":"acme-secret","authParams":{"audience":"api.atlassian.com","prompt":"consent"}}]`
 	settings["OAUTH2_DEV_SECRETS"] = `{"acme-secret":"` + e.atl.ClientSecret() + `"}`
+	for k, v := range extra {
+		settings[k] = v
+	}
 	getenv := st.Getenv(settings)
 	if anonymous {
 		e.ch = channel.New()

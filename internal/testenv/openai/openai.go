@@ -115,6 +115,11 @@ type Server struct {
 	// Client trusts the server's certificate.
 	Client *http.Client
 
+	// Verify, when set, replaces the fixed-token check: it returns 0 to accept the bearer
+	// token, or the HTTP status to refuse it with (401 for a bad token, 403 for an identity
+	// without the data-plane role, which Azure answers with PermissionDenied).
+	Verify func(token string) (int, error)
+
 	srv        *httptest.Server
 	token      string
 	deployment string
@@ -178,7 +183,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusUnauthorized, "invalid_request_error", "401", "api-key authentication is not accepted by this stand-in")
 		return
 	}
-	if r.Header.Get("Authorization") != "Bearer "+s.token {
+	bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if s.Verify != nil && ok {
+		if status, err := s.Verify(bearer); status != 0 {
+			code := "401"
+			if status == http.StatusForbidden {
+				code = "PermissionDenied"
+			}
+			apiError(w, status, "invalid_request_error", code, "token refused: "+err.Error())
+			return
+		}
+	} else if !ok || bearer != s.token {
 		apiError(w, http.StatusUnauthorized, "invalid_request_error", "401",
 			"Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.")
 		return

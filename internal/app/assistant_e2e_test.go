@@ -1,0 +1,110 @@
+package app_test
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/onbehalf/onbehalf/internal/testenv/atlassian"
+	"github.com/onbehalf/onbehalf/internal/testenv/openai"
+)
+
+const modelAudience = "https://cognitiveservices.azure.com"
+
+// newAssistantEnv is the Atlassian environment plus the model, which accepts only the
+// managed identity's Entra token for Cognitive Services (no key exists).
+func newAssistantEnv(t *testing.T) (*atlEnv, *openai.Server) {
+	t.Helper()
+	model := openai.New("gpt-test", "unused", "2024-10-21")
+	t.Cleanup(model.Close)
+	e := newAtlEnvWith(t, 1, false, map[string]string{
+		"AZURE_OPENAI_ENDPOINT":   model.URL,
+		"AZURE_OPENAI_DEPLOYMENT": "gpt-test",
+	})
+	model.Verify = func(tok string) (int, error) {
+		claims, err := e.st.Entra.Verify(tok, modelAudience)
+		if err != nil {
+			return http.StatusUnauthorized, err
+		}
+		if claims["oid"] != e.st.MIPrincipal {
+			return http.StatusForbidden, errors.New("no data-plane role for this principal")
+		}
+		return 0, nil
+	}
+	return e, model
+}
+
+func toolCall(name, args string) []openai.ToolCall {
+	return []openai.ToolCall{{ID: "call-1", Name: name, Arguments: args}}
+}
+
+// "What's the status of PROJ-1?" in plain words: the Jira tool runs as the asker through the
+// command's own path, so Alice gets the answer with its link and Bob, who may not see PROJ-1,
+// gets "not found or no permission" with no detail of it.
+func TestAssistantAnswersAsTheAskingUser(t *testing.T) {
+	e, model := newAssistantEnv(t)
+	ada, bo := newChatUser("ada"), newChatUser("bo")
+	e.link(t, ada, atlassian.Alice, false)
+	e.submit(t, ada, "jira site "+atlassian.AcmeSite)
+	e.link(t, bo, atlassian.Bob, true)
+	proj1 := e.issue("PROJ-1")
+
+	model.Script(openai.Turn{ToolCalls: toolCall("jira_issue", `{"key":"PROJ-1"}`)},
+		openai.Turn{Content: "PROJ-1 is **In Progress**: [PROJ-1](https://acme.atlassian.net/browse/PROJ-1)"})
+	d := dump(e.say(t, 0, ada, "what's the status of PROJ-1?"))
+	if !strings.Contains(d, "[PROJ-1](https://acme.atlassian.net/browse/PROJ-1)") {
+		t.Fatalf("Ada's answer:\n%s\nlog:\n%s", d, e.logs.String())
+	}
+	reqs := model.Requests()
+	if shown := reqs[len(reqs)-1].Messages[3].Text(); !strings.Contains(shown, proj1.Summary) || !strings.Contains(shown, "acme.atlassian.net/browse/PROJ-1") {
+		t.Fatalf("the model was not shown Alice's issue: %s", shown)
+	}
+
+	model.Script(openai.Turn{ToolCalls: toolCall("jira_issue", `{"key":"PROJ-1"}`)},
+		openai.Turn{Content: "PROJ-1 does not exist, or you do not have permission to see it."})
+	d = dump(e.say(t, 0, bo, "what's the status of PROJ-1?"))
+	reqs = model.Requests()
+	shown := reqs[len(reqs)-1].Messages[3].Text()
+	if !strings.Contains(shown, "not_found_or_no_permission") || strings.Contains(shown, proj1.Summary) {
+		t.Fatalf("Bob's model was shown: %s", shown)
+	}
+	if strings.Contains(d, proj1.Summary) || !strings.Contains(d, "do not have permission") {
+		t.Fatalf("Bob's answer:\n%s", d)
+	}
+	for _, r := range reqs {
+		for _, m := range r.Messages {
+			if strings.Contains(m.Text(), "eyJ") {
+				t.Fatalf("a token reached the model: %s", m.Text())
+			}
+		}
+	}
+	if l := e.logs.String(); strings.Contains(l, "eyJ") || strings.Contains(l, proj1.Summary) {
+		t.Fatalf("a token or back-end content reached the log:\n%s", l)
+	}
+}
+
+// A user who has not linked Atlassian gets the connect card; the model is told, and the
+// question waits for the link like a command's would.
+func TestAssistantToolWithoutALinkShowsTheConnectCard(t *testing.T) {
+	e, model := newAssistantEnv(t)
+	cy := newChatUser("cy")
+	model.Script(openai.Turn{ToolCalls: toolCall("jira_issue", `{"key":"PROJ-1"}`)}, openai.Turn{Content: ""})
+	d := dump(e.say(t, 0, cy, "what's the status of PROJ-1?"))
+	if !strings.Contains(d, "application/vnd.microsoft.card.signin") {
+		t.Fatalf("no connect card:\n%s", d)
+	}
+	reqs := model.Requests()
+	if shown := reqs[len(reqs)-1].Messages[3].Text(); !strings.Contains(shown, "user_prompted") {
+		t.Fatalf("the model was not told: %s", shown)
+	}
+}
+
+// Commands keep working with the assistant on, and never reach the model.
+func TestCommandsBypassTheAssistant(t *testing.T) {
+	e, model := newAssistantEnv(t)
+	d := dump(e.say(t, 0, newChatUser("dee"), "help"))
+	if !strings.Contains(d, "Here is what I can do") || len(model.Requests()) != 0 {
+		t.Fatalf("help:\n%s (model requests: %d)", d, len(model.Requests()))
+	}
+}
