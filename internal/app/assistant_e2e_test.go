@@ -3,6 +3,7 @@ package app_test
 import (
 	"errors"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -106,5 +107,72 @@ func TestCommandsBypassTheAssistant(t *testing.T) {
 	d := dump(e.say(t, 0, newChatUser("dee"), "help"))
 	if !strings.Contains(d, "Here is what I can do") || len(model.Requests()) != 0 {
 		t.Fatalf("help:\n%s (model requests: %d)", d, len(model.Requests()))
+	}
+}
+
+var confirmRE = regexp.MustCompile(`jira comment confirm ([A-Za-z0-9_-]+)`)
+
+// "Comment on PROJ-1": the model can only propose; the card shows the exact text; nothing
+// reaches Jira until Alice herself confirms, and then exactly once, as Alice. Bob cannot
+// confirm Alice's card, and a second click posts nothing.
+func TestAssistantWriteNeedsTheUsersConfirmation(t *testing.T) {
+	e, model := newAssistantEnv(t)
+	ada, bo := newChatUser("ada"), newChatUser("bo")
+	e.link(t, ada, atlassian.Alice, false)
+	e.submit(t, ada, "jira site "+atlassian.AcmeSite)
+	e.link(t, bo, atlassian.Bob, true)
+	const text = "Deployed the fix to staging, please verify."
+
+	model.Script(openai.Turn{ToolCalls: toolCall("jira_comment", `{"key":"PROJ-1","text":"`+text+`"}`)}, openai.Turn{Content: ""})
+	d := dump(e.say(t, 0, ada, "comment on PROJ-1 that I deployed the fix to staging"))
+	if !strings.Contains(d, "Post this comment on PROJ-1?") || !strings.Contains(d, text) {
+		t.Fatalf("no confirmation card with the exact text:\n%s", d)
+	}
+	if n := len(e.atl.Comments()); n != 0 {
+		t.Fatalf("%d comments reached Jira before confirmation", n)
+	}
+	m := confirmRE.FindStringSubmatch(d)
+	if m == nil {
+		t.Fatalf("no confirm button:\n%s", d)
+	}
+
+	if d := dump(e.submit(t, bo, "jira comment confirm "+m[1])); !strings.Contains(d, "no longer valid") || len(e.atl.Comments()) != 0 {
+		t.Fatalf("Bob confirmed Alice's comment:\n%s", d)
+	}
+	if d := dump(e.submit(t, ada, "jira comment confirm "+m[1])); !strings.Contains(d, "Posted your comment on [PROJ-1](https://acme.atlassian.net/browse/PROJ-1)") {
+		t.Fatalf("confirmation:\n%s\nlog:\n%s", d, e.logs.String())
+	}
+	if d := dump(e.submit(t, ada, "jira comment confirm "+m[1])); !strings.Contains(d, "no longer valid") {
+		t.Fatalf("second click:\n%s", d)
+	}
+	cs := e.atl.Comments()
+	if len(cs) != 1 || cs[0].Author != atlassian.Alice || cs[0].Key != "PROJ-1" || cs[0].Text != text {
+		t.Fatalf("comments in Jira: %+v", cs)
+	}
+}
+
+// Table Storage round trips of an assistant turn once the user is linked and their token is
+// in this instance's memory: the figure the benchmark report quotes.
+func TestAssistantTableRoundTripsPerTurn(t *testing.T) {
+	e, model := newAssistantEnv(t)
+	ada := newChatUser("ada")
+	e.link(t, ada, atlassian.Alice, false)
+	e.submit(t, ada, "jira site "+atlassian.AcmeSite)
+	turn := func(turns ...openai.Turn) int {
+		model.Script(turns...)
+		before := e.table.count()
+		e.say(t, 0, ada, "what's the status of PROJ-1?")
+		return e.table.count() - before
+	}
+	jira := []openai.Turn{{ToolCalls: toolCall("jira_issue", `{"key":"PROJ-1"}`)}, {Content: "In Progress."}}
+	turn(jira...) // warm
+	noTool := turn(openai.Turn{Content: "Hello."})
+	withTool := turn(jira...)
+	t.Logf("Table round trips per assistant turn: %d without a tool, %d with the Jira tool", noTool, withTool)
+	if noTool != 0 {
+		t.Errorf("a turn without tools cost %d Table round trips, want 0", noTool)
+	}
+	if withTool > 2 {
+		t.Errorf("a Jira tool turn cost %d Table round trips, want at most 2", withTool)
 	}
 }

@@ -58,6 +58,7 @@ type atlEnv struct {
 	logs  *syncBuffer
 	pub   string
 	world standin.World
+	table *countingTransport // Table Storage round trips of every instance
 
 	mu       sync.Mutex
 	inflight map[string]bool // ids of activities being posted
@@ -109,6 +110,8 @@ func newAtlEnvWith(t *testing.T, instances int, anonymous bool, extra map[string
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, MaxIdleConnsPerHost: 64,
 	}}
+	e.table = &countingTransport{base: hc.Transport, host: hostOf(az.ConnectionString())}
+	hc.Transport = e.table
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	settings := map[string]string{

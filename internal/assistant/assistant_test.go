@@ -83,6 +83,11 @@ func (r *reader) Page(_ context.Context, t *bot.Turn, ref string) (atlassian.Pag
 	return r.page, nil
 }
 
+func (r *reader) ProposeComment(_ context.Context, t *bot.Turn, key, text string) error {
+	r.log(t, "propose", key+" "+text)
+	return nil
+}
+
 type rig struct {
 	model  *openai.Server
 	reader *reader
@@ -149,7 +154,7 @@ func TestToolsRunAsTheAskingUser(t *testing.T) {
 				t.Fatalf("back-end calls: %v", got)
 			}
 			reqs := r.model.Requests()
-			if len(reqs) != 2 || len(reqs[0].Tools) != 4 || len(reqs[1].Tools) != 0 {
+			if len(reqs) != 2 || len(reqs[0].Tools) != 5 || len(reqs[1].Tools) != 0 {
 				t.Fatalf("model requests: %d (tools %d, then %d)", len(reqs), len(reqs[0].Tools), len(reqs[len(reqs)-1].Tools))
 			}
 			toolMsg := reqs[1].Messages[3].Text()

@@ -17,6 +17,8 @@ type AtlassianReader interface {
 	SearchIssues(ctx context.Context, t *bot.Turn, words string) ([]atlassian.Issue, error)
 	SearchPages(ctx context.Context, t *bot.Turn, words string) ([]atlassian.Page, error)
 	Page(ctx context.Context, t *bot.Turn, ref string) (atlassian.Page, error)
+	// ProposeComment shows the user a card with the exact comment; only their confirmation posts it.
+	ProposeComment(ctx context.Context, t *bot.Turn, key, text string) error
 }
 
 var _ AtlassianReader = (*atlassian.Reader)(nil)
@@ -63,6 +65,17 @@ func AtlassianTools(r AtlassianReader) []Tool {
 				}
 				res.Data = data
 				return res, nil
+			}},
+		toolFunc{Spec{Name: "jira_comment", Description: "Propose a comment on a Jira issue. The user sees the exact text on a card and must confirm it; nothing is posted until then.",
+			Params: []Param{
+				{Name: "key", Description: "issue key such as PROJ-123", Required: true, MaxLen: 40, Pattern: regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,29}-[1-9][0-9]{0,9}$`)},
+				{Name: "text", Description: "the comment, exactly as the user wants it posted", Required: true, MaxLen: atlassian.MaxCommentLen},
+			}},
+			func(ctx context.Context, t *bot.Turn, a map[string]string) (Result, error) {
+				if err := r.ProposeComment(ctx, t, a["key"], a["text"]); err != nil {
+					return Result{}, atlassianErr(err)
+				}
+				return Result{}, ErrConfirmationShown
 			}},
 		toolFunc{Spec{Name: "confluence_page", Description: "Get one Confluence page (title, space, excerpt, link) by id or link.",
 			Params: []Param{{Name: "page", Description: "page id or page link", Required: true, MaxLen: 500}}},

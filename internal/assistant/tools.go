@@ -118,6 +118,10 @@ type Tool interface {
 // account, choose a site) and can ask again after acting on it.
 var ErrUserPrompted = errors.New("assistant: the user was asked to connect first")
 
+// ErrConfirmationShown means a write tool did not act: it showed the user a card with exactly
+// what would be sent, and only the user's own confirmation sends it.
+var ErrConfirmationShown = errors.New("assistant: the user was asked to confirm")
+
 // ErrNotFound means the item does not exist or the user may not see it; the back end does
 // not say which, and neither does the tool.
 var ErrNotFound = errors.New("assistant: not found or no permission")

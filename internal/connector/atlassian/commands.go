@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/onbehalf/onbehalf/internal/bot"
 	"github.com/onbehalf/onbehalf/internal/botframework"
@@ -50,14 +51,16 @@ func Register(b *bot.Bot, c *Connector, l Linker, log *slog.Logger) {
 	b.Handle(bot.Command{Name: "jira site", Usage: "jira site <site id>", Help: "Choose which Atlassian site I use for you.", Run: r.chooseSite})
 	b.Handle(bot.Command{Name: "confluence search", Usage: "confluence search <words>", Help: "Find Confluence pages you can see.", Run: r.confluenceSearch})
 	b.Handle(bot.Command{Name: "confluence page", Usage: "confluence page <id or link>", Help: "Show a Confluence page: title, space, excerpt and link.", Run: r.page})
+	b.Handle(bot.Command{Name: "jira comment", Usage: "jira comment confirm|cancel <id>", Help: "Confirm or cancel a comment I proposed on a card.", Run: r.confirm})
 	b.Handle(bot.Command{Name: "confluence", Usage: "confluence search <words>", Help: "Confluence: search, or page <id or link>.", Run: r.confluenceUsage})
 }
 
 type runner struct {
-	b   *bot.Bot
-	c   *Connector
-	l   Linker
-	log *slog.Logger
+	b     *bot.Bot
+	c     *Connector
+	l     Linker
+	log   *slog.Logger
+	clock func() time.Time // nil: time.Now
 }
 
 // with runs f with the user's client and site, or tells the user why it cannot.
