@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/onbehalf/onbehalf/internal/testenv/atlassian"
 	"github.com/onbehalf/onbehalf/internal/testenv/openai"
@@ -169,10 +170,56 @@ func TestAssistantTableRoundTripsPerTurn(t *testing.T) {
 	noTool := turn(openai.Turn{Content: "Hello."})
 	withTool := turn(jira...)
 	t.Logf("Table round trips per assistant turn: %d without a tool, %d with the Jira tool", noTool, withTool)
-	if noTool != 0 {
-		t.Errorf("a turn without tools cost %d Table round trips, want 0", noTool)
+	// The one write is the conversation memory; reads come from the instance's memory (L1).
+	if noTool > 1 {
+		t.Errorf("a turn without tools cost %d Table round trips, want at most 1", noTool)
 	}
 	if withTool > 2 {
 		t.Errorf("a Jira tool turn cost %d Table round trips, want at most 2", withTool)
+	}
+}
+
+// Memory is per user and conversation: a follow-up sees the earlier exchange, another user
+// in their own chat sees nothing of it, and "forget" clears it.
+func TestAssistantMemoryIsPerUserAndForgettable(t *testing.T) {
+	e, model := newAssistantEnv(t)
+	ada, bo := newChatUser("ada"), newChatUser("bo")
+	history := func() string {
+		reqs := model.Requests()
+		var b strings.Builder
+		for _, m := range reqs[len(reqs)-1].Messages[1:] {
+			b.WriteString(m.Role + ":" + m.Text() + "\n")
+		}
+		return b.String()
+	}
+	model.Script(openai.Turn{Content: "The launch code name is Bluebird."})
+	e.say(t, 0, ada, "remember that our launch is called Bluebird")
+	model.Script(openai.Turn{Content: "Bluebird."})
+	e.say(t, 0, ada, "what is our launch called?")
+	if h := history(); !strings.Contains(h, "user:remember that our launch is called Bluebird") || !strings.Contains(h, "assistant:The launch code name is Bluebird.") {
+		t.Fatalf("Ada's follow-up lacks her earlier exchange:\n%s", h)
+	}
+	model.Script(openai.Turn{Content: "I don't know."})
+	e.say(t, 0, bo, "what is our launch called?")
+	if h := history(); strings.Contains(h, "Bluebird") {
+		t.Fatalf("Bob's turn saw Ada's memory:\n%s", h)
+	}
+	if d := dump(e.say(t, 0, ada, "forget")); !strings.Contains(d, "no longer remember") {
+		t.Fatalf("forget:\n%s", d)
+	}
+	model.Script(openai.Turn{Content: "I don't know."})
+	e.say(t, 0, ada, "what is our launch called?")
+	if h := history(); strings.Contains(h, "Bluebird") {
+		t.Fatalf("memory survived forget:\n%s", h)
+	}
+
+	// Memory expires.
+	model.Script(openai.Turn{Content: "Noted: Redwing."})
+	e.say(t, 0, ada, "the next launch is Redwing")
+	e.clk.Advance(3 * time.Hour)
+	model.Script(openai.Turn{Content: "I don't know."})
+	e.say(t, 0, ada, "what is the next launch?")
+	if h := history(); strings.Contains(h, "Redwing") {
+		t.Fatalf("memory outlived its expiry:\n%s", h)
 	}
 }

@@ -46,6 +46,8 @@ type Assistant struct {
 	ResultBudget int
 	// MaxCalls bounds the tool calls per message (default DefaultMaxCalls); extra calls are refused.
 	MaxCalls int
+	// Memory keeps recent exchanges per user and conversation; nil keeps none.
+	Memory Memory
 }
 
 const systemPrompt = `You are onbehalf, an assistant inside Microsoft Teams. You act as the signed-in user and can only see what they can see.
@@ -117,7 +119,17 @@ func (a *Assistant) run(ctx context.Context, t *bot.Turn, text string, st *Stats
 	} else {
 		sys += groupPrompt
 	}
-	msgs := []Message{{Role: "system", Content: sys}, {Role: "user", Content: text}}
+	msgs := []Message{{Role: "system", Content: sys}}
+	var history []Message
+	if a.Memory != nil {
+		h, err := a.Memory.Load(ctx, t)
+		if err != nil {
+			a.logger().Warn("assistant memory unavailable", slog.String("id", t.Activity.ID), slog.String("error", err.Error()))
+		}
+		history = h
+		msgs = append(msgs, h...)
+	}
+	msgs = append(msgs, Message{Role: "user", Content: text})
 
 	first, err := a.complete(ctx, msgs, specs, st, now)
 	if err != nil {
@@ -155,7 +167,28 @@ func (a *Assistant) run(ctx context.Context, t *bot.Turn, text string, st *Stats
 		return t.ReplyText(ctx, "I have no answer to that. Try rephrasing, or type **help** to see my commands.")
 	}
 	st.Outcome = "answered"
-	return t.ReplyText(ctx, safe)
+	if err := t.ReplyText(ctx, safe); err != nil {
+		return err
+	}
+	if a.Memory != nil {
+		history = append(history, Message{Role: "user", Content: text}, Message{Role: "assistant", Content: safe})
+		if err := a.Memory.Save(ctx, t, history); err != nil {
+			a.logger().Warn("assistant memory not saved", slog.String("id", t.Activity.ID), slog.String("error", err.Error()))
+		}
+	}
+	return nil
+}
+
+// Forget is the "forget" command: it clears what the assistant remembers of this
+// conversation for the user.
+func (a *Assistant) Forget(ctx context.Context, t *bot.Turn, _ string) error {
+	if a.Memory != nil {
+		if err := a.Memory.Forget(ctx, t); err != nil {
+			return err
+		}
+	}
+	t.Outcome = "assistant-forget"
+	return t.ReplyText(ctx, "Done: I no longer remember anything of our conversation here.")
 }
 
 func (a *Assistant) complete(ctx context.Context, msgs []Message, specs []Spec, st *Stats, now func() time.Time) (Message, error) {
