@@ -39,7 +39,7 @@ func (a *App) registerAssistant(cfg *config.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	a.Assistant = &assistant.Assistant{Model: model, Tools: a.tools, LinkHosts: cfg.Assistant.LinkHosts, Log: opts.Log, Now: opts.Now}
+	a.Assistant = &assistant.Assistant{Model: model, Tools: a.tools, LinkHosts: cfg.Assistant.LinkHosts, Log: opts.Log, Now: opts.Now, Stream: true}
 	if user := a.userOf(cfg); a.Store != nil && user != nil {
 		a.Assistant.Memory = &assistant.StoreMemory{Store: a.Store, User: user, Now: opts.Now}
 	}

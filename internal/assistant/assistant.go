@@ -48,6 +48,9 @@ type Assistant struct {
 	MaxCalls int
 	// Memory keeps recent exchanges per user and conversation; nil keeps none.
 	Memory Memory
+	// Stream streams answers in one-to-one chats (Teams streaming); group chats always get
+	// the final message only.
+	Stream bool
 }
 
 const systemPrompt = `You are onbehalf, an assistant inside Microsoft Teams. You act as the signed-in user and can only see what they can see.
@@ -105,7 +108,12 @@ func (a *Assistant) run(ctx context.Context, t *bot.Turn, text string, st *Stats
 		return t.ReplyText(ctx, fmt.Sprintf("That is a long message: please ask in fewer than %d characters.", maxQuestion))
 	}
 	personal := bot.IsPersonal(t.Activity)
-	_ = t.Reply(ctx, &botframework.Activity{Type: botframework.TypeTyping})
+	out := &stream{t: t, on: personal && a.Stream, now: now}
+	if out.on {
+		out.informative(ctx, "Looking into it…")
+	} else {
+		_ = t.Reply(ctx, &botframework.Activity{Type: botframework.TypeTyping})
+	}
 
 	sys := systemPrompt
 	var specs []Spec
@@ -133,7 +141,7 @@ func (a *Assistant) run(ctx context.Context, t *bot.Turn, text string, st *Stats
 
 	first, err := a.complete(ctx, msgs, specs, st, now)
 	if err != nil {
-		return a.failed(ctx, t, err, st)
+		return a.failed(ctx, out, err, st)
 	}
 	hosts := append([]string(nil), a.LinkHosts...)
 	answer := first.Content
@@ -148,10 +156,16 @@ func (a *Assistant) run(ctx context.Context, t *bot.Turn, text string, st *Stats
 			}
 			msgs = append(msgs, Message{Role: "tool", ToolCallID: c.ID, Content: out})
 		}
+		out.informative(ctx, "Reading what I found…")
 		// No tools on the second call: nothing a tool returned can cause another call.
-		second, err := a.complete(ctx, msgs, nil, st, now)
+		var second Message
+		if sm, ok := a.Model.(StreamingModel); ok && out.on {
+			second, err = a.completeStream(ctx, sm, msgs, st, now, func(sofar string) { out.chunk(ctx, sofar, hosts) })
+		} else {
+			second, err = a.complete(ctx, msgs, nil, st, now)
+		}
 		if err != nil {
-			return a.failed(ctx, t, err, st)
+			return a.failed(ctx, out, err, st)
 		}
 		st.Refused += len(second.ToolCalls)
 		answer = second.Content
@@ -161,13 +175,16 @@ func (a *Assistant) run(ctx context.Context, t *bot.Turn, text string, st *Stats
 	if safe == "" {
 		if prompted > 0 {
 			st.Outcome = "prompted"
+			if out.id != "" {
+				return out.final(ctx, "Please use the card above.")
+			}
 			return nil // the card the user was shown is the answer
 		}
 		st.Outcome = "empty"
-		return t.ReplyText(ctx, "I have no answer to that. Try rephrasing, or type **help** to see my commands.")
+		return out.final(ctx, "I have no answer to that. Try rephrasing, or type **help** to see my commands.")
 	}
 	st.Outcome = "answered"
-	if err := t.ReplyText(ctx, safe); err != nil {
+	if err := out.final(ctx, safe); err != nil {
 		return err
 	}
 	if a.Memory != nil {
@@ -289,8 +306,23 @@ func (a *Assistant) trim(out toolOutput) string {
 	return s + ` …[truncated: the result was longer than the assistant may read]`
 }
 
-// failed tells the user honestly why there is no answer.
-func (a *Assistant) failed(ctx context.Context, t *bot.Turn, err error, st *Stats) error {
+// completeStream is complete for a streamed answer without tools.
+func (a *Assistant) completeStream(ctx context.Context, m StreamingModel, msgs []Message, st *Stats, now func() time.Time, onText func(string)) (Message, error) {
+	timeout := a.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	start := now()
+	msg, err := m.CompleteStream(cctx, msgs, onText)
+	st.ModelCalls++
+	st.ModelTime += now().Sub(start)
+	return msg, err
+}
+
+// failed tells the user honestly why there is no answer; a streamed answer is replaced by it.
+func (a *Assistant) failed(ctx context.Context, out *stream, err error, st *Stats) error {
 	var th *ThrottledError
 	var msg string
 	switch {
@@ -314,7 +346,7 @@ func (a *Assistant) failed(ctx context.Context, t *bot.Turn, err error, st *Stat
 	if st.ToolCalls > 0 {
 		msg += " Nothing was changed on your behalf."
 	}
-	return t.ReplyText(ctx, msg)
+	return out.final(ctx, msg)
 }
 
 func (a *Assistant) logger() *slog.Logger {

@@ -24,12 +24,14 @@ const apiVersion = "2024-10-21"
 type sender struct {
 	mu   sync.Mutex
 	acts []*botframework.Activity
+	at   []time.Time
 }
 
 func (s *sender) Reply(_ context.Context, _ botframework.ConversationReference, _ string, a *botframework.Activity) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.acts = append(s.acts, a)
+	s.at = append(s.at, time.Now())
 	return "r", nil
 }
 func (s *sender) Send(ctx context.Context, ref botframework.ConversationReference, a *botframework.Activity) (string, error) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -155,4 +156,36 @@ func rawJSON(s string) (map[string]any, error) {
 		return nil, err
 	}
 	return v, nil
+}
+
+var _ StreamingModel = (*AzureModel)(nil)
+
+// CompleteStream implements StreamingModel: the answer, without tools, as server-sent events.
+func (m *AzureModel) CompleteStream(ctx context.Context, msgs []Message, onText func(string)) (Message, error) {
+	p := oai.ChatCompletionNewParams{Model: m.deployment, MaxCompletionTokens: oai.Int(m.maxTokens)}
+	for _, msg := range msgs {
+		p.Messages = append(p.Messages, toParam(msg))
+	}
+	st := m.client.Chat.Completions.NewStreaming(ctx, p)
+	defer st.Close()
+	var acc oai.ChatCompletionAccumulator
+	var sb strings.Builder
+	for st.Next() {
+		c := st.Current()
+		acc.AddChunk(c)
+		if len(c.Choices) > 0 && c.Choices[0].Delta.Content != "" {
+			sb.WriteString(c.Choices[0].Delta.Content)
+			onText(sb.String())
+		}
+	}
+	if err := st.Err(); err != nil {
+		return Message{}, classify(ctx, err)
+	}
+	if len(acc.Choices) == 0 {
+		return Message{}, fmt.Errorf("%w: no choices", ErrUnavailable)
+	}
+	if acc.Choices[0].FinishReason == "content_filter" {
+		return Message{}, ErrFiltered
+	}
+	return Message{Role: "assistant", Content: acc.Choices[0].Message.Content}, nil
 }

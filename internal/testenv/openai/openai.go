@@ -61,6 +61,8 @@ type Turn struct {
 	FilterPrompt bool
 	FilterAnswer bool
 	Stall        time.Duration
+	// ChunkDelay spaces streamed content chunks (a model producing tokens over time).
+	ChunkDelay time.Duration
 }
 
 // Request is what a client sent, for assertions.
@@ -352,6 +354,9 @@ func (s *Server) stream(w http.ResponseWriter, id, model string, turn Turn) {
 	}
 	send(map[string]any{"role": "assistant", "content": ""}, nil)
 	for _, piece := range chunks(turn.Content, 3) {
+		if turn.ChunkDelay > 0 {
+			time.Sleep(turn.ChunkDelay)
+		}
 		send(map[string]any{"content": piece}, nil)
 	}
 	finish := "stop"
