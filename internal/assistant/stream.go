@@ -56,8 +56,8 @@ func (s *stream) send(ctx context.Context, typ, text string, info streamInfo) er
 
 // informative starts the stream with a progress line; on failure streaming stays off.
 func (s *stream) informative(ctx context.Context, text string) {
-	if !s.on {
-		return
+	if !s.on || (s.id != "" && s.now().Sub(s.last) < MinStreamInterval) {
+		return // a later update will do; the first one always goes
 	}
 	s.seq++
 	if err := s.send(ctx, botframework.TypeTyping, text, streamInfo{Type: "streaminfo", StreamID: s.id, StreamType: "informative", StreamSequence: s.seq}); err != nil || s.id == "" {

@@ -59,14 +59,16 @@ func checkStream(t *testing.T, s *sender) ([]string, string) {
 		case !last && (a.Type != "typing" || e.StreamSequence == nil || *e.StreamSequence != i+1):
 			t.Fatalf("update %d: type %s sequence %v", i, a.Type, e.StreamSequence)
 		}
+		if !last {
+			if !lastStream.IsZero() && s.at[i].Sub(lastStream) < 900*time.Millisecond {
+				t.Fatalf("two updates %s apart", s.at[i].Sub(lastStream))
+			}
+			lastStream = s.at[i]
+		}
 		if e.StreamType == "streaming" {
 			if len(streamed) > 0 && !strings.HasPrefix(a.Text, streamed[len(streamed)-1]) {
 				t.Fatalf("update %q does not extend %q", a.Text, streamed[len(streamed)-1])
 			}
-			if !lastStream.IsZero() && s.at[i].Sub(lastStream) < 900*time.Millisecond {
-				t.Fatalf("two streaming updates %s apart", s.at[i].Sub(lastStream))
-			}
-			lastStream = s.at[i]
 			streamed = append(streamed, a.Text)
 		}
 	}
