@@ -1,6 +1,7 @@
 # onbehalf — build, run and test.
 #
-#   make dev    run the bot locally: Azurite + the handler + the Microsoft 365 Agents Playground
+#   make dev    run the whole product locally as the sandbox users Alice and Bob, in two Agents
+#               Playgrounds (make dev ANONYMOUS=1: the bare handler in anonymous mode)
 #   make test   install what the tests need, then go vet and every test
 #
 # Other targets: build, dist, bench, clean. Area-specific targets live in mk/*.mk.
@@ -39,9 +40,14 @@ go-deps:
 	$(GO) mod download
 
 npm-deps: node_modules/.installed
+# A node_modules that is a symbolic link is shared with another checkout: npm ci would empty
+# the link's target under whoever else uses it, so only check that it is complete.
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
-	touch $@
+	@if [ -L node_modules ]; then \
+	  for b in azurite agentsplayground; do [ -x node_modules/.bin/$$b ] || { echo "node_modules is a link to an incomplete install (no $$b): run npm ci where it points" >&2; exit 1; }; done; \
+	else \
+	  npm ci --no-audit --no-fund --loglevel=error && touch $@; \
+	fi
 
 apt-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

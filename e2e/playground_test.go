@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onbehalf/onbehalf/internal/testenv"
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 	"github.com/onbehalf/onbehalf/internal/testenv/playground"
 )
 
@@ -60,12 +62,23 @@ func (h *handler) output() string {
 // free loopback port, waits until it accepts connections, and stops it at cleanup.
 func startHandler(t *testing.T, env map[string]string) *handler {
 	t.Helper()
+	return startHandlerOn(t, freePort(t), env)
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startHandlerOn is startHandler on a given port.
+func startHandlerOn(t *testing.T, port int, env map[string]string) *handler {
+	t.Helper()
 
 	cmd := exec.Command(handlerBin, "serve")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "FUNCTIONS_CUSTOMHANDLER_PORT=" + strconv.Itoa(port)}
@@ -73,18 +86,21 @@ func startHandler(t *testing.T, env map[string]string) *handler {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	h := &handler{Endpoint: fmt.Sprintf("http://127.0.0.1:%d/api/messages", port), outFile: filepath.Join(t.TempDir(), "handler.log")}
+	logcheck.Watch(t, h.output) // registered first: runs after the handler has stopped
 	out, err := os.Create(h.outFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer out.Close() // the child keeps its own descriptor
 	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
+	// Killed by the kernel if this test process dies without stopping it.
+	waited, err := testenv.StartChild(cmd)
+	if err != nil {
 		t.Fatalf("start handler: %v", err)
 	}
 	exited := make(chan struct{})
 	var exitErr error
-	go func() { exitErr = cmd.Wait(); close(exited) }()
+	go func() { exitErr = <-waited; close(exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -148,7 +164,7 @@ func TestPlaygroundGetsHelp(t *testing.T) {
 		t.Fatalf("no reply to help: %v", err)
 	}
 	// The command list names each command with its one-line description (internal/bot).
-	if !strings.Contains(reply.Text, "**help**") || !strings.Contains(reply.Text, "Show what I can do") || reply.ConversationID != p.ConversationID {
+	if !strings.Contains(reply.Text, "`help` — Show what I can do.") || reply.ConversationID != p.ConversationID {
 		t.Errorf("reply to help = %q in %q, want the command list in %q", reply.Text, reply.ConversationID, p.ConversationID)
 	}
 }

@@ -60,6 +60,24 @@ param oauth2Connectors string = ''
 @description('Organisation APIs protected by Entra ID, called on the user\'s behalf (ENTRA_APIS, a JSON array).')
 param entraApis string = ''
 
+@description('SAML-only applications reached as the user through their RFC 7522 token endpoint (SAML_APPS, a JSON array; client secrets are Key Vault secret names, never values).')
+param samlApps string = ''
+@description('Legacy LDAP directory, ldaps://host[:port] or ldap://host[:port] with StartTLS (LDAP_URL); empty leaves the LDAP commands off. The directory must support RFC 4370 proxied authorization.')
+param ldapUrl string = ''
+
+@description('Subtree the LDAP commands search (LDAP_BASE_DN), and where users\' entries are (LDAP_USER_BASE_DN; empty = the same).')
+param ldapBaseDn string = ''
+param ldapUserBaseDn string = ''
+
+@description('Token claim (upn, mail or oid) and directory attribute that identify the user\'s entry (LDAP_USER_CLAIM, LDAP_USER_ATTRIBUTE).')
+param ldapUserClaim string = 'upn'
+param ldapUserAttribute string = 'mail'
+
+@description('Key Vault secret holding the bot\'s PEM client certificate and key for SASL EXTERNAL (LDAP_CLIENT_CERT_SECRET_NAME); or leave empty and set ldapBindDn for a simple bind whose password is the Key Vault secret ldapBindPasswordSecretName.')
+param ldapClientCertSecretName string = ''
+param ldapBindDn string = ''
+param ldapBindPasswordSecretName string = 'ldap-bind-password'
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -206,7 +224,7 @@ module functionApp 'modules/function-app.bicep' = {
       TOKENSTORE_KEYVAULT_URL: keyVault.outputs.uri
       TOKENSTORE_KEY_NAME: tokenStoreKeyName
       LOG_LEVEL: logLevel
-    }, botFrameworkOverrides, connectorSettings)
+    }, botFrameworkOverrides, connectorSettings, ldapSettings)
   }
 }
 
@@ -225,8 +243,18 @@ var botFrameworkOverrides = union(
 var connectorSettings = union(
   empty(atlassianClientId) ? {} : { ATLASSIAN_CLIENT_ID: atlassianClientId, ATLASSIAN_CLIENT_SECRET_NAME: atlassianClientSecretName },
   empty(oauth2Connectors) ? {} : { OAUTH2_CONNECTORS: oauth2Connectors },
-  empty(entraApis) ? {} : { ENTRA_APIS: entraApis }
+  empty(entraApis) ? {} : { ENTRA_APIS: entraApis },
+  empty(samlApps) ? {} : { SAML_APPS: samlApps }
 )
+
+// LDAP: names and DNs only; the credential stays in Key Vault (TOKENSTORE_KEYVAULT_URL's vault).
+var ldapSettings = empty(ldapUrl) ? {} : union({
+  LDAP_URL: ldapUrl
+  LDAP_BASE_DN: ldapBaseDn
+  LDAP_USER_CLAIM: ldapUserClaim
+  LDAP_USER_ATTRIBUTE: ldapUserAttribute
+}, empty(ldapUserBaseDn) ? {} : { LDAP_USER_BASE_DN: ldapUserBaseDn },
+  empty(ldapClientCertSecretName) ? { LDAP_BIND_DN: ldapBindDn, LDAP_BIND_PASSWORD_SECRET_NAME: ldapBindPasswordSecretName } : { LDAP_CLIENT_CERT_SECRET_NAME: ldapClientCertSecretName })
 
 module bot 'modules/bot.bicep' = {
   name: 'bot'

@@ -6,7 +6,8 @@
 // TokenExchangeUrl, TenantId — learn.microsoft.com microsoft-365/agents-sdk/
 // azure-bot-user-authorization-federated-credentials). It holds no client secret: the token
 // store authenticates as the app through the app's FIC #2, whose subject ends in UniqueIdentifier.
-// Its scope is the bot's own access_as_user, so the token it returns is the assertion the
+// Its scope is the bot API's .default (combined consent for every permission the app lists), so
+// the token it returns, for the bot's own API, is the assertion the
 // handler exchanges on behalf of the user for downstream APIs.
 
 param name string
@@ -25,7 +26,7 @@ param oauthConnectionUniqueId string
 @description('Identifier URI of the Entra app, api://botid-{appId}.')
 param identifierUri string
 
-@description('The scope the OAuth connection asks for: {identifierUri}/access_as_user.')
+@description('The scope the OAuth connection asks for: {identifierUri}/.default (the bot API, with combined consent for every permission the app registration lists).')
 param ssoScope string
 
 resource bot 'Microsoft.BotService/botServices@2022-09-15' = {

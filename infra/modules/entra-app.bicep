@@ -129,7 +129,18 @@ resource app 'Microsoft.Graph/applications@v1.0' = {
       'https://token.botframework.com/.auth/web/redirect'
     ]
   }
+  // What the OAuth connection's {identifier URI}/.default consent covers: the Graph permissions
+  // and the bot's own access_as_user, so one prompt consents to both where no administrator has.
   requiredResourceAccess: [
+    {
+      resourceAppId: appId
+      resourceAccess: [
+        {
+          id: accessAsUserScopeId
+          type: 'Scope'
+        }
+      ]
+    }
     {
       resourceAppId: graphAppId
       resourceAccess: [for scopeId in graphDelegatedScopes: {
@@ -184,8 +195,17 @@ resource graphConsent 'Microsoft.Graph/oauth2PermissionGrants@v1.0' = if (grantG
   scope: 'User.Read Mail.Read Files.Read.All offline_access openid profile'
 }
 
+// The same tenant-wide consent for the bot's own API, which the OAuth connection's .default
+// sign-in and the token service's exchange ask for.
+resource selfConsent 'Microsoft.Graph/oauth2PermissionGrants@v1.0' = if (grantGraphConsent) {
+  clientId: servicePrincipal.id
+  consentType: 'AllPrincipals'
+  resourceId: servicePrincipal.id
+  scope: 'access_as_user'
+}
+
 output appId string = app.appId
 output identifierUri string = identifierUri
-output ssoScope string = '${identifierUri}/access_as_user'
+output ssoScope string = '${identifierUri}/.default'
 output servicePrincipalId string = servicePrincipal.id
 output botTokenStoreSubject string = botTokenStoreSubject

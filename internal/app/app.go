@@ -22,6 +22,8 @@ import (
 	"github.com/onbehalf/onbehalf/internal/config"
 	"github.com/onbehalf/onbehalf/internal/connector/entraapi"
 	"github.com/onbehalf/onbehalf/internal/connector/graph"
+	"github.com/onbehalf/onbehalf/internal/connector/ldap"
+	"github.com/onbehalf/onbehalf/internal/connector/saml"
 	"github.com/onbehalf/onbehalf/internal/entra"
 	"github.com/onbehalf/onbehalf/internal/keyring"
 	"github.com/onbehalf/onbehalf/internal/oauthlink"
@@ -52,6 +54,8 @@ type App struct {
 	Store     *tokenstore.Store  // nil when no token store is configured
 	SSO       *sso.Flow          // nil in anonymous mode or without a token store
 	OAuth     *oauthlink.Service // nil when no OAuth connector (Atlassian, OAUTH2_CONNECTORS) is configured
+	SAML      []*saml.App        // empty when no SAML application (SAML_APPS) is configured
+	LDAP      *ldap.Directory    // nil when LDAP_URL is not set
 	// Background is work that goes on after a request was answered (resumed requests,
 	// account-link announcements); wait for it before stopping.
 	Background *background.Group
@@ -131,10 +135,18 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	if a.SSO != nil {
 		a.tools = append(a.tools, assistant.GraphTools(gc, needer)...)
 	}
+	if err := a.registerSAML(cfg, opts); err != nil {
+		return nil, fmt.Errorf("app: SAML applications: %w", err)
+	}
 	a.registerSignOut()
 	if err := a.registerOAuth(cfg, opts); err != nil {
 		return nil, fmt.Errorf("app: oauth connectors: %w", err)
 	}
+	a.listSAMLConnections(cfg, opts)
+	if err := a.registerLDAP(cfg, opts); err != nil {
+		return nil, fmt.Errorf("app: ldap: %w", err)
+	}
+	// Last: the assistant's tools are what the connectors above contributed.
 	if err := a.registerAssistant(cfg, opts); err != nil {
 		return nil, fmt.Errorf("app: assistant: %w", err)
 	}
@@ -235,11 +247,12 @@ func DefaultHTTPClient() *http.Client {
 }
 
 // Warm prefetches the channel's and tenant's signing keys, so the first activity does not
-// pay for them. Failures are logged; validation fetches again on demand.
+// pay for them, and checks the LDAP directory (credential, proxied authorization). Failures are logged; validation fetches again on demand.
 func (a *App) Warm(ctx context.Context) {
 	for _, k := range a.keys {
 		if err := k.Warm(ctx); err != nil {
 			a.log.Warn("prefetching signing keys failed; will retry on demand", slog.String("metadata", k.MetadataURL), slog.String("error", err.Error()))
 		}
 	}
+	a.checkLDAP(ctx)
 }

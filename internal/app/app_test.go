@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -19,6 +20,7 @@ import (
 	"github.com/onbehalf/onbehalf/internal/app"
 	"github.com/onbehalf/onbehalf/internal/config"
 	"github.com/onbehalf/onbehalf/internal/testenv/channel"
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 	"github.com/onbehalf/onbehalf/internal/testenv/stack"
 )
 
@@ -51,6 +53,9 @@ type harness struct {
 // its ordinary settings.
 func newHarness(t *testing.T, extra map[string]string) *harness {
 	t.Helper()
+	// The log check is registered first, so it runs last: after every server has stopped.
+	logs := &syncBuffer{}
+	logcheck.Watch(t, logs.String)
 	st := stack.New()
 	t.Cleanup(st.Close)
 	// azidentity reads the App Service managed-identity variables from the process environment.
@@ -60,7 +65,6 @@ func newHarness(t *testing.T, extra map[string]string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
 	a, err := app.New(context.Background(), cfg, app.Options{HTTPClient: st.HTTPClient(), Log: slog.New(slog.NewJSONHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -84,6 +88,15 @@ func (h *harness) post(t *testing.T, authz string, act any) *http.Response {
 	}
 	resp.Body.Close()
 	return resp
+}
+
+// devKey is a fresh token-store key for TOKENSTORE_DEV_KEY, recorded so no log may show it.
+func devKey() string {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	k := base64.StdEncoding.EncodeToString(key)
+	logcheck.Issue("token-store key", k)
+	return k
 }
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
@@ -110,6 +123,10 @@ func TestInboundAuthentication(t *testing.T) {
 	tj, _ := json.Marshal(tampered)
 	tamperedTok := parts[0] + "." + b64(tj) + "." + parts[2]
 	unknown := ch.AddUnpublishedKey()
+	// Forged tokens are as much a secret as real ones: the log check at the end knows them.
+	logcheck.Issue("forged channel token (alg none)", algNone)
+	logcheck.Issue("forged channel token (HS256)", hs256)
+	logcheck.Issue("tampered channel token", tamperedTok)
 
 	cases := []struct {
 		name  string

@@ -3,7 +3,6 @@ package app_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -30,6 +29,7 @@ import (
 	standin "github.com/onbehalf/onbehalf/internal/testenv/atlassian"
 	"github.com/onbehalf/onbehalf/internal/testenv/azurite"
 	"github.com/onbehalf/onbehalf/internal/testenv/channel"
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 	"github.com/onbehalf/onbehalf/internal/testenv/stack"
 	"github.com/onbehalf/onbehalf/internal/tokenstore"
 )
@@ -89,13 +89,16 @@ func newAtlEnvMode(t *testing.T, instances int, anonymous bool) *atlEnv {
 // newAtlEnvWith adds extra settings (and overrides) to the environment's own.
 func newAtlEnvWith(t *testing.T, instances int, anonymous bool, extra map[string]string) *atlEnv {
 	t.Helper()
+	// The log check is registered first, so it runs last: after every server has stopped.
+	logs := &syncBuffer{}
+	logcheck.Watch(t, logs.String)
 	az := azurite.Start(t)
 	st := stack.New()
 	t.Cleanup(st.Close)
 	t.Setenv("IDENTITY_ENDPOINT", st.Entra.IdentityEndpoint)
 	t.Setenv("IDENTITY_HEADER", st.Entra.IdentityHeader)
 
-	e := &atlEnv{clk: &fakeClock{t: time.Now()}, st: st, ch: st.Channel, anon: anonymous, logs: &syncBuffer{}, world: standin.DefaultWorld(), inflight: map[string]bool{}}
+	e := &atlEnv{clk: &fakeClock{t: time.Now()}, st: st, ch: st.Channel, anon: anonymous, logs: logs, world: standin.DefaultWorld(), inflight: map[string]bool{}}
 	for range instances {
 		e.srvs = append(e.srvs, httptest.NewUnstartedServer(nil))
 	}
@@ -112,11 +115,9 @@ func newAtlEnvWith(t *testing.T, instances int, anonymous bool, extra map[string
 	}}
 	e.table = &countingTransport{base: hc.Transport, host: hostOf(az.ConnectionString())}
 	hc.Transport = e.table
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
 	settings := map[string]string{
 		"TOKENSTORE_CONNECTION_STRING": az.ConnectionString(),
-		"TOKENSTORE_DEV_KEY":           base64.StdEncoding.EncodeToString(key),
+		"TOKENSTORE_DEV_KEY":           devKey(),
 		"BOT_PUBLIC_URL":               e.pub,
 		"ATLASSIAN_CLIENT_ID":          e.atl.ClientID(),
 		"ATLASSIAN_CLIENT_SECRET":      e.atl.ClientSecret(),
@@ -290,6 +291,7 @@ func callback(t *testing.T, cb string) (int, string) {
 	if m == nil {
 		return resp.StatusCode, ""
 	}
+	logcheck.Issue("link code", m[1])
 	return resp.StatusCode, m[1]
 }
 
@@ -716,7 +718,7 @@ func TestAtlassianTokensRefreshOnceAndFailPlainly(t *testing.T) {
 	})
 }
 
-// The local sandbox (make dev SANDBOX=1): in anonymous mode two Playground users link the two
+// The anonymous edge (make dev ANONYMOUS=1, with the Atlassian settings): in anonymous mode two Playground users link the two
 // test accounts and each sees only their own Jira; the link still needs the typed code.
 func TestAtlassianSandboxAnonymousUsersAreKeptApart(t *testing.T) {
 	e := newAtlEnvMode(t, 1, true)
@@ -806,5 +808,43 @@ func TestGenericConnectorLinksAndAuthorizesPerUser(t *testing.T) {
 	hc, _ := e.apps[0].OAuth.HTTPClient(bo.key(), "acme")
 	if _, err := hc.Get(e.atl.URL + "/me"); !errors.Is(err, oauth2.ErrNotConnected) {
 		t.Fatalf("after disconnect: err = %v, want ErrNotConnected", err)
+	}
+}
+
+// "jira site" without an id: a user with one site gets it chosen, a user with two gets the
+// choice card, never a bare "Which site?".
+func TestAtlassianJiraSiteWithoutID(t *testing.T) {
+	e := newAtlEnv(t, 1)
+	ada, bo := newChatUser("ada"), newChatUser("bo")
+	e.say(t, 0, bo, "connect jira")
+	e.link(t, bo, standin.Bob, false)
+	if d := dump(e.say(t, 0, bo, "jira site")); !strings.Contains(d, "I will use acme.atlassian.net for you from now on.") || strings.Contains(d, "Which site") {
+		t.Fatalf("one site: %s", d)
+	}
+	e.say(t, 0, ada, "connect jira")
+	e.link(t, ada, standin.Alice, false)
+	d := dump(e.say(t, 0, ada, "jira site"))
+	if !strings.Contains(d, "jira site "+standin.AcmeSite) || !strings.Contains(d, "jira site "+standin.GlobexSite) {
+		t.Fatalf("two sites: want the choice card, got %s", d)
+	}
+}
+
+// A HEAD on the card's link (a link scanner, a browser's prefetch) is refused and burns
+// nothing: the user's own click still starts the sign-in.
+func TestAtlassianHeadDoesNotBurnTheLink(t *testing.T) {
+	e := newAtlEnv(t, 1)
+	ada := newChatUser("ada")
+	start := startURL(t, e.say(t, 0, ada, "connect jira"))
+	req, _ := http.NewRequest(http.MethodHead, start, nil)
+	resp, err := browser.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != http.MethodGet {
+		t.Fatalf("HEAD: %d, Allow %q", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+	if resp, _ := get(t, start); resp.StatusCode != http.StatusFound {
+		t.Fatalf("the click after a HEAD: %d, want the redirect to Atlassian", resp.StatusCode)
 	}
 }

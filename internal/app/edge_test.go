@@ -15,6 +15,7 @@ import (
 	"github.com/onbehalf/onbehalf/internal/app"
 	"github.com/onbehalf/onbehalf/internal/config"
 	"github.com/onbehalf/onbehalf/internal/testenv/channel"
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 	"github.com/onbehalf/onbehalf/internal/testenv/stack"
 )
 
@@ -191,6 +192,7 @@ func TestAnonymousModeLocal(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs syncBuffer
+	logcheck.Watch(t, logs.String)
 	a, err := app.New(context.Background(), cfg, app.Options{HTTPClient: stack.New().HTTPClient(), Log: slog.New(slog.NewJSONHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)

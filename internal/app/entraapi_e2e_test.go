@@ -10,6 +10,7 @@ import (
 
 	"github.com/onbehalf/onbehalf/internal/testenv"
 	tenv "github.com/onbehalf/onbehalf/internal/testenv/entra"
+	"github.com/onbehalf/onbehalf/internal/testenv/stack"
 )
 
 // companyAPI is an organisation's own API protected by Entra: it accepts only delegated tokens
@@ -56,6 +57,8 @@ func TestEntraAPIConnectorCallsAsTheUser(t *testing.T) {
 	})
 	api.tenant.Store(h.st.Entra)
 	api.refuse.Store(0)
+	// The company API is among the permissions an administrator consented to for the bot.
+	h.st.Entra.SetPermissions(stack.BotAppID, "api://contoso-hr", "access_as_user")
 	c := h.client(alice)
 	ctx := ctxTimeout(t, 15*time.Second)
 

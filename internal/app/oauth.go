@@ -15,6 +15,7 @@ import (
 	"github.com/onbehalf/onbehalf/internal/config"
 	"github.com/onbehalf/onbehalf/internal/connector/atlassian"
 	"github.com/onbehalf/onbehalf/internal/connector/oauth2"
+	"github.com/onbehalf/onbehalf/internal/mdtext"
 	"github.com/onbehalf/onbehalf/internal/oauthlink"
 	"github.com/onbehalf/onbehalf/internal/secrets"
 )
@@ -65,7 +66,7 @@ func (a *App) registerOAuth(cfg *config.Config, opts Options) error {
 				}
 				return acct.Name, err
 			},
-			Connected: func(account string) string { return atlassian.ConnectedText(atlassian.Account{Name: account}) },
+			Connected: func(account string) mdtext.Markdown { return atlassian.ConnectedText(atlassian.Account{Name: account}) },
 			Message:   atlassian.UserMessage,
 			DisconnectNote: "Atlassian has no way for me to revoke the app's access myself: to remove it completely, " +
 				"open your Atlassian account's Security → Connected apps.",

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/onbehalf/onbehalf/internal/bot"
+	"github.com/onbehalf/onbehalf/internal/mdtext"
 	"github.com/onbehalf/onbehalf/internal/oauthlink"
 	"github.com/onbehalf/onbehalf/internal/sso"
 )
@@ -26,7 +27,7 @@ func (a *App) registerSignOut() {
 				if u, err := a.OAuth.UserOf(t.Activity); err == nil {
 					switch err := a.OAuth.Disconnect(ctx, u, name); {
 					case err == nil:
-						return t.ReplyText(ctx, fmt.Sprintf("Done: I have forgotten your %s sign-in.", name))
+						return t.ReplyText(ctx, mdtext.Sprintf("Done: I have forgotten your %s sign-in.", name))
 					case !errors.Is(err, oauthlink.ErrUnknownConnector):
 						return err
 					}
@@ -44,6 +45,10 @@ func (a *App) registerSignOut() {
 					a.log.Info("user signed out of everything", slog.String("user", u.String()), slog.Int("rows", n))
 					return t.ReplyText(ctx, "Done: I have forgotten all your sign-ins.")
 				}
+			}
+			if err != nil && a.Config.Anonymous && a.OAuth == nil {
+				// Local anonymous mode without connectors: nothing is ever stored for a user.
+				return t.ReplyText(ctx, "Done: in this local anonymous mode I keep no sign-ins for you, so there was nothing to forget.")
 			}
 			if err != nil {
 				return t.ReplyText(ctx, "I can only sign out a signed-in Microsoft Teams user.")
@@ -72,11 +77,11 @@ func (a *App) registerSignOut() {
 					if err := a.SSO.M.Forget(ctx, c, name); err != nil {
 						return err
 					}
-					return t.ReplyText(ctx, fmt.Sprintf("Done: I have forgotten your %s token. Teams single sign-on gets a new one silently next time; type **signout all** to sign out completely.", name))
+					return t.ReplyText(ctx, mdtext.Sprintf("Done: I have forgotten your %s token. Teams single sign-on gets a new one silently next time; type **signout all** to sign out completely.", name))
 				} else if !errors.Is(err, sso.ErrUnknownResource) {
 					return err
 				}
 			}
-			return t.ReplyText(ctx, fmt.Sprintf("I don't know a sign-in called %q. Type **signout all** to forget every sign-in.", name))
+			return t.ReplyText(ctx, mdtext.Sprintf("I don't know a sign-in called %s. Type **signout all** to forget every sign-in.", mdtext.Code(name)))
 		}})
 }

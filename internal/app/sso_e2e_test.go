@@ -2,13 +2,13 @@ package app_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -16,10 +16,12 @@ import (
 
 	"github.com/onbehalf/onbehalf/internal/app"
 	"github.com/onbehalf/onbehalf/internal/config"
+	"github.com/onbehalf/onbehalf/internal/testenv"
 	"github.com/onbehalf/onbehalf/internal/testenv/azurite"
 	"github.com/onbehalf/onbehalf/internal/testenv/channel"
 	"github.com/onbehalf/onbehalf/internal/testenv/entra"
 	"github.com/onbehalf/onbehalf/internal/testenv/graphuser"
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 	"github.com/onbehalf/onbehalf/internal/testenv/stack"
 	"github.com/onbehalf/onbehalf/internal/testenv/teamsclient"
 	"github.com/onbehalf/onbehalf/internal/testenv/tokenservice"
@@ -39,22 +41,30 @@ type ssoHarness struct {
 	table *countingTransport
 }
 
-// countingTransport counts requests to one host (Table Storage round trips).
+// countingTransport counts requests to one host (Table Storage round trips) and can make
+// that host unreachable (down).
 type countingTransport struct {
 	base http.RoundTripper
 	host string
 	mu   sync.Mutex
 	n    int
+	down bool
 }
 
 func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.URL.Host == c.host {
 		c.mu.Lock()
 		c.n++
+		down := c.down
 		c.mu.Unlock()
+		if down {
+			return nil, errors.New("connection refused (storage outage)")
+		}
 	}
 	return c.base.RoundTrip(r)
 }
+
+func (c *countingTransport) setDown(down bool) { c.mu.Lock(); c.down = down; c.mu.Unlock() }
 
 func (c *countingTransport) count() int { c.mu.Lock(); defer c.mu.Unlock(); return c.n }
 
@@ -62,6 +72,9 @@ func (c *countingTransport) count() int { c.mu.Lock(); defer c.mu.Unlock(); retu
 // token-service and Graph stand-ins; Alice and Bob are users of the tenant.
 func newSSOHarness(t testing.TB, extra ...map[string]string) *ssoHarness {
 	t.Helper()
+	// The log check is registered first, so it runs last: after every server has stopped.
+	logs := &syncBuffer{}
+	logcheck.Watch(t, logs.String)
 	st := stack.New()
 	t.Cleanup(st.Close)
 	az := azurite.Start(t)
@@ -81,11 +94,9 @@ func newSSOHarness(t testing.TB, extra ...map[string]string) *ssoHarness {
 		})
 	}
 	setIdentityEnv(t, st)
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
 	settings := sso.Env()
 	settings["TOKENSTORE_CONNECTION_STRING"] = az.ConnectionString()
-	settings["TOKENSTORE_DEV_KEY"] = base64.StdEncoding.EncodeToString(key)
+	settings["TOKENSTORE_DEV_KEY"] = devKey()
 	for _, e := range extra {
 		for k, v := range e {
 			settings[k] = v
@@ -95,7 +106,6 @@ func newSSOHarness(t testing.TB, extra ...map[string]string) *ssoHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
 	client := st.HTTPClient()
 	table := &countingTransport{base: client.Transport, host: hostOf(az.ConnectionString())}
 	client.Transport = table
@@ -209,13 +219,14 @@ func TestSSOSilentSignInAnswersParkedRequestOnce(t *testing.T) {
 	}
 }
 
-// Consent required → 412 to every duplicate and no chat message; after consent the request
-// completes (magic-code fallback through signin/verifyState).
+// Consent required → 412 to every duplicate and no chat message; the user then signs in with
+// the card's button and consents there, Teams reports the magic code the sign-in page showed
+// (signin/verifyState), and the parked request completes.
 func TestSSOConsentRequired(t *testing.T) {
 	h := newSSOHarness(t)
 	c := h.client(alice)
 	ctx := ctxTimeout(t, 20*time.Second)
-	h.st.Entra.RequireConsent(alice.ObjectID, "https://graph.microsoft.com", true)
+	h.st.Entra.RevokeAdminConsent(stack.BotAppID)
 
 	c.Say(ctx, "mail quarterly")
 	if _, err := c.WaitReplies(ctx, 1); err != nil {
@@ -235,10 +246,18 @@ func TestSSOConsentRequired(t *testing.T) {
 		t.Fatalf("the 412 path sent chat messages (%d activities, want only the card):\n%s", n, texts(c.Replies()))
 	}
 
-	// The user signs in with the button and consents; Teams reports the magic code.
-	h.st.Entra.RequireConsent(alice.ObjectID, "https://graph.microsoft.com", false)
-	code := h.ts.StartMagicCode("29:"+alice.ObjectID, alice.ObjectID)
-	r, err := c.Invoke(ctx, "signin/verifyState", map[string]any{"state": code})
+	card, _ := c.LastOAuthCard()
+	resp, err := testenv.SharedCA().Client().Get(card.SignInLink + "&oid=" + alice.ObjectID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`<code id="magic">(\d{6})</code>`).FindSubmatch(page)
+	if resp.StatusCode != http.StatusOK || m == nil {
+		t.Fatalf("sign-in page: %d %s", resp.StatusCode, page)
+	}
+	r, err := c.Invoke(ctx, "signin/verifyState", map[string]any{"state": string(m[1])})
 	if err != nil || r.Status != http.StatusOK {
 		t.Fatalf("verifyState: %v %+v\n%s", err, r, h.logs.String())
 	}
@@ -282,8 +301,8 @@ func TestSSOTokenRefusals(t *testing.T) {
 			card, _ := c.LastOAuthCard()
 			tok := h.st.Entra.MintSSOToken(tc.user, withApp(tc.opts))
 			r, err := c.Invoke(ctx, "signin/tokenExchange", map[string]any{"id": card.ExchangeID, "connectionName": "sso", "token": tok})
-			if err != nil || r.Status != http.StatusPreconditionFailed {
-				t.Fatalf("got %v %+v, want 412", err, r)
+			if err != nil || r.Status != http.StatusBadRequest || r.Body["failureDetail"] == nil || r.Body["id"] != card.ExchangeID {
+				t.Fatalf("got %v %+v, want 400 with failureDetail (412 is only for consent)", err, r)
 			}
 			time.Sleep(100 * time.Millisecond)
 			if len(c.Replies()) != 1 {

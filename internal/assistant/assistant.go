@@ -18,6 +18,7 @@ import (
 
 	"github.com/onbehalf/onbehalf/internal/bot"
 	"github.com/onbehalf/onbehalf/internal/botframework"
+	"github.com/onbehalf/onbehalf/internal/mdtext"
 )
 
 // Defaults of Assistant's bounds.
@@ -105,7 +106,7 @@ func (a *Assistant) Run(ctx context.Context, t *bot.Turn, text string) (Stats, e
 func (a *Assistant) run(ctx context.Context, t *bot.Turn, text string, st *Stats, now func() time.Time) error {
 	if len(text) > maxQuestion {
 		st.Outcome = "too-long"
-		return t.ReplyText(ctx, fmt.Sprintf("That is a long message: please ask in fewer than %d characters.", maxQuestion))
+		return t.ReplyText(ctx, mdtext.Sprintf("That is a long message: please ask in fewer than %d characters.", maxQuestion))
 	}
 	personal := bot.IsPersonal(t.Activity)
 	out := &stream{t: t, on: personal && a.Stream, now: now}

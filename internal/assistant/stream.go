@@ -8,6 +8,7 @@ import (
 
 	"github.com/onbehalf/onbehalf/internal/bot"
 	"github.com/onbehalf/onbehalf/internal/botframework"
+	"github.com/onbehalf/onbehalf/internal/mdtext"
 )
 
 // StreamingModel can stream an answer given without tools; onText receives the answer so far.
@@ -89,10 +90,12 @@ func (s *stream) chunk(ctx context.Context, sofar string, hosts []string) {
 	s.sent, s.last = safe, s.now()
 }
 
-// final ends the stream with the whole answer, or sends it as a plain reply.
+// final ends the stream with the whole answer, or sends it as a plain reply. text is the
+// bot's own sentence or the model's Markdown after SafeAnswer (no HTML, no images, links
+// only to allowed hosts).
 func (s *stream) final(ctx context.Context, text string) error {
 	if s.id == "" {
-		return s.t.ReplyText(ctx, text)
+		return s.t.ReplyText(ctx, mdtext.Markdown(text))
 	}
 	return s.send(ctx, botframework.TypeMessage, text, streamInfo{Type: "streaminfo", StreamID: s.id, StreamType: "final"})
 }

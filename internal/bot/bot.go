@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -14,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/onbehalf/onbehalf/internal/botframework"
+	"github.com/onbehalf/onbehalf/internal/mdtext"
 )
 
 // Sender delivers the bot's activities to the channel.
@@ -34,10 +34,13 @@ type InvokeFunc func(ctx context.Context, t *Turn) (*botframework.InvokeResponse
 type Command struct {
 	// Name is the command's words, lower case ("help", "my jira issues").
 	Name string
-	// Usage is shown by help ("jira <KEY-123>").
+	// Usage is shown by help as code ("jira <KEY-123>"), exactly as written.
 	Usage string
-	// Help is one sentence shown by help.
+	// Help is one sentence shown by help, as plain text (it is escaped).
 	Help string
+	// Hidden commands answer but help does not list them (a bare word such as "confluence"
+	// that only explains its sub-commands, which help lists themselves).
+	Hidden bool
 	// Run answers the command.
 	Run CommandFunc
 	// Shared commands also run in group chats and channels. All others answer with the user's
@@ -93,14 +96,16 @@ func (t *Turn) Reply(ctx context.Context, act *botframework.Activity) error {
 	return err
 }
 
-// ReplyText sends a plain text reply.
-func (t *Turn) ReplyText(ctx context.Context, text string) error {
-	return t.Reply(ctx, &botframework.Activity{Type: botframework.TypeMessage, Text: text})
+// ReplyText sends a text reply. Text is Markdown the bot wrote; anything a user typed or a
+// back end returned must reach it through mdtext (Escape, Code, Sprintf).
+func (t *Turn) ReplyText(ctx context.Context, text mdtext.Markdown) error {
+	return t.Reply(ctx, &botframework.Activity{Type: botframework.TypeMessage, Text: string(text)})
 }
 
-// ReplyCard sends a reply carrying one attachment (an Adaptive Card, an OAuthCard …).
-func (t *Turn) ReplyCard(ctx context.Context, text string, att botframework.Attachment) error {
-	return t.Reply(ctx, &botframework.Activity{Type: botframework.TypeMessage, Text: text, Attachments: []botframework.Attachment{att}})
+// ReplyCard sends a reply carrying one attachment (an Adaptive Card, an OAuthCard …) and
+// optional text, as for ReplyText.
+func (t *Turn) ReplyCard(ctx context.Context, text mdtext.Markdown, att botframework.Attachment) error {
+	return t.Reply(ctx, &botframework.Activity{Type: botframework.TypeMessage, Text: string(text), Attachments: []botframework.Attachment{att}})
 }
 
 // Sender returns the channel sender, for proactive messages.
@@ -191,13 +196,13 @@ func (b *Bot) onMessage(ctx context.Context, t *Turn) error {
 			return b.Fallback(ctx, t, text)
 		}
 		t.Outcome = "unknown-command"
-		return t.ReplyText(ctx, fmt.Sprintf("I don't know %q. Type **help** to see what I can do.", firstWords(text, 3)))
+		return t.ReplyText(ctx, mdtext.Sprintf("I don't know %s. Type **help** to see what I can do.", mdtext.Code(firstWords(text, 3))))
 	}
 	t.Outcome = strings.ReplaceAll(c.Name, " ", "-")
 	if !c.Shared && !IsPersonal(t.Activity) {
 		t.Outcome = "personal-only"
-		return t.ReplyText(ctx, fmt.Sprintf("I answer **%s** only in a 1:1 chat with me, so nobody else here sees your data. "+
-			"Open a chat with me and ask there.", c.Name))
+		return t.ReplyText(ctx, mdtext.Sprintf("I answer %s only in a 1:1 chat with me, so nobody else here sees your data. "+
+			"Open a chat with me and ask there.", mdtext.Code(c.Name)))
 	}
 	return c.Run(ctx, t, args)
 }
@@ -240,15 +245,17 @@ func (b *Bot) help(ctx context.Context, t *Turn, _ string) error {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	var sb strings.Builder
-	sb.WriteString("Here is what I can do:\n\n")
+	lines := []mdtext.Markdown{"Here is what I can do:\n"}
 	for _, n := range names {
 		c := b.commands[n]
+		if c.Hidden {
+			continue
+		}
 		usage := c.Usage
 		if usage == "" {
 			usage = c.Name
 		}
-		fmt.Fprintf(&sb, "- **%s** — %s\n", usage, c.Help)
+		lines = append(lines, mdtext.Sprintf("- %s — %s", mdtext.Code(usage), c.Help))
 	}
-	return t.ReplyText(ctx, sb.String())
+	return t.ReplyText(ctx, mdtext.Join(lines, "\n"))
 }

@@ -18,6 +18,13 @@ import (
 // (GetToken answered 404): the user must sign in.
 var ErrNoUserToken = errors.New("token service: the user has no token for this connection")
 
+// ErrConsentRequired means the token service could not exchange the SSO token because the user
+// must consent first (exchange answered 400, with the error {"code":"ServiceError","message":
+// "Consent Required"}). Agents-for-net UserTokenRestClient.ExchangeAsync reads every 400 from
+// exchange this way and OAuthFlow answers Teams 412 for it; a 500 there means a misconfigured
+// OAuth connection and is answered 400.
+var ErrConsentRequired = errors.New("token service: consent required")
+
 // TokenExchangeResource tells Teams which resource to request an SSO token for.
 type TokenExchangeResource struct {
 	ID         string `json:"id"`
@@ -55,6 +62,14 @@ type TokenServiceError struct {
 
 func (e *TokenServiceError) Error() string {
 	return fmt.Sprintf("token service %s: HTTP %d %s %s", e.Op, e.Status, e.Code, e.Message)
+}
+
+// Unwrap makes errors.Is(err, ErrConsentRequired) match an exchange refused with 400.
+func (e *TokenServiceError) Unwrap() error {
+	if e.Op == "exchange" && e.Status == http.StatusBadRequest {
+		return ErrConsentRequired
+	}
+	return nil
 }
 
 // TokenService is the Bot Service token API client (bot-docs
@@ -112,7 +127,9 @@ func (t *TokenService) GetToken(ctx context.Context, userID, connection, channel
 }
 
 // Exchange hands the token service the user's SSO token, so that it holds the user's
-// sign-in for the connection, and returns the connection's token.
+// sign-in for the connection, and returns the connection's token. Errors: ErrConsentRequired
+// (400: the user must consent), ErrNoUserToken (404: no token; the user must sign in), or a
+// *TokenServiceError (500: the OAuth connection is misconfigured; anything else).
 func (t *TokenService) Exchange(ctx context.Context, userID, connection, channelID, ssoToken string) (*UserToken, error) {
 	q := url.Values{"userId": {userID}, "connectionName": {connection}, "channelId": {channelID}}
 	body, _ := json.Marshal(map[string]string{"token": ssoToken})

@@ -4,6 +4,7 @@
 package cards
 
 import (
+	"strings"
 	"unicode/utf8"
 
 	"github.com/onbehalf/onbehalf/internal/botframework"
@@ -59,6 +60,56 @@ func Text(s string, subtle bool) map[string]any {
 		m["spacing"] = "None"
 	}
 	return m
+}
+
+// Untrusted text — a mail subject, a file name, words the user typed — goes into a
+// RichTextBlock's TextRun, which Adaptive Cards never read as Markdown (adaptivecards.io
+// schema explorer, TextRun.text: "Markdown is not supported"; Teams reads Markdown in
+// TextBlock and FactSet only: msteams-docs cards-format.md), so it cannot turn into a link or
+// formatting. TextBlock is for the bot's own words.
+
+// PlainHeading is untrusted text as a large bold line.
+func PlainHeading(s string) map[string]any {
+	return plain(s, map[string]any{"size": "Large", "weight": "Bolder"}, nil)
+}
+
+// PlainBold is untrusted text as a bold line.
+func PlainBold(s string) map[string]any {
+	return plain(s, map[string]any{"weight": "Bolder"}, map[string]any{"spacing": "Medium"})
+}
+
+// PlainText is untrusted text as a line; subtle ones are de-emphasised.
+func PlainText(s string, subtle bool) map[string]any {
+	if subtle {
+		return plain(s, map[string]any{"isSubtle": true}, map[string]any{"spacing": "None"})
+	}
+	return plain(s, nil, nil)
+}
+
+// PlainLink is untrusted text that opens url when selected, followed by the bot's own suffix;
+// url must be https, otherwise the text is shown without a link.
+func PlainLink(text, url, suffix string) map[string]any {
+	run := map[string]any{"type": "TextRun", "text": text}
+	if strings.HasPrefix(url, "https://") {
+		run["selectAction"] = map[string]any{"type": "Action.OpenUrl", "url": url}
+	}
+	inlines := []any{run}
+	if suffix != "" {
+		inlines = append(inlines, map[string]any{"type": "TextRun", "text": suffix, "isSubtle": true})
+	}
+	return map[string]any{"type": "RichTextBlock", "inlines": inlines}
+}
+
+func plain(s string, runStyle, blockStyle map[string]any) map[string]any {
+	run := map[string]any{"type": "TextRun", "text": s}
+	for k, v := range runStyle {
+		run[k] = v
+	}
+	block := map[string]any{"type": "RichTextBlock", "inlines": []any{run}}
+	for k, v := range blockStyle {
+		block[k] = v
+	}
+	return block
 }
 
 // Facts is a FactSet.

@@ -30,6 +30,7 @@ import (
 	"strings"
 
 	"github.com/onbehalf/onbehalf/internal/connector/oauth2"
+	"github.com/onbehalf/onbehalf/internal/connector/saml"
 )
 
 // Public-cloud defaults for every endpoint the handler talks to.
@@ -100,10 +101,15 @@ type Config struct {
 	Atlassian Atlassian
 	// OAuth2Connectors are the generic OAuth 2.0 connectors (OAUTH2_CONNECTORS).
 	OAuth2Connectors []oauth2.Config
+	// SAMLApps are applications reached with a SAML assertion obtained on the user's behalf
+	// and redeemed at the application's RFC 7522 token endpoint (SAML_APPS, a JSON array).
+	SAMLApps []saml.Config
 	// OAuth2DevSecrets maps Key Vault secret names to values for local development only
 	// (OAUTH2_DEV_SECRETS, a JSON object); refused in Azure.
 	OAuth2DevSecrets map[string]string
 
+	// LDAP holds the legacy LDAP connector's settings; it is off without LDAP_URL.
+	LDAP LDAP
 	// Assistant holds the LLM assistant's settings; it is off without an endpoint.
 	Assistant Assistant
 
@@ -143,7 +149,7 @@ type TokenStore struct {
 //	ATLASSIAN_CLIENT_SECRET_NAME=atlassian-client-secret
 //	BOT_PUBLIC_URL=https://onbehalf-func.azurewebsites.net
 //
-// Local development against the stand-in (make dev SANDBOX=1 sets these):
+// Local development against the stand-in (make dev sets these):
 //
 //	ATLASSIAN_CLIENT_ID=sandbox-client
 //	ATLASSIAN_CLIENT_SECRET=sandbox-secret
@@ -253,6 +259,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.GraphScopes = strings.Fields(r.strDefault("GRAPH_SCOPES", "User.Read Mail.Read Files.Read.All"))
 	c.EntraAPIs = r.entraAPIs("ENTRA_APIS")
 	c.OAuth2Connectors = r.oauth2Connectors("OAUTH2_CONNECTORS", c.EntraAPIs)
+	c.SAMLApps = r.samlApps("SAML_APPS", c.EntraAPIs, c.OAuth2Connectors)
 	c.Assistant = r.assistant()
 
 	// Identity: either a real bot identity, or explicit local anonymous mode.
@@ -311,6 +318,8 @@ func Load(getenv func(string) string) (*Config, error) {
 	}
 
 	c.checkConnectors(&r)
+	c.checkSAMLApps(&r)
+	r.ldap(c)
 
 	if len(r.problems) > 0 {
 		sort.SliceStable(r.problems, func(i, j int) bool { return r.problems[i].Setting < r.problems[j].Setting })
@@ -511,6 +520,45 @@ func (r *reader) oauth2Connectors(name string, apis []EntraAPI) []oauth2.Config 
 		return nil
 	}
 	return cs
+}
+
+func (r *reader) samlApps(name string, apis []EntraAPI, conns []oauth2.Config) []saml.Config {
+	v := r.str(name)
+	if v == "" {
+		return nil
+	}
+	reserved := append([]string{}, ReservedConnectorNames...)
+	for _, a := range apis {
+		reserved = append(reserved, a.Name)
+	}
+	for _, c := range conns {
+		reserved = append(reserved, c.Name)
+	}
+	apps, err := saml.ParseApps(v, reserved...)
+	if err != nil {
+		r.fail(name, err.Error())
+		return nil
+	}
+	return apps
+}
+
+// checkSAMLApps validates what SAML applications need: the bot's identity for on-behalf-of,
+// the token store for users' application tokens, and a source for each client secret.
+func (c *Config) checkSAMLApps(r *reader) {
+	if len(c.SAMLApps) == 0 {
+		return
+	}
+	if c.Anonymous {
+		r.fail("SAML_APPS", "needs the bot's identity (BOT_APP_ID): the SAML assertion is obtained on the user's behalf")
+	}
+	if !c.TokenStore.Configured() && !r.bad["TOKENSTORE_TABLE_ENDPOINT"] && !r.bad["TOKENSTORE_CONNECTION_STRING"] {
+		r.fail("TOKENSTORE_TABLE_ENDPOINT", "required with SAML_APPS: users' application tokens are kept in the token store")
+	}
+	for _, a := range c.SAMLApps {
+		if _, dev := c.OAuth2DevSecrets[a.ClientSecretName]; c.TokenStore.KeyVaultURL == "" && !dev && !r.bad["TOKENSTORE_KEYVAULT_URL"] {
+			r.fail("SAML_APPS", fmt.Sprintf("app %q: its client secret %q is read from Key Vault: set TOKENSTORE_KEYVAULT_URL (or OAUTH2_DEV_SECRETS for local development)", a.Name, a.ClientSecretName))
+		}
+	}
 }
 
 func (r *reader) stringMap(name string) map[string]string {

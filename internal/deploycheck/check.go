@@ -37,7 +37,8 @@ const (
 	TeamsChannel             Invariant = "teams-channel"               // MsTeamsChannel enabled
 	OAuthProvider            Invariant = "oauth-connection-provider"   // AAD v2 with Federated Credentials, no secret
 	TokenExchangeURL         Invariant = "token-exchange-url"          // = identifier URI
-	OAuthScope               Invariant = "oauth-connection-scope"      // = {identifier URI}/access_as_user
+	OAuthScope               Invariant = "oauth-connection-scope"      // = {identifier URI}/.default
+	SelfPermission           Invariant = "self-delegated-permission"   // requiredResourceAccess lists the app's own access_as_user
 	ManifestSchema           Invariant = "manifest-schema"             // current manifest schema
 	ManifestWebAppInfo       Invariant = "manifest-web-application-info"
 	ManifestBotID            Invariant = "manifest-bot-id"
@@ -378,10 +379,21 @@ func (c *checker) checkApplication() {
 		c.fail(RedirectURI, f, sso.Line, "web.redirectUris lacks %s", BotFrameworkRedirect)
 	}
 
-	// Graph delegated permissions.
+	// Graph delegated permissions, and the app's own access_as_user: the OAuth connection asks
+	// for {identifier URI}/.default, whose consent prompt covers exactly what is listed here, so a
+	// user without admin consent consents to Graph and to the bot's own API at once.
 	have := map[string]bool{}
+	self := false
 	if rra := b.Get("requiredResourceAccess"); rra != nil && rra.Kind == KindArray {
 		for _, r := range rra.Items {
+			if c.in.Resolve(f, r.Get("resourceAppId")) == c.appID {
+				for _, s := range c.in.ArrayItems(f, r.Get("resourceAccess"), "id") {
+					if scopeID != "" && s == "'"+scopeID+"'" {
+						self = true
+					}
+				}
+				continue
+			}
 			if id, _ := c.in.Literal(f, r.Get("resourceAppId")); id != graphAppID {
 				continue
 			}
@@ -394,6 +406,9 @@ func (c *checker) checkApplication() {
 		if !have[id] {
 			c.fail(GraphPermissions, f, sso.Line, "requiredResourceAccess lacks Microsoft Graph %s (%s)", GraphScopes[id], id)
 		}
+	}
+	if !self {
+		c.fail(SelfPermission, f, sso.Line, "requiredResourceAccess lacks the application's own access_as_user (the connection's .default consent would not cover the bot's API)")
 	}
 
 	sp := false
@@ -601,7 +616,7 @@ func (c *checker) checkBot() {
 	if v := c.in.Resolve(cf, params["tokenexchangeurl"]); c.identifierURI == "" || v != c.identifierURI {
 		c.fail(TokenExchangeURL, cf, conn.Line, "TokenExchangeUrl is %s, want the identifier URI %s", v, c.identifierURI)
 	}
-	wantScope := strings.TrimSuffix(c.identifierURI, "'") + "/access_as_user'"
+	wantScope := strings.TrimSuffix(c.identifierURI, "'") + "/.default'"
 	if v := c.in.Resolve(cf, cb.Get("properties.scopes")); c.identifierURI == "" || v != wantScope {
 		c.fail(OAuthScope, cf, conn.Line, "scopes is %s, want %s", v, wantScope)
 	}

@@ -115,6 +115,8 @@ func TestBreakingOneInvariantIsReported(t *testing.T) {
 		{"connection with a secret", bot, "clientId: appId\n", "clientId: appId\n      clientSecret: 'x'\n", OAuthProvider},
 		{"token exchange URL differs", bot, "value: identifierUri", "value: 'api://${appId}'", TokenExchangeURL},
 		{"connection asks for Graph", mainB, "ssoScope: entraApp.outputs.ssoScope", "ssoScope: 'User.Read'", OAuthScope},
+		{"connection asks for access_as_user alone", app, "output ssoScope string = '${identifierUri}/.default'", "output ssoScope string = '${identifierUri}/access_as_user'", OAuthScope},
+		{"own scope not listed", app, "      resourceAppId: appId\n", "      resourceAppId: graphAppId\n", SelfPermission},
 		{"old manifest schema", manifest, `"manifestVersion": "1.22"`, `"manifestVersion": "1.16"`, ManifestSchema},
 		{"manifest resource without botid-", manifest, `"resource": "api://botid-${{BOT_APP_ID}}"`, `"resource": "api://${{BOT_APP_ID}}"`, ManifestWebAppInfo},
 		{"manifest SSO id is the Teams app id", manifest, "\"webApplicationInfo\": {\n    \"id\": \"${{BOT_APP_ID}}\"", "\"webApplicationInfo\": {\n    \"id\": \"${{TEAMS_APP_ID}}\"", ManifestWebAppInfo},

@@ -56,7 +56,7 @@ var allChecks = []check{
 	{"connection.provider", CatConnection, "Provider is AAD v2 with Federated Credentials", checkConnectionProvider, false},
 	{"connection.client", CatConnection, "Client id and tenant are the bot's", checkConnectionClient, false},
 	{"connection.token-exchange-url", CatConnection, "Token exchange URL = identifier URI = manifest resource", checkTokenExchangeURL, false},
-	{"connection.scope", CatConnection, "Scope is the bot's own access_as_user", checkConnectionScope, false},
+	{"connection.scope", CatConnection, "Scope is the bot's own API", checkConnectionScope, false},
 
 	{"manifest.bot-id", CatManifest, "Bot id = app id", checkManifestBotID, false},
 	{"manifest.webapp-id", CatManifest, "webApplicationInfo.id = bot id", checkManifestWebAppID, false},
@@ -74,6 +74,7 @@ var allChecks = []check{
 
 	{"connectors.callback", CatConnectors, "OAuth callback URL", checkConnectorsCallback, false},
 	{"connectors.secrets", CatConnectors, "Client secrets named, not inlined", checkConnectorsSecrets, false},
+	{"connectors.saml", CatConnectors, "SAML applications: enterprise app, identifier, reply URL, consent, assignment", checkSAMLApps, false},
 }
 
 // CheckIDs lists every check's id in report order.

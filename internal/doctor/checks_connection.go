@@ -34,7 +34,7 @@ func (s *Snapshot) connectionFix() string {
 		"properties": map[string]any{
 			"serviceProviderId":          FICProviderID,
 			"serviceProviderDisplayName": FICProviderName,
-			"scopes":                     "api://botid-" + appID + "/" + SSOScope,
+			"scopes":                     "api://botid-" + appID + "/.default",
 			"parameters": []map[string]string{
 				{"key": "ClientId", "value": appID},
 				{"key": "TenantId", "value": orPlaceholder(s.tenantID(), "<tenant-id>")},
@@ -123,10 +123,14 @@ func checkConnectionScope(s *Snapshot) Result {
 	base := s.identifierURI()
 	scopes := strings.Fields(strings.ReplaceAll(s.Connection.Properties.Scopes, ",", " "))
 	for _, sc := range scopes {
-		if strings.EqualFold(sc, base+"/"+SSOScope) || strings.EqualFold(sc, base+"/.default") {
+		if strings.EqualFold(sc, base+"/.default") {
 			return pass("%s", sc)
 		}
+		if strings.EqualFold(sc, base+"/"+SSOScope) {
+			return warn(s.connectionFix(), "scopes are %q: this works only with admin consent; signing in through the card consents to %s alone, so a user of a tenant without admin consent is asked again and again — use %s/.default, whose consent covers every permission the app registration lists",
+				s.Connection.Properties.Scopes, SSOScope, base)
+		}
 	}
-	return fail(s.connectionFix(), "scopes are %q, not %s/%s: the token the store returns must be for the bot's own API to be usable as the OBO assertion",
-		s.Connection.Properties.Scopes, base, SSOScope)
+	return fail(s.connectionFix(), "scopes are %q, not %s/.default: the token the store returns must be for the bot's own API to be usable as the OBO assertion",
+		s.Connection.Properties.Scopes, base)
 }

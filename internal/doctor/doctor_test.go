@@ -109,7 +109,10 @@ var failCases = []failCase{
 	{"token exchange URL without botid-", both, func(f *fixture) { f.setConnParam("TokenExchangeUrl", "api://"+tAppID) },
 		"connection.token-exchange-url", StatusFail, []string{"api://" + tAppID, "not the identifier URI"}, []string{`{"key":"TokenExchangeUrl","value":"api://botid-` + tAppID + `"}`}},
 	{"connection scope is Graph", both, func(f *fixture) { obj(f.Connection, "properties")["scopes"] = "User.Read" },
-		"connection.scope", StatusFail, []string{"User.Read", "access_as_user"}, []string{`"scopes":"api://botid-` + tAppID + `/access_as_user"`}},
+		"connection.scope", StatusFail, []string{"User.Read", "/.default"}, []string{`"scopes":"api://botid-` + tAppID + `/.default"`}},
+	{"connection scope is access_as_user alone", both, func(f *fixture) {
+		obj(f.Connection, "properties")["scopes"] = "api://botid-" + tAppID + "/access_as_user"
+	}, "connection.scope", StatusWarn, []string{"access_as_user", "admin consent", "/.default"}, []string{`"scopes":"api://botid-` + tAppID + `/.default"`}},
 	{"manifest bot id wrong", both, func(f *fixture) { obj(f.Manifest, "bots", 0)["botId"] = otherGUID },
 		"manifest.bot-id", StatusFail, []string{otherGUID}, []string{`"bots[0].botId": "` + tAppID + `"`}},
 	{"manifest webApplicationInfo.id wrong", both, func(f *fixture) { obj(f.Manifest, "webApplicationInfo")["id"] = otherGUID },
@@ -160,6 +163,8 @@ var failCases = []failCase{
 	}, "connectors.secrets", StatusFail, []string{"OAUTH2_CONNECTORS: entry 0", "authURL", "clientSecretName is empty"}, []string{"--settings OAUTH2_CONNECTORS="}},
 	{"connector secret inlined in settings", both, func(f *fixture) { f.setSetting("GITHUB_CLIENT_SECRET", "s3cr3t") },
 		"connectors.secrets", StatusFail, []string{"GITHUB_CLIENT_SECRET holds a secret value"}, []string{"--setting-names GITHUB_CLIENT_SECRET"}},
+	{"SAML applications setting malformed", both, func(f *fixture) { f.setSetting("SAML_APPS", `[{"name":"sap"}]`) },
+		"connectors.saml", StatusFail, []string{"SAML_APPS: entry 0"}, []string{"SAML_APPS="}},
 	{"connectors setting is not JSON", both, func(f *fixture) { f.setSetting("OAUTH2_CONNECTORS", "github") },
 		"connectors.secrets", StatusFail, []string{"OAUTH2_CONNECTORS: not a JSON array"}, []string{"OAUTH2_CONNECTORS="}},
 }

@@ -183,6 +183,11 @@ func (l *live) load(ctx context.Context, extra OfflineFiles) (*Snapshot, error) 
 		s.Absent["connection"] = "the bot was not read"
 	}
 
+	// SAML applications' enterprise apps (after the settings and the bot's grants).
+	if err := l.loadSAML(ctx, s); err != nil {
+		return nil, err
+	}
+
 	// Role assignments on the token-key vault.
 	if s.vaultName() != "" {
 		path := s.vaultID() + "/providers/Microsoft.Authorization/roleAssignments?api-version=" + AuthorizationAPIVersion + "&$filter=" + url.QueryEscape("atScope()")

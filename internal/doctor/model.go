@@ -251,6 +251,9 @@ type Snapshot struct {
 	GrantsKnown          bool
 	// GraphSPID is Microsoft Graph's service principal object id in the tenant.
 	GraphSPID string
+	// SAML are the SAML applications of SAML_APPS as Graph shows them (saml.go).
+	SAML      []SAMLEnterpriseApp
+	SAMLKnown bool
 
 	Bot          *Bot
 	TeamsChannel *bool

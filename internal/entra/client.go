@@ -74,6 +74,9 @@ type Client struct {
 	obo      confidential.Client
 	oboCalls int
 
+	// direct is how requests MSAL cannot make authenticate (saml.go).
+	direct directClient
+
 	mu    sync.Mutex
 	cache map[string]cachedToken // scope → token
 	calls map[string]*inflight
@@ -96,9 +99,14 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		return nil, errors.New("entra: client id, tenant id and authority host are required")
 	}
 	var cred confidential.Credential
+	direct := directClient{
+		tokenURL: strings.TrimRight(cfg.AuthorityHost, "/") + "/" + cfg.TenantID + "/oauth2/v2.0/token",
+		clientID: cfg.ClientID, http: cfg.HTTPClient,
+	}
 	switch {
 	case cfg.Assertion != nil:
 		assert := cfg.Assertion
+		direct.assertion = assert
 		cred = confidential.NewCredFromAssertionCallback(func(ctx context.Context, _ confidential.AssertionRequestOptions) (string, error) {
 			return assert(ctx)
 		})
@@ -107,6 +115,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		if err != nil {
 			return nil, err
 		}
+		direct.assertion = assert
 		cred = confidential.NewCredFromAssertionCallback(func(ctx context.Context, _ confidential.AssertionRequestOptions) (string, error) {
 			return assert(ctx)
 		})
@@ -118,6 +127,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		if cred, err = confidential.NewCredFromSecret(cfg.ClientSecret); err != nil {
 			return nil, fmt.Errorf("entra: client secret: %w", err)
 		}
+		direct.secret = cfg.ClientSecret
 	default:
 		return nil, errors.New("entra: no credential: set a managed identity client id for the federated credential")
 	}
@@ -135,7 +145,10 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Client{cca: cca, obo: cca, newCCA: newCCA, now: now, cache: map[string]cachedToken{}, calls: map[string]*inflight{}}, nil
+	if direct.http == nil {
+		direct.http = http.DefaultClient
+	}
+	return &Client{cca: cca, obo: cca, newCCA: newCCA, now: now, direct: direct, cache: map[string]cachedToken{}, calls: map[string]*inflight{}}, nil
 }
 
 // ManagedIdentityAssertion returns a function that fetches the user-assigned managed

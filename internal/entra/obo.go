@@ -21,6 +21,9 @@ var (
 	ErrInteractionRequired = errors.New("interaction required")
 	// ErrAssertionRejected: the user assertion is expired or invalid; get a fresh one.
 	ErrAssertionRejected = errors.New("user assertion rejected")
+	// ErrNotAssigned: the enterprise application requires assignment and the user is not
+	// assigned to it (AADSTS50105).
+	ErrNotAssigned = errors.New("user not assigned to the application")
 )
 
 // OBOError carries an on-behalf-of refusal: the sentinel above it matches, the AADSTS code
@@ -86,28 +89,38 @@ func classifyOBO(err error) error {
 	}
 	// MSAL puts the response body in its error text; decode the JSON part of it.
 	msg := call.Error()
-	var body struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
-		SubError    string `json:"suberror"`
-		Claims      string `json:"claims"`
-	}
+	var body entraError
 	if i := strings.Index(msg, "{"); i >= 0 {
 		_ = json.Unmarshal([]byte(msg[i:]), &body)
 	}
-	e := &OBOError{Code: body.Error, Claims: body.Claims, cause: err}
+	return body.classify(err)
+}
+
+// entraError is Entra's error answer (entra-docs v2-oauth2-on-behalf-of-flow.md).
+type entraError struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description"`
+	SubError    string `json:"suberror"`
+	Claims      string `json:"claims"`
+}
+
+// classify maps an error answer to what the caller must do; cause is kept for the log.
+func (body entraError) classify(cause error) error {
+	e := &OBOError{Code: body.Error, Claims: body.Claims, cause: cause}
 	if f := strings.Fields(body.Description); len(f) > 0 {
 		e.AADSTS = strings.TrimSuffix(f[0], ":")
 	}
 	switch {
 	case e.AADSTS == "AADSTS65001" || body.SubError == "consent_required":
 		e.Kind = ErrConsentRequired
+	case e.AADSTS == "AADSTS50105":
+		e.Kind = ErrNotAssigned
 	case body.Error == "interaction_required" || body.Claims != "" || body.SubError == "basic_action" || body.SubError == "additional_action":
 		e.Kind = ErrInteractionRequired
 	case body.Error == "invalid_grant":
 		e.Kind = ErrAssertionRejected
 	default:
-		return fmt.Errorf("on-behalf-of: %w", err)
+		return fmt.Errorf("on-behalf-of: %w", cause)
 	}
 	return e
 }

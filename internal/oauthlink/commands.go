@@ -10,6 +10,7 @@ import (
 
 	"github.com/onbehalf/onbehalf/internal/bot"
 	"github.com/onbehalf/onbehalf/internal/cards"
+	"github.com/onbehalf/onbehalf/internal/mdtext"
 	"github.com/onbehalf/onbehalf/internal/tokenstore"
 )
 
@@ -44,7 +45,11 @@ func (s *Service) pick(ctx context.Context, t *bot.Turn, args, verb string) (*Pr
 	}
 	p, err := s.provider(word)
 	if err != nil {
-		_ = t.ReplyText(ctx, fmt.Sprintf("Which service? Say **%s** followed by one of: %s.", verb, strings.Join(s.commandNames(), ", ")))
+		names := make([]mdtext.Markdown, 0, len(s.order))
+		for _, n := range s.commandNames() {
+			names = append(names, mdtext.Code(n))
+		}
+		_ = t.ReplyText(ctx, mdtext.Sprintf("Which service? Say %s followed by one of: %s.", mdtext.Code(verb), mdtext.Join(names, ", ")))
 		return nil, false
 	}
 	return p, true
@@ -61,11 +66,11 @@ func (s *Service) runConnect(ctx context.Context, t *bot.Turn, args string) erro
 	}
 	if tok, err := s.Store.GetToken(ctx, u, tokenKey(p.name())); err == nil && (tok.AccessToken != "" || tok.RefreshToken != "") {
 		prefs, _ := s.prefs(ctx, u, p.name())
-		as := ""
+		as := mdtext.Markdown("")
 		if a := prefs["account"]; a != "" {
-			as = " as " + a
+			as = mdtext.Sprintf(" as %s", a)
 		}
-		return t.ReplyText(ctx, fmt.Sprintf("You are already connected to %s%s. To use another account, say **disconnect %s** first.", p.display(), as, p.name()))
+		return t.ReplyText(ctx, mdtext.Sprintf("You are already connected to %s%s. To use another account, say %s first.", p.display(), as, mdtext.Code("disconnect "+p.name())))
 	}
 	t.Outcome = "connect-" + p.name()
 	return s.sendSignIn(ctx, t, u, p, fmt.Sprintf("Connect your %s account so I can answer as you: I will see only what you can see.", p.display()))
@@ -84,9 +89,9 @@ func (s *Service) runDisconnect(ctx context.Context, t *bot.Turn, args string) e
 		return err
 	}
 	t.Outcome = "disconnect-" + p.name()
-	msg := fmt.Sprintf("Disconnected %s: I have deleted your tokens.", p.display())
+	msg := mdtext.Sprintf("Disconnected %s: I have deleted your tokens.", p.display())
 	if p.DisconnectNote != "" {
-		msg += " " + p.DisconnectNote
+		msg += " " + mdtext.Escape(p.DisconnectNote)
 	}
 	return t.ReplyText(ctx, msg)
 }
@@ -149,6 +154,9 @@ type Status struct {
 	// Expires is when the connection stops working unless renewed: set only when it cannot be
 	// refreshed.
 	Expires time.Time
+	// Note replaces the "Not connected" line of a connection made without the connect command
+	// (one from More).
+	Note string
 }
 
 // Statuses reports u's state for every configured connector.
@@ -214,8 +222,37 @@ func (s *Service) runConnections(ctx context.Context, t *bot.Turn, _ string) err
 		body = append(body, cards.Bold(st.Display), cards.Text(line, true),
 			map[string]any{"type": "ActionSet", "actions": []map[string]any{action}})
 	}
+	if s.More != nil {
+		more, err := s.More(ctx, u)
+		if err != nil {
+			return err
+		}
+		body = append(body, MoreBlocks(more)...)
+	}
 	t.Outcome = "connections"
 	return t.ReplyCard(ctx, "", cards.Attachment(cards.New(body...)))
+}
+
+// MoreBlocks renders connections made without the connect command: connected ones until
+// their token expires, with a sign-out button; the others with their Note.
+func MoreBlocks(sts []Status) []map[string]any {
+	var body []map[string]any
+	for _, st := range sts {
+		line := st.Note
+		var actions []map[string]any
+		if st.Connected {
+			line = "Connected"
+			if !st.Expires.IsZero() {
+				line += " until " + st.Expires.UTC().Format("2 Jan 2006 15:04 UTC")
+			}
+			actions = append(actions, submit("Sign out", "signout "+st.Name))
+		}
+		body = append(body, cards.Bold(st.Display), cards.Text(line, true))
+		if len(actions) > 0 {
+			body = append(body, map[string]any{"type": "ActionSet", "actions": actions})
+		}
+	}
+	return body
 }
 
 // submit is a card button that sends command as if the user had typed it.

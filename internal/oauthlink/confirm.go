@@ -14,6 +14,7 @@ import (
 	"github.com/onbehalf/onbehalf/internal/bot"
 	"github.com/onbehalf/onbehalf/internal/botframework"
 	"github.com/onbehalf/onbehalf/internal/connector/oauth2"
+	"github.com/onbehalf/onbehalf/internal/mdtext"
 	"github.com/onbehalf/onbehalf/internal/tokenstore"
 )
 
@@ -137,7 +138,7 @@ func (s *Service) announce(ctx context.Context, t *bot.Turn, u tokenstore.UserKe
 	sentence := s.connectedText(p, account)
 	var cr botframework.ConversationReference
 	if json.Unmarshal(ref, &cr) == nil && cr.Conversation.ID != "" {
-		if _, err := t.Sender().Send(ctx, cr, &botframework.Activity{Type: botframework.TypeMessage, Text: sentence}); err != nil {
+		if _, err := t.Sender().Send(ctx, cr, &botframework.Activity{Type: botframework.TypeMessage, Text: string(sentence)}); err != nil {
 			s.log().Warn("proactive connected message failed; replying instead", slog.String("error", err.Error()))
 			_ = t.ReplyText(ctx, sentence)
 		}
@@ -160,14 +161,14 @@ func (s *Service) announce(ctx context.Context, t *bot.Turn, u tokenstore.UserKe
 	}
 }
 
-func (s *Service) connectedText(p *Provider, account string) string {
+func (s *Service) connectedText(p *Provider, account string) mdtext.Markdown {
 	if p.Connected != nil && account != "" {
 		return p.Connected(account)
 	}
 	if account != "" {
-		return fmt.Sprintf("Connected to %s as %s.", p.display(), account)
+		return mdtext.Sprintf("Connected to %s as %s.", p.display(), account)
 	}
-	return fmt.Sprintf("Connected to %s.", p.display())
+	return mdtext.Sprintf("Connected to %s.", p.display())
 }
 
 // VerifyState is an sso.StateVerifier: Teams sends signin/verifyState with the one-time code

@@ -68,7 +68,7 @@ func (s *Service) sendSignIn(ctx context.Context, t *bot.Turn, u tokenstore.User
 	}
 	card := cards.WithActions(cards.New(
 		cards.Text(sentence, false),
-		cards.Text("After you sign in, the page shows a code: type **link** and the code here, for example **link 12345678**. The button works once, for you only, for 10 minutes.", true),
+		cards.Text("After you sign in, the page shows a code: type **link** and the code here, for example **link 12345678**. The button and the code work once, for you only, within 10 minutes of this card.", true),
 	), map[string]any{"type": "Action.OpenUrl", "title": title, "url": link})
 	return t.ReplyCard(ctx, "", cards.Attachment(card))
 }
@@ -203,7 +203,7 @@ func (s *Service) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log().Info("oauth callback: awaiting confirmation", slog.String("connector", p.name()), slog.String("user", st.User.String()))
-	s.page(w, http.StatusOK, p.display(), otc, "")
+	s.pageLeft(w, http.StatusOK, p.display(), otc, "", deadline.Sub(s.now()))
 }
 
 func safeCode(e string) string {
@@ -225,16 +225,22 @@ func noStore(w http.ResponseWriter) {
 
 // page renders the callback page: the one-time code, or an error sentence.
 func (s *Service) page(w http.ResponseWriter, status int, display, code, errMsg string) {
+	s.pageLeft(w, status, display, code, errMsg, 0)
+}
+
+// pageLeft is page with the time the code stays valid.
+func (s *Service) pageLeft(w http.ResponseWriter, status int, display, code, errMsg string, left time.Duration) {
 	b := make([]byte, 18)
 	_, _ = rand.Read(b)
 	nonce := base64.StdEncoding.EncodeToString(b)
-	if display == "" {
-		display = "your account"
+	minutes := 0
+	if left > 0 {
+		minutes = int((left + time.Minute - 1) / time.Minute)
 	}
 	noStore(w)
 	w.Header().Set("Content-Security-Policy", oauth2.CallbackPageCSP(nonce))
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_ = oauth2.RenderCallbackPage(w, oauth2.CallbackPage{DisplayName: display, Code: code, Error: errMsg, Nonce: nonce})
+	_ = oauth2.RenderCallbackPage(w, oauth2.CallbackPage{DisplayName: display, Code: code, Error: errMsg, Nonce: nonce, MinutesLeft: minutes})
 }

@@ -37,6 +37,7 @@ import (
 	"github.com/onbehalf/onbehalf/internal/botframework"
 	"github.com/onbehalf/onbehalf/internal/config"
 	"github.com/onbehalf/onbehalf/internal/connector/oauth2"
+	"github.com/onbehalf/onbehalf/internal/mdtext"
 	"github.com/onbehalf/onbehalf/internal/sso"
 	"github.com/onbehalf/onbehalf/internal/tokenstore"
 )
@@ -73,7 +74,7 @@ type Provider struct {
 	// authorized client; nil: the bot does not know it.
 	Account func(ctx context.Context, hc *http.Client) (string, error)
 	// Connected is the proactive sentence after linking; nil: "Connected to <DisplayName> as <account>."
-	Connected func(account string) string
+	Connected func(account string) mdtext.Markdown
 	// Message turns a failed call into a sentence for the user; nil: a generic sentence.
 	Message func(err error) string
 	// DisconnectNote is added to the "disconnected" reply (for example where to revoke the
@@ -102,8 +103,11 @@ type Service struct {
 	Resume func(ctx context.Context, act *botframework.Activity) error
 	// Background tracks the announcement and the resumed questions after a link is confirmed.
 	Background *background.Group
-	Log        *slog.Logger
-	Now        func() time.Time
+	// More lists connections the service does not manage (SAML applications, signed in through
+	// Microsoft Entra ID), shown by the connections command after its own; nil: none.
+	More func(ctx context.Context, u tokenstore.UserKey) ([]Status, error)
+	Log  *slog.Logger
+	Now  func() time.Time
 
 	providers map[string]*Provider
 	words     map[string]string

@@ -9,10 +9,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
 	"net/http"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -67,6 +70,37 @@ type Messages struct {
 	AllowLoopbackHTTP bool
 }
 
+// serveRecovered runs serve and turns a panic in the bot into a 500 with one log line naming
+// its type and where it happened (never its value, which may hold user data), so one broken
+// command does not cut the connection without an answer or a record.
+func (m *Messages) serveRecovered(w http.ResponseWriter, r *http.Request, rec *logRecord) (status int) {
+	defer func() {
+		p := recover()
+		if p == nil || p == http.ErrAbortHandler {
+			if p != nil {
+				panic(p)
+			}
+			return
+		}
+		where := "unknown"
+		for i := 2; i < 12; i++ {
+			pc, file, line, ok := runtime.Caller(i)
+			if !ok {
+				break
+			}
+			if fn := runtime.FuncForPC(pc); fn != nil && !strings.HasPrefix(fn.Name(), "runtime.") {
+				where = fmt.Sprintf("%s (%s:%d)", fn.Name(), filepath.Base(file), line)
+				break
+			}
+		}
+		rec.reason = fmt.Sprintf("internal error: panic (%T) in %s", p, where)
+		rec.outcome = "panic"
+		status = http.StatusInternalServerError
+		w.WriteHeader(status)
+	}()
+	return m.serve(w, r, rec)
+}
+
 // ServeHTTP implements the Bot Framework messaging endpoint.
 func (m *Messages) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := time.Now
@@ -75,7 +109,7 @@ func (m *Messages) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	start := now()
 	rec := logRecord{}
-	status := m.serve(w, r, &rec)
+	status := m.serveRecovered(w, r, &rec)
 	attrs := []any{
 		slog.Int("status", status),
 		slog.Float64("latency_ms", float64(now().Sub(start).Microseconds())/1000),
@@ -101,6 +135,9 @@ func (m *Messages) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			level = slog.LevelWarn
 		}
 	}
+	if rec.outcome == "probe" {
+		level = slog.LevelDebug
+	}
 	m.Log.Log(r.Context(), level, "activity", attrs...)
 }
 
@@ -118,6 +155,14 @@ func (m *Messages) serve(w http.ResponseWriter, r *http.Request, rec *logRecord)
 		}
 		http.Error(w, http.StatusText(status), status)
 		return status
+	}
+	if r.Method == http.MethodHead {
+		// A reachability probe (the Agents Playground waits for the endpoint with HEAD on
+		// every page load): answered without reading anything, and not a warning.
+		rec.outcome = "probe"
+		w.Header().Set("Allow", http.MethodPost)
+		w.WriteHeader(http.StatusNoContent)
+		return http.StatusNoContent
 	}
 	if r.Method != http.MethodPost {
 		return fail(http.StatusMethodNotAllowed, "rejected", "method "+r.Method)

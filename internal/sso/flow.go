@@ -13,6 +13,7 @@ import (
 	"github.com/onbehalf/onbehalf/internal/bot"
 	"github.com/onbehalf/onbehalf/internal/botframework"
 	"github.com/onbehalf/onbehalf/internal/entra"
+	"github.com/onbehalf/onbehalf/internal/mdtext"
 	"github.com/onbehalf/onbehalf/internal/tokenstore"
 )
 
@@ -141,86 +142,133 @@ type exchangeValue struct {
 	Token          string `json:"token"`
 }
 
-func exchangeResponse(status int, v exchangeValue, detail string) *botframework.InvokeResponse {
-	body := map[string]any{"id": v.ID, "connectionName": v.ConnectionName}
+// exchangeResponse is a TokenExchangeInvokeResponse {id, connectionName, failureDetail}; the
+// connection named is the bot's own, as the Agents SDKs answer (Agents-for-net OAuthFlow.cs,
+// Agents-for-js azureBotAuthorization.ts).
+func (f *Flow) exchangeResponse(status int, v exchangeValue, detail string) *botframework.InvokeResponse {
+	body := map[string]any{"id": v.ID, "connectionName": f.M.Connection}
 	if detail != "" {
 		body["failureDetail"] = detail
 	}
 	return &botframework.InvokeResponse{Status: status, Body: body}
 }
 
-// TokenExchange answers signin/tokenExchange: 200 when the user is signed in, 412 (to every
-// duplicate, with no chat message) when the exchange fails or needs consent, 400 for a
-// malformed value or another connection.
+// TokenExchange answers signin/tokenExchange (Agents-for-net UserAuth/TokenService/OAuthFlow.cs;
+// PROTOCOL.md "Teams SSO"):
+//   - 200 when the user is signed in and the parked requests' tokens were obtained;
+//   - 412 only when the user must act — consent (the token service's "Consent Required", or
+//     OBO's AADSTS65001) or an interaction such as MFA: Teams then asks the user and retries
+//     with the same id, and that retry is exchanged afresh;
+//   - 400 with failureDetail for everything else: a malformed value, another connection, a
+//     refused SSO token, a misconfigured OAuth connection (the token service answers 500), a
+//     token store outage. Teams stops and the card's Sign in button remains.
+//
+// Every duplicate in flight (one per open Teams client, same id) gets the first one's answer;
+// no chat message is sent on 412 or 400.
 func (f *Flow) TokenExchange(ctx context.Context, t *bot.Turn) (*botframework.InvokeResponse, error) {
 	act := t.Activity
 	var v exchangeValue
 	if err := json.Unmarshal(act.Value, &v); err != nil || v.ID == "" || v.Token == "" {
 		t.Outcome = "exchange-malformed"
-		return exchangeResponse(http.StatusBadRequest, v, "The token exchange request is malformed."), nil
+		return f.exchangeResponse(http.StatusBadRequest, v, "The token exchange request is malformed."), nil
 	}
 	if v.ConnectionName != f.M.Connection {
 		t.Outcome = "exchange-wrong-connection"
-		return exchangeResponse(http.StatusBadRequest, v, "Unknown connection."), nil
+		return f.exchangeResponse(http.StatusBadRequest, v, "Unknown connection."), nil
 	}
 	ident, err := f.Validator.Validate(ctx, v.Token, act.From.AADObjectID)
 	if err != nil {
 		t.Outcome = "exchange-refused"
 		f.Log.Warn("SSO token refused", slog.String("id", act.ID), slog.String("reason", err.Error()))
-		return exchangeResponse(http.StatusPreconditionFailed, v, "The sign-in token was not accepted."), nil
+		return f.exchangeResponse(http.StatusBadRequest, v, "The sign-in token was not accepted."), nil
 	}
 	c := Caller{User: tokenstore.UserKey{TenantID: ident.TenantID, ObjectID: ident.ObjectID}, ChannelUserID: act.From.ID, ChannelID: act.ChannelID}
 
-	if err := f.M.Store.ClaimExchange(ctx, c.User, v.ID, 2*time.Minute); err != nil {
+	// Bounded, so that a store outage is answered (400) well within Teams' invoke time limit.
+	cctx, ccancel := context.WithTimeout(ctx, claimTimeout)
+	err = f.M.Store.ClaimExchange(cctx, c.User, v.ID, 2*time.Minute)
+	ccancel()
+	if err != nil {
 		if !errors.Is(err, tokenstore.ErrDuplicate) {
-			// Teams falls back to the sign-in button only on 412.
 			t.Outcome = "exchange-store-unavailable"
 			f.Log.Warn("token exchange could not be recorded", slog.String("id", act.ID), slog.String("reason", err.Error()))
-			return exchangeResponse(http.StatusPreconditionFailed, v, "The sign-in could not be completed right now."), nil
+			return f.exchangeResponse(http.StatusBadRequest, v, "The sign-in could not be completed right now."), nil
 		}
 		// Another Teams client (or instance) is handling this exchange: give its answer.
 		t.Outcome = "exchange-duplicate"
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		out, err := f.M.Store.AwaitExchange(wctx, c.User, v.ID, 50*time.Millisecond)
+		out, err := f.awaitExchange(wctx, c.User, v.ID)
 		switch {
 		case err == nil && out.State == tokenstore.ExchangeSucceeded:
-			return exchangeResponse(http.StatusOK, v, ""), nil
+			return f.exchangeResponse(http.StatusOK, v, ""), nil
 		case err == nil && out.State == tokenstore.ExchangeFailed:
-			return exchangeResponse(http.StatusPreconditionFailed, v, out.FailureDetail), nil
+			status := out.Status
+			if status == 0 {
+				status = http.StatusBadRequest
+			}
+			return f.exchangeResponse(status, v, out.FailureDetail), nil
 		default:
-			return exchangeResponse(http.StatusPreconditionFailed, v, "The sign-in is still being completed."), nil
+			return f.exchangeResponse(http.StatusBadRequest, v, "The sign-in is being completed by another Teams client."), nil
 		}
 	}
 
-	fail := func(outcome, detail string, cause error) (*botframework.InvokeResponse, error) {
+	fail := func(status int, outcome, detail string, cause error) (*botframework.InvokeResponse, error) {
 		t.Outcome = outcome
-		f.Log.Warn("token exchange failed", slog.String("id", act.ID), slog.String("user", c.User.String()), slog.String("reason", cause.Error()))
-		if err := f.M.Store.CompleteExchange(ctx, c.User, v.ID, tokenstore.ExchangeOutcome{State: tokenstore.ExchangeFailed, FailureDetail: detail}); err != nil {
+		f.Log.Warn("token exchange failed", slog.String("id", act.ID), slog.String("user", c.User.String()),
+			slog.Int("status", status), slog.String("reason", cause.Error()))
+		// Recorded so that duplicates in flight answer alike; the next claim of the id takes
+		// the record over, so Teams' retry after consent is exchanged afresh.
+		out := tokenstore.ExchangeOutcome{State: tokenstore.ExchangeFailed, FailureDetail: detail, Status: status}
+		if err := f.M.Store.CompleteExchange(ctx, c.User, v.ID, out); err != nil {
 			f.Log.Warn("recording a failed exchange", slog.String("error", err.Error()))
 		}
-		return exchangeResponse(http.StatusPreconditionFailed, v, detail), nil
+		return f.exchangeResponse(status, v, detail), nil
 	}
 	if _, err := f.M.TokenService.Exchange(ctx, act.From.ID, f.M.Connection, act.ChannelID, v.Token); err != nil {
-		return fail("exchange-failed", "The token service could not complete the sign-in; consent may be needed.", err)
+		if errors.Is(err, botframework.ErrConsentRequired) || errors.Is(err, botframework.ErrNoUserToken) {
+			return fail(http.StatusPreconditionFailed, "exchange-needs-consent", consentDetail, err)
+		}
+		return fail(http.StatusBadRequest, "exchange-failed", "The sign-in service could not complete the sign-in.", err)
 	}
 	parked, err := f.obtainForParked(ctx, c, v.Token)
 	// Requests whose tokens were obtained are answered whatever happened to the others (those
 	// were parked again); answering them after the 200 keeps the invoke within Teams' limit.
 	f.resumeLater(ctx, c, parked)
 	if err != nil {
-		var nu *NeedsUserError
-		if errors.As(err, &nu) {
-			return fail("exchange-needs-consent", "consent_required", err)
+		if errors.Is(err, entra.ErrConsentRequired) || errors.Is(err, entra.ErrInteractionRequired) {
+			return fail(http.StatusPreconditionFailed, "exchange-needs-consent", consentDetail, err)
 		}
-		return fail("exchange-failed", "The sign-in could not be completed.", err)
+		return fail(http.StatusBadRequest, "exchange-failed", "The sign-in could not be completed.", err)
 	}
-	if err := f.M.Store.CompleteExchange(ctx, c.User, v.ID, tokenstore.ExchangeOutcome{State: tokenstore.ExchangeSucceeded}); err != nil {
+	if err := f.M.Store.CompleteExchange(ctx, c.User, v.ID, tokenstore.ExchangeOutcome{State: tokenstore.ExchangeSucceeded, Status: http.StatusOK}); err != nil {
 		f.Log.Warn("recording a completed exchange", slog.String("error", err.Error()))
 	}
 	t.Outcome = "signed-in"
-	return exchangeResponse(http.StatusOK, v, ""), nil
+	return f.exchangeResponse(http.StatusOK, v, ""), nil
 }
+
+// claimTimeout bounds recording an exchange claim in the token store.
+const claimTimeout = 5 * time.Second
+
+// awaitExchange waits for the outcome of an exchange another handler claimed. A failed
+// exchange's record is briefly absent while a retry takes it over; that gap is waited out.
+func (f *Flow) awaitExchange(ctx context.Context, u tokenstore.UserKey, id string) (tokenstore.ExchangeOutcome, error) {
+	for {
+		out, err := f.M.Store.AwaitExchange(ctx, u, id, 50*time.Millisecond)
+		if !errors.Is(err, tokenstore.ErrNotFound) {
+			return out, err
+		}
+		select {
+		case <-ctx.Done():
+			return out, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// consentDetail is the failureDetail of a 412: the user must consent or sign in interactively.
+const consentDetail = "The user must consent or sign in interactively; proceed with the sign-in card."
 
 // obtainForParked takes the caller's parked requests and obtains each one's resource token
 // with assertion. If the user must act (consent), the requests are parked again.
@@ -236,6 +284,13 @@ func (f *Flow) obtainForParked(ctx context.Context, c Caller, assertion string) 
 			continue
 		}
 		if _, err := f.M.obtain(ctx, c, r, assertion); err != nil {
+			var nu *NeedsUserError
+			if r.Exchange != nil && !errors.As(err, &nu) {
+				// The user is signed in; what failed is the resource itself (an application
+				// refusing or down). The resumed request meets the failure and explains it.
+				all = append(all, ps...)
+				continue
+			}
 			for _, p := range ps {
 				if _, perr := f.M.Store.Park(ctx, c.User, p, f.parkTTL()); perr != nil {
 					f.Log.Warn("re-parking a request failed", slog.String("error", perr.Error()))
@@ -345,7 +400,7 @@ func (f *Flow) Failure(ctx context.Context, t *bot.Turn) (*botframework.InvokeRe
 	_ = json.Unmarshal(t.Activity.Value, &v)
 	t.Outcome = "sign-in-failure"
 	f.Log.Warn("Teams reported a sign-in failure", slog.String("id", t.Activity.ID), slog.String("code", v.Code), slog.String("message", v.Message))
-	var sentence string
+	var sentence mdtext.Markdown
 	switch v.Code {
 	case "resourcematchfailed":
 		sentence = "I could not sign you in silently: single sign-on is not set up correctly for this app (the Teams app's SSO resource does not match the bot's OAuth connection). " +
@@ -353,7 +408,7 @@ func (f *Flow) Failure(ctx context.Context, t *bot.Turn) (*botframework.InvokeRe
 	case "userconsentrequired", "consentrequired":
 		sentence = "You need to give consent first: select **Sign in** on the card and accept the prompt."
 	default:
-		sentence = fmt.Sprintf("Silent sign-in did not work (%s). Select **Sign in** on the card to sign in manually.", orUnknown(v.Code))
+		sentence = mdtext.Sprintf("Silent sign-in did not work (%s). Select **Sign in** on the card to sign in manually.", orUnknown(v.Code))
 	}
 	if err := t.ReplyText(ctx, sentence); err != nil {
 		return nil, err

@@ -10,8 +10,15 @@
 //     token itself, de-duplicates by the exchange id in the shared token store, hands the
 //     token to the Bot Service token service (which then keeps the user's sign-in for the
 //     OAuth connection alive), obtains the parked request's resource token with OBO, answers
-//     200 and resumes the parked request once — or answers 412 to every duplicate, sending
-//     no chat message, when consent is needed or the exchange fails.
+//     200 and resumes the parked request once. Every duplicate gets the same answer, and no
+//     chat message is sent when it is not 200: 412 when the user must consent or act (Teams
+//     asks, then retries with the same id, which is exchanged afresh), 400 with a
+//     failureDetail for anything else (a refused token, a misconfigured OAuth connection, a
+//     store outage). Consent: OBO for Graph needs the user's (or an admin's) consent to the
+//     bot's Graph permissions. Signing in through the card consents to what the OAuth
+//     connection's scopes ask for; with api://botid-{appId}/.default that is one combined
+//     prompt for every permission the app registration lists (entra-docs scopes-oidc.md,
+//     "The .default scope"), so one card and one consent are enough.
 //  3. Later turns reuse the sealed OBO token until near expiry, then fetch a fresh user
 //     assertion from the token service silently and OBO again: a user signs in once.
 package sso
@@ -74,6 +81,10 @@ type Resource struct {
 	Scopes []string
 	// Display is the human name used in sentences ("Microsoft Graph").
 	Display string
+	// Exchange, when set, turns the user's assertion into the resource's token instead of a
+	// plain on-behalf-of request (a SAML application: OBO for a SAML assertion, then the
+	// application's own token endpoint). Its result is stored and reused like an OBO token.
+	Exchange func(ctx context.Context, userAssertion string) (entra.DelegatedToken, error)
 }
 
 // Caller is the authenticated sender of an activity.
@@ -181,7 +192,13 @@ func (m *Manager) Assertion(ctx context.Context, c Caller, code string) (string,
 
 // obtain runs OBO with assertion and stores the result sealed.
 func (m *Manager) obtain(ctx context.Context, c Caller, r Resource, assertion string) (string, error) {
-	dt, err := m.OBO.OnBehalfOf(ctx, assertion, r.Scopes)
+	var dt entra.DelegatedToken
+	var err error
+	if r.Exchange != nil {
+		dt, err = r.Exchange(ctx, assertion)
+	} else {
+		dt, err = m.OBO.OnBehalfOf(ctx, assertion, r.Scopes)
+	}
 	if err != nil {
 		return "", m.needsUser(r, err)
 	}
@@ -211,6 +228,16 @@ func (m *Manager) needsUser(r Resource, err error) error {
 	default:
 		return fmt.Errorf("on-behalf-of for %s: %w", r.Name, err)
 	}
+}
+
+// Stored returns the user's stored token for a resource, without obtaining one
+// (tokenstore.ErrNotFound when there is none).
+func (m *Manager) Stored(ctx context.Context, u tokenstore.UserKey, name string) (tokenstore.Token, error) {
+	r, err := m.Resource(name)
+	if err != nil {
+		return tokenstore.Token{}, err
+	}
+	return m.Store.GetToken(ctx, u, tokenstore.TokenKey{Connector: connectorPrefix + r.Name})
 }
 
 // Forget removes the caller's stored tokens for one resource, or for all with name "".

@@ -22,6 +22,8 @@ const (
 type ExchangeOutcome struct {
 	State         ExchangeState `json:"s"`
 	FailureDetail string        `json:"d,omitempty"`
+	// Status is the invoke status the first handler answered with (0: not recorded).
+	Status int `json:"c,omitempty"`
 }
 
 const kindExchange = "exchange"
@@ -31,7 +33,9 @@ func exchangeRK(id string) string { return "xchg|" + hashKey("exchange", id) }
 // ClaimExchange records, create-only, that this caller handles exchange id for user u (Teams
 // sends one signin/tokenExchange per open client, all with the same id). It returns nil for the
 // first caller; every later caller gets an error matching ErrDuplicate (and ErrConflict) and
-// should answer with AwaitExchange's outcome. The record lives for ttl.
+// should answer with AwaitExchange's outcome. The record lives for ttl. Only successes are
+// remembered: a record whose exchange failed is taken over by the next claim (Teams retries
+// with the same id after the user consents), by exactly one claimant.
 func (s *Store) ClaimExchange(ctx context.Context, u UserKey, id string, ttl time.Duration) error {
 	if err := u.Validate(); err != nil {
 		return err
@@ -48,7 +52,15 @@ func (s *Store) ClaimExchange(ctx context.Context, u UserKey, id string, ttl tim
 	if errors.Is(err, ErrConflict) {
 		// The existing record may be an expired one from an earlier exchange with the same id.
 		old, rerr := s.read(ctx, s.users, pk, rk)
-		if rerr == nil && !s.now().Before(old.exp) {
+		var prev ExchangeOutcome
+		switch {
+		case errors.Is(rerr, ErrNotFound):
+			// Taken over and not yet re-created by another claimant, or just expired: one try.
+			if _, err = s.insert(ctx, s.users, r); err == nil {
+				return nil
+			}
+		case rerr == nil && (!s.now().Before(old.exp) ||
+			(s.open(ctx, s.users, old, kindExchange, &prev) == nil && prev.State == ExchangeFailed)):
 			if derr := s.remove(ctx, s.users, pk, rk, old.etag); derr == nil {
 				if _, err = s.insert(ctx, s.users, r); err == nil {
 					return nil

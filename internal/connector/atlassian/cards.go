@@ -3,6 +3,8 @@ package atlassian
 import (
 	"net/url"
 	"strings"
+
+	"github.com/onbehalf/onbehalf/internal/mdtext"
 )
 
 // Adaptive Card 1.5 (adaptivecards.io/explorer; Teams renders 1.5 for bots,
@@ -102,7 +104,7 @@ func IssueCard(i Issue) map[string]any {
 // IssueListCard lists issues under the bot's heading; each row opens its issue. An empty list
 // says so.
 func IssueListCard(headingText string, issues []Issue) map[string]any {
-	body := []any{title(headingText)}
+	body := []any{heading(headingText)}
 	if len(issues) == 0 {
 		body = append(body, rich(run("No issues found.", map[string]any{"isSubtle": true})))
 	}
@@ -148,7 +150,7 @@ func PageCard(p Page) map[string]any {
 
 // PageListCard lists pages under the bot's heading; each row opens its page.
 func PageListCard(headingText string, pages []Page) map[string]any {
-	body := []any{title(headingText)}
+	body := []any{heading(headingText)}
 	if len(pages) == 0 {
 		body = append(body, rich(run("No pages found.", map[string]any{"isSubtle": true})))
 	}
@@ -191,10 +193,10 @@ func SiteChoiceCard(sites []Site, question string) map[string]any {
 }
 
 // ConnectedText is the proactive message after linking.
-func ConnectedText(a Account) string {
+func ConnectedText(a Account) mdtext.Markdown {
 	name := a.Name
 	if name == "" {
 		name = a.Email
 	}
-	return "Connected to Jira as " + name + "."
+	return mdtext.Sprintf("Connected to Jira as %s.", name)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/onbehalf/onbehalf/internal/bot"
 	"github.com/onbehalf/onbehalf/internal/botframework"
+	"github.com/onbehalf/onbehalf/internal/mdtext"
 	"github.com/onbehalf/onbehalf/internal/oauthlink"
 )
 
@@ -51,8 +52,9 @@ func Register(b *bot.Bot, c *Connector, l Linker, log *slog.Logger) {
 	b.Handle(bot.Command{Name: "jira site", Usage: "jira site <site id>", Help: "Choose which Atlassian site I use for you.", Run: r.chooseSite})
 	b.Handle(bot.Command{Name: "confluence search", Usage: "confluence search <words>", Help: "Find Confluence pages you can see.", Run: r.confluenceSearch})
 	b.Handle(bot.Command{Name: "confluence page", Usage: "confluence page <id or link>", Help: "Show a Confluence page: title, space, excerpt and link.", Run: r.page})
-	b.Handle(bot.Command{Name: "jira comment", Usage: "jira comment confirm|cancel <id>", Help: "Confirm or cancel a comment I proposed on a card.", Run: r.confirm})
-	b.Handle(bot.Command{Name: "confluence", Usage: "confluence search <words>", Help: "Confluence: search, or page <id or link>.", Run: r.confluenceUsage})
+	// What the confirmation card's buttons send; not listed in help.
+	b.Handle(bot.Command{Name: "jira comment", Usage: "jira comment confirm|cancel <id>", Help: "Confirm or cancel a comment I proposed on a card.", Run: r.confirm, Hidden: true})
+	b.Handle(bot.Command{Name: "confluence", Help: "Confluence: search, or show a page.", Run: r.confluenceUsage, Hidden: true})
 }
 
 type runner struct {
@@ -159,13 +161,13 @@ func (r *runner) fail(ctx context.Context, t *bot.Turn, err error) error {
 		t.Outcome = "atlassian-error"
 		r.log.Warn("atlassian call failed", slog.String("id", t.Activity.ID), slog.String("error", err.Error()))
 	}
-	return t.ReplyText(ctx, UserMessage(err))
+	return t.ReplyText(ctx, mdtext.Escape(UserMessage(err)))
 }
 
 func (r *runner) issue(ctx context.Context, t *bot.Turn, args string) error {
 	key := strings.ToUpper(strings.TrimSpace(args))
 	if key == "" || !ValidIssueKey(key) {
-		return t.ReplyText(ctx, "Tell me an issue key, for example **jira PROJ-123**. You can also say **jira search <words>** or **my jira issues**.")
+		return t.ReplyText(ctx, "Tell me an issue key, for example **jira PROJ-123**. You can also say `jira search <words>` or **my jira issues**.")
 	}
 	return r.with(ctx, t, func(hc *http.Client, site Site) error {
 		i, err := r.c.Jira(hc, site).Issue(ctx, key)
@@ -226,16 +228,13 @@ func (r *runner) page(ctx context.Context, t *bot.Turn, args string) error {
 }
 
 func (r *runner) confluenceUsage(ctx context.Context, t *bot.Turn, _ string) error {
-	return t.ReplyText(ctx, "Say **confluence search <words>** or **confluence page <id or link>**.")
+	return t.ReplyText(ctx, "Say `confluence search <words>` or `confluence page <id or link>`.")
 }
 
 // chooseSite remembers the site picked on SiteChoiceCard, then answers the question that
 // prompted the choice, if any.
 func (r *runner) chooseSite(ctx context.Context, t *bot.Turn, args string) error {
 	fields := strings.Fields(args)
-	if len(fields) == 0 {
-		return t.ReplyText(ctx, "Which site? Ask me something about Jira and I will show you your sites.")
-	}
 	hc, err := r.l.Client(ctx, t, Name)
 	if errors.Is(err, oauthlink.ErrPrompted) {
 		return nil
@@ -249,8 +248,19 @@ func (r *runner) chooseSite(ctx context.Context, t *bot.Turn, args string) error
 	}
 	// Only a site the user's own grant lists can be chosen.
 	var chosen *Site
+	switch {
+	case len(fields) == 0 && len(sites) == 1:
+		// Nothing to choose: the one site is the answer.
+		chosen = &sites[0]
+	case len(fields) == 0 && len(sites) == 0:
+		t.Outcome = "atlassian-no-site"
+		return t.ReplyText(ctx, "Your Atlassian account does not give me access to any Jira or Confluence site. Ask your Atlassian administrator for access, then say **disconnect jira** and **connect jira**.")
+	case len(fields) == 0:
+		t.Outcome = "atlassian-choose-site"
+		return t.ReplyCard(ctx, "", attachment(SiteChoiceCard(sites, "")))
+	}
 	for i := range sites {
-		if sites[i].ID == fields[0] {
+		if len(fields) > 0 && sites[i].ID == fields[0] {
 			chosen = &sites[i]
 		}
 	}
@@ -265,8 +275,11 @@ func (r *runner) chooseSite(ctx context.Context, t *bot.Turn, args string) error
 		host = u.Host
 	}
 	t.Outcome = "atlassian-site-chosen"
-	if err := t.ReplyText(ctx, fmt.Sprintf("I will use %s for you from now on.", host)); err != nil {
+	if err := t.ReplyText(ctx, mdtext.Sprintf("I will use %s for you from now on.", host)); err != nil {
 		return err
+	}
+	if len(fields) < 2 {
+		return nil
 	}
 	question := strings.TrimSpace(strings.Join(fields[1:], " "))
 	if question == "" || strings.HasPrefix(strings.ToLower(question), "jira site") {

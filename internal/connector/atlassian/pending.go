@@ -13,6 +13,7 @@ import (
 
 	"github.com/onbehalf/onbehalf/internal/bot"
 	"github.com/onbehalf/onbehalf/internal/cards"
+	"github.com/onbehalf/onbehalf/internal/mdtext"
 )
 
 // A write is never done on the model's say-so: ProposeComment only stores the exact comment,
@@ -117,7 +118,9 @@ func (r *runner) confirm(ctx context.Context, t *bot.Turn, args string) error {
 		return nil // with() already told the user what failed
 	default:
 		t.Outcome = "jira-comment-posted"
-		return t.ReplyText(ctx, fmt.Sprintf("Posted your comment on [%s](%s).", p.Key, posted))
+		// The key is a validated issue key and the link the user's own site URL (checked when
+		// the site was chosen): nothing here is free text.
+		return t.ReplyText(ctx, mdtext.Markdown(fmt.Sprintf("Posted your comment on [%s](%s).", p.Key, posted)))
 	}
 }
 

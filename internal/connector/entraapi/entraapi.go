@@ -28,6 +28,7 @@ import (
 	"strings"
 
 	"github.com/onbehalf/onbehalf/internal/bot"
+	"github.com/onbehalf/onbehalf/internal/mdtext"
 	"github.com/onbehalf/onbehalf/internal/sso"
 )
 
@@ -112,12 +113,15 @@ func Register(b *bot.Bot, flow *sso.Flow, tokens Tokens, tenantID string, base h
 		Run: func(ctx context.Context, t *bot.Turn, args string) error {
 			f := strings.Fields(args)
 			if len(f) != 2 || !strings.HasPrefix(f[1], "/") {
-				return t.ReplyText(ctx, "Usage: **api <name> <path>**, for example **api contoso /me**.")
+				return t.ReplyText(ctx, "Usage: `api <name> <path>`, for example `api contoso /me`.")
 			}
 			name, apiPath := f[0], f[1]
 			r, err := tokens.Resource(name)
 			if err != nil || name == "graph" {
-				return t.ReplyText(ctx, fmt.Sprintf("I don't know an API called %q.", name))
+				return t.ReplyText(ctx, mdtext.Sprintf("I don't know an API called %s.", mdtext.Code(name)))
+			}
+			if r.Exchange != nil { // a SAML application: its own command explains its failures
+				return t.ReplyText(ctx, mdtext.Sprintf("%s is a SAML application: ask %s.", r.Display, mdtext.Code("saml "+name+" "+apiPath)))
 			}
 			if _, err := flow.Need(ctx, t, name); errors.Is(err, sso.ErrPrompted) {
 				return nil
@@ -143,9 +147,9 @@ func Register(b *bot.Bot, flow *sso.Flow, tokens Tokens, tenantID string, base h
 			}
 			defer resp.Body.Close()
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 2000))
-			text := fmt.Sprintf("**%s** answered HTTP %d:\n\n```\n%s\n```", r.Name, resp.StatusCode, strings.TrimSpace(string(body)))
+			text := mdtext.Sprintf("**%s** answered HTTP %d:\n\n%s", r.Name, resp.StatusCode, mdtext.CodeBlock(strings.TrimSpace(string(body))))
 			if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusNotFound {
-				text = fmt.Sprintf("**%s** says you cannot see that (HTTP %d).", r.Name, resp.StatusCode)
+				text = mdtext.Sprintf("**%s** says you cannot see that (HTTP %d).", r.Name, resp.StatusCode)
 			}
 			return t.ReplyText(ctx, text)
 		}})

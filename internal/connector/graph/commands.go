@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 
 	"github.com/onbehalf/onbehalf/internal/bot"
@@ -110,7 +109,7 @@ func ProfileCard(p *Profile) map[string]any {
 	add("Department", p.Department)
 	add("Office", p.OfficeLocation)
 	return cards.New(
-		cards.Heading(p.DisplayName),
+		cards.PlainHeading(p.DisplayName),
 		cards.Text("This is who I act as when I read Microsoft 365 for you.", true),
 		cards.Facts(facts...),
 	)
@@ -118,7 +117,7 @@ func ProfileCard(p *Profile) map[string]any {
 
 // MailCard renders mail search results.
 func MailCard(query string, msgs []Message) map[string]any {
-	body := []map[string]any{cards.Heading(fmt.Sprintf("Mail matching “%s”", query))}
+	body := []map[string]any{cards.PlainHeading(fmt.Sprintf("Mail matching “%s”", query))}
 	if len(msgs) == 0 {
 		body = append(body, cards.Text("Nothing in your mailbox matches.", true))
 	}
@@ -129,9 +128,9 @@ func MailCard(query string, msgs []Message) map[string]any {
 			from = m.From.EmailAddress.Address
 		}
 		body = append(body,
-			cards.Bold(m.Subject),
-			cards.Text(fmt.Sprintf("%s · %s", from, m.ReceivedDateTime.Format("2 Jan 2006 15:04")), true),
-			cards.Text(m.BodyPreview, false))
+			cards.PlainBold(m.Subject),
+			cards.PlainText(fmt.Sprintf("%s · %s", from, m.ReceivedDateTime.Format("2 Jan 2006 15:04")), true),
+			cards.PlainText(m.BodyPreview, false))
 		if m.WebLink != "" && len(actions) < 5 {
 			actions = append(actions, cards.OpenURL("Open: "+cards.Truncate(m.Subject, 30), m.WebLink))
 		}
@@ -146,22 +145,18 @@ func FilesCard(query string, items []DriveItem) map[string]any {
 	if query != "" {
 		heading, none = fmt.Sprintf("Files matching “%s”", query), "No file you can open matches."
 	}
-	body := []map[string]any{cards.Heading(heading)}
+	body := []map[string]any{cards.PlainHeading(heading)}
 	if len(items) == 0 {
-		body = append(body, cards.Text(none, true))
+		body = append(body, cards.PlainText(none, true))
 	}
 	for _, it := range items {
-		// A shared file's name is chosen by someone else: keep it from forming its own link.
-		name := strings.NewReplacer("[", "(", "]", ")").Replace(it.Name)
-		line := name
-		if u, err := url.Parse(it.WebURL); err == nil && u.Scheme == "https" && !strings.ContainsAny(it.WebURL, "() ") {
-			line = fmt.Sprintf("[%s](%s)", name, it.WebURL)
-		}
-		line += " · modified " + it.LastModifiedDateTime.Format("2 Jan 2006")
+		// A RichTextBlock of TextRuns: names chosen by others (shared files) render as typed and
+		// cannot form links of their own; only https links open.
+		suffix := " · modified " + it.LastModifiedDateTime.Format("2 Jan 2006")
 		if it.Shared {
-			line += " · shared with you"
+			suffix += " · shared with you"
 		}
-		body = append(body, cards.Text(line, false))
+		body = append(body, cards.PlainLink(it.Name, it.WebURL, suffix))
 	}
 	return cards.New(body...)
 }

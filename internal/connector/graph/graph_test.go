@@ -139,14 +139,26 @@ func TestFilesCardKeepsSharedNamesFromFormingLinks(t *testing.T) {
 		{Name: "x](https://evil.example/", WebURL: "https://contoso.sharepoint.com/a", Shared: true, LastModifiedDateTime: t0},
 		{Name: "plain", WebURL: "javascript:alert(1)", LastModifiedDateTime: t0},
 	})
-	var texts []string
+	// Every piece of text is a plain TextRun (never Markdown), and the only link is the https one.
+	var texts, links []string
 	for _, b := range card["body"].([]map[string]any) {
-		if s, ok := b["text"].(string); ok {
-			texts = append(texts, s)
+		if s, ok := b["text"].(string); ok && b["type"] == "TextBlock" && s != "" {
+			texts = append(texts, "markdown: "+s)
+		}
+		inl, _ := b["inlines"].([]any)
+		for _, r := range inl {
+			run := r.(map[string]any)
+			texts = append(texts, run["text"].(string))
+			if a, ok := run["selectAction"].(map[string]any); ok {
+				links = append(links, a["url"].(string))
+			}
 		}
 	}
 	all := strings.Join(texts, "\n")
-	if strings.Contains(all, "](https://evil") || strings.Contains(all, "javascript:") || !strings.Contains(all, "shared with you") {
+	if strings.Contains(all, "markdown: ") || !strings.Contains(all, "x](https://evil.example/") || !strings.Contains(all, "shared with you") {
 		t.Errorf("card text:\n%s", all)
+	}
+	if len(links) != 1 || links[0] != "https://contoso.sharepoint.com/a" {
+		t.Errorf("links %v, want only the https one", links)
 	}
 }

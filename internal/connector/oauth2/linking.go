@@ -169,6 +169,8 @@ type CallbackPage struct {
 	Code string
 	// Error is a sentence for the user on failure.
 	Error string
+	// MinutesLeft is how long the code stays valid, rounded up; 0 leaves it out.
+	MinutesLeft int
 	// Nonce is the CSP script nonce (see CallbackPageCSP); base64 of at least 16 random bytes.
 	Nonce string
 }
@@ -190,7 +192,7 @@ var callbackTmpl = template.Must(template.New("callback").Parse(`<!doctype html>
 <meta charset="utf-8">
 <meta name="referrer" content="no-referrer">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{.DisplayName}} sign-in</title>
+<title>{{if .DisplayName}}Connect {{.DisplayName}}{{else}}Connect an account{{end}}</title>
 <style>body{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem}#code{font-size:2rem;letter-spacing:.3rem;font-family:monospace}</style>
 </head>
 <body>
@@ -202,7 +204,7 @@ var callbackTmpl = template.Must(template.New("callback").Parse(`<!doctype html>
 <div id="manual">
 <p>To finish connecting {{.DisplayName}}, type this in <strong>your own</strong> chat with the bot:</p>
 <p id="code">link {{.Code}}</p>
-<p>It works once, only for the person who started the sign-in, and expires in a few minutes.
+<p>It works once, only for the person who started the sign-in, and only within 10 minutes of the card you pressed{{if .MinutesLeft}} ({{.MinutesLeft}} {{if eq .MinutesLeft 1}}minute{{else}}minutes{{end}} left){{end}}.
 If someone sent you this link, do not share the code.</p>
 </div>
 <script nonce="{{.Nonce}}" src="` + TeamsJSURL + `"></script>

@@ -18,6 +18,9 @@
 //   - app settings are read with POST …/config/appsettings/list, never GET
 //     (learn.microsoft.com/rest/api/appservice/web-apps/list-application-settings);
 //   - every request needs "Authorization: Bearer {Token()}", the token for scope Scope().
+//
+// The external behaviours it stands for, with their public sources, are listed in
+// docs/fidelity.md; change a row there when a rule here changes.
 package arm
 
 import (

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 )
 
 // appScopes are the scopes the registered app has been given in the developer console; an
@@ -69,6 +71,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	state := q.Get("state")
+	logcheck.Issue("OAuth sign-in state", state) // the bot's, but as secret as what is issued
 	fail := func(code, desc string) {
 		u, _ := url.Parse(redirect)
 		v := u.Query()
@@ -269,6 +272,7 @@ func (s *Server) grantCode(w http.ResponseWriter, p url.Values) {
 		return
 	}
 	verifier := p.Get("code_verifier")
+	logcheck.Issue("PKCE verifier", verifier)
 	if c.challenge != "" {
 		// RFC 7636 §4.6: BASE64URL(SHA256(code_verifier)) must equal code_challenge; the
 		// verifier is 43–128 characters (§4.1).

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 )
 
 // Options configures a stand-in.
@@ -138,6 +140,7 @@ func Start(opts Options) *Server {
 	if opts.SearchPageLimit <= 0 {
 		opts.SearchPageLimit = 50
 	}
+	logcheck.Issue("Atlassian client secret", opts.ClientSecret)
 	s := &Server{
 		opts:     opts,
 		codes:    map[string]*authCode{},
@@ -382,7 +385,9 @@ func randomToken(prefix string) string {
 	if _, err := rand.Read(b); err != nil {
 		panic(err)
 	}
-	return prefix + base64.RawURLEncoding.EncodeToString(b)
+	tok := prefix + base64.RawURLEncoding.EncodeToString(b)
+	logcheck.Issue("Atlassian "+strings.TrimSuffix(prefix, "-"), tok)
+	return tok
 }
 
 func (s *Server) user(id string) (User, bool) {

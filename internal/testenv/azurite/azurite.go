@@ -5,6 +5,9 @@
 // The binary is looked up on PATH first, then in node_modules/.bin of the module root (the
 // folder holding go.mod, found by walking up from the working directory). `make test` installs
 // it through npm; a test calling Start skips with a clear message only when it is absent.
+//
+// The external behaviours it stands for, with their public sources, are listed in
+// docs/fidelity.md; change a row there when a rule here changes.
 package azurite
 
 import (
@@ -19,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/onbehalf/onbehalf/internal/testenv"
 )
 
 // Azurite's fixed development account. Azurite accepts only this account and key unless told
@@ -170,14 +175,15 @@ func (s *Server) start(timeout time.Duration) error {
 	)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Dir = s.dir
-	// Own process group, so a signal reaches node and nothing else.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	// Own process group, so a signal reaches node and nothing else; killed by the kernel if
+	// the test process dies without stopping it (a panicking test skips every cleanup).
+	exited, err := testenv.StartChild(cmd)
+	if err != nil {
 		logf.Close()
 		return fmt.Errorf("azurite: start %s: %w", s.bin, err)
 	}
 	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
+	go func() { <-exited; close(done) }()
 	s.cmd, s.done, s.log = cmd, done, logf
 
 	deadline := time.Now().Add(timeout)

@@ -33,6 +33,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/onbehalf/onbehalf/internal/testenv"
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 )
 
 // Issuer is the issuer of Bot Framework channel tokens.
@@ -263,6 +264,7 @@ func (s *Server) Mint(o TokenOptions) string {
 	if err != nil {
 		panic(err)
 	}
+	logcheck.Issue("channel token", tok)
 	return tok
 }
 

@@ -33,6 +33,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/onbehalf/onbehalf/internal/testenv"
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 )
 
 // Grant and assertion types (RFC 6749, RFC 7523).
@@ -52,6 +53,10 @@ type App struct {
 	// on-behalf-of must name one of them or the client id as aud. Default
 	// ["api://botid-"+ClientID], the form Teams SSO for bots uses.
 	IdentifierURIs []string
+	// RequiredResourceAccess lists, per resource (e.g. GraphResource, "api://botid-…"), the
+	// delegated scopes the app registration asks for: what a combined (.default) consent
+	// prompt and GrantAdminConsent grant. Nothing is granted until a user or admin consents.
+	RequiredResourceAccess map[string][]string
 }
 
 // FederatedCredential mirrors a federatedIdentityCredential of an app registration.
@@ -136,6 +141,9 @@ func (s *Server) AddApp(a App) {
 	defer s.mu.Unlock()
 	cp := a
 	s.apps[a.ClientID] = &cp
+	for _, sec := range a.Secrets {
+		logcheck.Issue("client secret", sec)
+	}
 }
 
 // AddManagedIdentity registers a user-assigned managed identity.
@@ -218,6 +226,7 @@ func (s *Server) Sign(claims map[string]any) string {
 	if err != nil {
 		panic(err)
 	}
+	logcheck.Issue("Entra token", tok)
 	return tok
 }
 

@@ -39,6 +39,8 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/google/uuid"
+
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 )
 
 // Grant types and well-known identifiers used by the on-behalf-of flow.
@@ -93,13 +95,13 @@ type SSOOptions struct {
 
 // oboState holds the directory and the switches of the on-behalf-of flow.
 type oboState struct {
-	mu          sync.Mutex
-	users       map[string]User
-	consent     map[string]bool   // userOID + "\n" + resource → consent required
-	challenges  map[string]string // userOID → claims challenge JSON
-	counts      map[string]int    // resource → successful OBO requests
-	permissions map[string][]string
-	refresh     map[string]refreshGrant
+	mu         sync.Mutex
+	users      map[string]User
+	consent    map[string]bool   // userOID + "\n" + resource → consent required
+	challenges map[string]string // userOID → claims challenge JSON
+	counts     map[string]int    // resource → successful OBO requests
+	grants     map[grantKey][]string
+	refresh    map[string]refreshGrant
 }
 
 // refreshGrant is what a refresh token stands for.
@@ -112,7 +114,7 @@ type refreshGrant struct {
 func newOBOState() *oboState {
 	return &oboState{
 		users: map[string]User{}, consent: map[string]bool{}, challenges: map[string]string{},
-		counts: map[string]int{}, permissions: map[string][]string{}, refresh: map[string]refreshGrant{},
+		counts: map[string]int{}, grants: map[grantKey][]string{}, refresh: map[string]refreshGrant{},
 	}
 }
 
@@ -158,14 +160,13 @@ func (s *Server) ClaimsChallenge(userOID string, claims string) {
 	s.obo.challenges[userOID] = claims
 }
 
-// SetPermissions sets the delegated permissions app clientID has (consented) on resource.
-// Requests for scopes outside them fail with consent_required, and resource/.default grants
-// exactly them. Without SetPermissions any named scope is granted and .default yields
-// User.Read for Graph and user_impersonation for other resources.
+// SetPermissions grants admin consent (for every user of the tenant) to exactly these delegated
+// scopes of resource for app clientID, replacing an earlier admin grant for that pair. See
+// consent.go for how grants decide on-behalf-of and sign-in.
 func (s *Server) SetPermissions(clientID, resource string, scopes ...string) {
 	s.obo.mu.Lock()
 	defer s.obo.mu.Unlock()
-	s.obo.permissions[clientID+"\n"+resource] = slices.Clone(scopes)
+	s.obo.grants[grantKey{client: clientID, resource: canonicalResource(resource)}] = slices.Clone(scopes)
 }
 
 // OBOCount is the number of user tokens issued for a resource on behalf of a user: successful
@@ -274,6 +275,7 @@ func signWith(key *rsa.PrivateKey, kid string, claims map[string]any) string {
 	if err != nil {
 		panic(err)
 	}
+	logcheck.Issue("token signed by a foreign key", tok)
 	return tok
 }
 
@@ -327,8 +329,9 @@ func invalidGrant(errCode int, desc string) *grantFailure {
 }
 
 // resolveScopes checks the scope parameter names delegated scopes of exactly one resource
-// and returns that resource and the scope names to grant.
-func (s *Server) resolveScopes(clientID, scope string) (string, []string, *grantFailure) {
+// (AADSTS28000 otherwise) and returns that resource and the scope names asked for; ".default"
+// stays as the only name (the caller resolves it against the grants).
+func (s *Server) resolveScopes(scope string) (string, []string, *grantFailure) {
 	resource := ""
 	var names []string
 	for _, sc := range ResourceScopes(scope) {
@@ -345,52 +348,51 @@ func (s *Server) resolveScopes(clientID, scope string) (string, []string, *grant
 	if resource == "" {
 		return "", nil, &grantFailure{http.StatusBadRequest, aadError("invalid_scope", 70011, "The provided value for the input parameter 'scope' is not valid: it names no resource.", nil)}
 	}
-	s.obo.mu.Lock()
-	perms, configured := s.obo.permissions[clientID+"\n"+resource]
-	s.obo.mu.Unlock()
-	if slices.Contains(names, ".default") {
-		if len(names) > 1 {
-			return "", nil, &grantFailure{http.StatusBadRequest, aadError("invalid_scope", 70011, "The provided value for the input parameter 'scope' is not valid: .default cannot be combined with other scopes of the resource.", nil)}
-		}
-		switch {
-		case configured:
-			names = slices.Clone(perms)
-		case resource == GraphResource:
-			names = []string{"User.Read"}
-		default:
-			names = []string{"user_impersonation"}
-		}
+	if slices.Contains(names, ".default") && len(names) > 1 {
+		// scopes-oidc.md: static (.default) and dynamic consent cannot be combined.
+		return "", nil, &grantFailure{http.StatusBadRequest, aadError("invalid_scope", 70011, "The provided value for the input parameter 'scope' is not valid: .default cannot be combined with other scopes of the resource.", nil)}
 	}
 	return resource, names, nil
 }
 
-// checkUserAccess applies the directory and the consent and conditional-access switches.
-func (s *Server) checkUserAccess(client *App, oid, resource string, names []string) (User, *grantFailure) {
+// checkUserAccess applies the directory, the grants (consent.go) and the consent and
+// conditional-access switches, and returns the user and the scope names to issue (".default"
+// resolved to everything granted on the resource).
+func (s *Server) checkUserAccess(client *App, oid, resource string, names []string) (User, []string, *grantFailure) {
 	s.obo.mu.Lock()
 	defer s.obo.mu.Unlock()
 	u, ok := s.obo.users[oid]
 	if !ok {
-		return User{}, invalidGrant(50034, fmt.Sprintf("The user account %s does not exist in the %s directory. To sign into this application, the account must be added to the directory.", oid, s.Tenant))
+		return User{}, nil, invalidGrant(50034, fmt.Sprintf("The user account %s does not exist in the %s directory. To sign into this application, the account must be added to the directory.", oid, s.Tenant))
 	}
+	granted := s.grantedLocked(oid, client.ClientID, resource)
 	consentMissing := s.obo.consent[oid+"\n"+resource]
-	if perms, configured := s.obo.permissions[client.ClientID+"\n"+resource]; configured {
-		for _, n := range names {
-			if !slices.ContainsFunc(perms, func(p string) bool { return strings.EqualFold(p, n) }) {
-				consentMissing = true
-			}
+	if slices.Contains(names, ".default") {
+		names = granted
+		consentMissing = consentMissing || len(granted) == 0
+	}
+	for _, n := range names {
+		if !slices.ContainsFunc(granted, func(g string) bool { return strings.EqualFold(g, n) }) {
+			consentMissing = true
 		}
 	}
 	if consentMissing {
-		return User{}, &grantFailure{http.StatusBadRequest, aadError("invalid_grant", 65001,
-			fmt.Sprintf("The user or administrator has not consented to use the application with ID '%s' named '%s'. Send an interactive authorization request for this user and resource.", client.ClientID, client.ClientID),
-			map[string]any{"suberror": "consent_required"})}
+		return User{}, nil, consentRequired(client)
 	}
 	if claims := s.obo.challenges[oid]; claims != "" {
-		return User{}, &grantFailure{http.StatusBadRequest, aadError("interaction_required", 50076,
+		return User{}, nil, &grantFailure{http.StatusBadRequest, aadError("interaction_required", 50076,
 			fmt.Sprintf("Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access '%s'.", resource),
 			map[string]any{"claims": claims})}
 	}
-	return u, nil
+	return u, names, nil
+}
+
+// consentRequired is AADSTS65001 (entra-docs reference-error-codes.md; the suberror as
+// Entra adds it for OBO).
+func consentRequired(client *App) *grantFailure {
+	return &grantFailure{http.StatusBadRequest, aadError("invalid_grant", 65001,
+		fmt.Sprintf("The user or administrator has not consented to use the application with ID '%s' named '%s'. Send an interactive authorization request for this user and resource.", client.ClientID, client.ClientID),
+		map[string]any{"suberror": "consent_required"})}
 }
 
 // identifierURIs are the audiences a user assertion for client may carry: its client id and
@@ -447,16 +449,19 @@ func (s *Server) onBehalfOf(client *App, form url.Values) (int, any) {
 	if form.Get("requested_token_use") != "on_behalf_of" {
 		return http.StatusBadRequest, aadError("invalid_request", 90014, "The request body must contain the following parameter: 'requested_token_use' with the value 'on_behalf_of'.", nil)
 	}
+	if form.Get("requested_token_type") != "" { // a SAML assertion for an enterprise app (saml.go)
+		return s.samlOnBehalfOf(client, form)
+	}
 	claims, fail := s.checkAssertion(client, form.Get("assertion"))
 	if fail != nil {
 		return fail.status, fail.body
 	}
-	resource, names, fail := s.resolveScopes(client.ClientID, form.Get("scope"))
+	resource, names, fail := s.resolveScopes(form.Get("scope"))
 	if fail != nil {
 		return fail.status, fail.body
 	}
 	oid, _ := claims["oid"].(string)
-	u, fail := s.checkUserAccess(client, oid, resource, names)
+	u, names, fail := s.checkUserAccess(client, oid, resource, names)
 	if fail != nil {
 		return fail.status, fail.body
 	}
@@ -479,11 +484,11 @@ func (s *Server) redeemRefresh(client *App, form url.Values) (int, any) {
 	if !s.now().Before(g.expires) {
 		return http.StatusBadRequest, aadError("invalid_grant", 700082, "The refresh token has expired due to inactivity.", nil)
 	}
-	resource, names, fail := s.resolveScopes(client.ClientID, form.Get("scope"))
+	resource, names, fail := s.resolveScopes(form.Get("scope"))
 	if fail != nil {
 		return fail.status, fail.body
 	}
-	u, fail := s.checkUserAccess(client, g.userOID, resource, names)
+	u, names, fail := s.checkUserAccess(client, g.userOID, resource, names)
 	if fail != nil {
 		return fail.status, fail.body
 	}
@@ -496,12 +501,7 @@ func (s *Server) redeemRefresh(client *App, form url.Values) (int, any) {
 // delegatedResponse issues an access token for user u at resource with the scope names.
 func (s *Server) delegatedResponse(client *App, u User, resource string, names []string, form url.Values) map[string]any {
 	now := s.now()
-	claims := map[string]any{
-		"iss": s.Issuer(), "aud": resource, "tid": s.Tenant, "oid": u.ObjectID, "sub": pairwiseSub(u.ObjectID, resource),
-		"name": u.Name, "preferred_username": u.UPN, "scp": strings.Join(names, " "), "azp": client.ClientID,
-		"azpacr": "2", "ver": "2.0", "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(s.lifetime()).Unix(),
-		"uti": uuid.NewString(), "idtyp": "user",
-	}
+	claims := s.delegatedClaims(client, u, resource, names)
 	// scope echoes the requested resource scopes as sent (MSAL Go treats any requested scope
 	// missing from the answer as declined and fails: apps/internal/base/base.go NewAuthResult)
 	// and adds what .default resolved to.
@@ -514,6 +514,7 @@ func (s *Server) delegatedResponse(client *App, u User, resource string, names [
 	resp := s.TokenResponse(claims, strings.Join(granted, " "))
 	if slices.Contains(strings.Fields(form.Get("scope")), "offline_access") {
 		rt := "rt." + uuid.NewString() + uuid.NewString()
+		logcheck.Issue("Entra refresh token", rt)
 		s.obo.mu.Lock()
 		s.obo.refresh[rt] = refreshGrant{clientID: client.ClientID, userOID: u.ObjectID, expires: now.Add(90 * 24 * time.Hour)}
 		s.obo.mu.Unlock()

@@ -28,7 +28,11 @@ func newTenant(t *testing.T) *entra.Server {
 	t.Helper()
 	e := entra.New(tenant)
 	t.Cleanup(e.Close)
-	e.AddApp(entra.App{ClientID: botID, Secrets: []string{secret}})
+	e.AddApp(entra.App{ClientID: botID, Secrets: []string{secret}, RequiredResourceAccess: map[string][]string{
+		entra.GraphResource: {"User.Read", "Mail.Read"}, "api://contoso-api": {"user_impersonation"},
+		"api://orders-api": {"user_impersonation"},
+	}})
+	e.GrantAdminConsent(botID)
 	e.AddUser(alice)
 	return e
 }
@@ -108,8 +112,10 @@ func TestOBOIssuesDelegatedGraphToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if claims["scp"] != "User.Read Mail.Read" || claims["oid"] != alice.ObjectID || claims["azp"] != botID ||
-		claims["preferred_username"] != alice.UPN || claims["tid"] != tenant {
+	// Graph receives v1.0 tokens whatever endpoint issued them (v2-oauth2-on-behalf-of-flow.md).
+	if claims["scp"] != "User.Read Mail.Read" || claims["oid"] != alice.ObjectID || claims["appid"] != botID ||
+		claims["upn"] != alice.UPN || claims["tid"] != tenant || claims["ver"] != "1.0" ||
+		claims["iss"] != "https://sts.windows.net/"+tenant+"/" || claims["aud"] != entra.GraphResource || claims["azp"] != nil {
 		t.Errorf("claims: %v", claims)
 	}
 	if body["scope"] != graphRead || body["token_type"] != "Bearer" || body["expires_in"] != float64(3600) || body["ext_expires_in"] == nil {

@@ -22,6 +22,9 @@
 //
 // Every request needs "Authorization: Bearer {Token()}", the token for scope Scope() (see
 // testenv/azuretoken), so a client asking for the wrong audience is refused.
+//
+// The external behaviours it stands for, with their public sources, are listed in
+// docs/fidelity.md; change a row there when a rule here changes.
 package graph
 
 import (
@@ -196,6 +199,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, http.StatusOK, sp)
+	case path == "/v1.0/servicePrincipals":
+		s.listServicePrincipals(w, r)
 	case path == "/v1.0/oauth2PermissionGrants":
 		s.listGrants(w, r)
 	default:

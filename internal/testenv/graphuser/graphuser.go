@@ -219,7 +219,9 @@ func (s *Server) handle(accepted []string, deniedCode string, h func(http.Respon
 			s.faults = s.faults[1:]
 		}
 		s.mu.Unlock()
-		if iat, _ := claims["iat"].(float64); revoked && int64(iat) <= revokedAt.Unix() {
+		// Only a CAE-capable client (it declared the cp1 capability, so its token carries xms_cc
+		// with cp1) is challenged; any other client's token keeps working until it expires.
+		if iat, _ := claims["iat"].(float64); revoked && caeCapable(claims) && int64(iat) <= revokedAt.Unix() {
 			challenge := fmt.Sprintf(`{"access_token":{"nbf":{"essential":true,"value":"%d"}}}`, revokedAt.Unix())
 			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", error="insufficient_claims", claims="%s"`, base64.StdEncoding.EncodeToString([]byte(challenge))))
 			writeError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "Continuous access evaluation resulted in challenge with result: InteractionRequired and code: TokenIssuedBeforeRevocationTimestamp")
@@ -353,9 +355,10 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request, c caller) {
 	}
 	resp := map[string]any{"@odata.context": s.URL + "/v1.0/$metadata#users('" + c.oid + "')/messages", "value": items}
 	if end < len(hits) {
+		// The messages nextLink carries $skip (api/user-list-messages.md, "Response").
 		next := r.URL.Query()
-		next.Del("$skip")
-		next.Set("$skiptoken", strconv.Itoa(end))
+		next.Del("$skiptoken")
+		next.Set("$skip", strconv.Itoa(end))
 		resp["@odata.nextLink"] = s.URL + "/v1.0/me/messages?" + next.Encode()
 	}
 	writeJSON(w, http.StatusOK, resp)
@@ -662,4 +665,21 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// caeCapable reports whether a token was issued to a client that declared the cp1 client
+// capability (claim xms_cc), the only kind Graph challenges after a critical event
+// (entra-docs app-resilience-continuous-access-evaluation.md; docs/fidelity.md).
+func caeCapable(claims map[string]any) bool {
+	switch v := claims["xms_cc"].(type) {
+	case string:
+		return v == "cp1"
+	case []any:
+		for _, c := range v {
+			if c == "cp1" {
+				return true
+			}
+		}
+	}
+	return false
 }

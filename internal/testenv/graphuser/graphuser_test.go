@@ -330,7 +330,14 @@ func TestFaultsAndRevocation(t *testing.T) {
 
 	g.Now = func() time.Time { return time.Now().Add(time.Second) }
 	g.RevokeSessions(aliceO)
-	status, h, m = get(t, g, "/v1.0/me", tok)
+	// A client that did not declare the cp1 capability is not challenged: its token works on.
+	if status, _, _ := get(t, g, "/v1.0/me", tok); status != 200 {
+		t.Fatalf("a token without xms_cc was challenged after revocation: %d", status)
+	}
+	now := time.Now()
+	capable := e.Sign(map[string]any{"iss": e.Issuer(), "aud": entra.GraphResource, "tid": tenant, "oid": aliceO, "scp": "User.Read",
+		"azp": botID, "xms_cc": []string{"cp1"}, "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix(), "ver": "2.0"})
+	status, h, m = get(t, g, "/v1.0/me", capable)
 	wa := h.Get("WWW-Authenticate")
 	if status != 401 || !strings.Contains(wa, `error="insufficient_claims"`) {
 		t.Fatalf("after revocation: %d %q %v", status, wa, m)
@@ -342,7 +349,7 @@ func TestFaultsAndRevocation(t *testing.T) {
 	}
 	// A token issued after the event works.
 	later := e.Sign(map[string]any{"iss": e.Issuer(), "aud": entra.GraphResource, "tid": tenant, "oid": aliceO, "scp": "User.Read",
-		"iat": time.Now().Add(5 * time.Second).Unix(), "exp": time.Now().Add(time.Hour).Unix()})
+		"xms_cc": []string{"cp1"}, "iat": time.Now().Add(5 * time.Second).Unix(), "exp": time.Now().Add(time.Hour).Unix()})
 	if status, _, _ := get(t, g, "/v1.0/me", later); status != 200 {
 		t.Errorf("fresh token after revocation: %d", status)
 	}

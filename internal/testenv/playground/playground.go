@@ -43,6 +43,9 @@
 // <personal chat id>, conversationType "personal", tenantId
 // "00000000-0000-0000-0000-0000000000001"}, channelData.tenant.id (mods 70476,
 // 71994, 45621).
+//
+// The external behaviours it stands for, with their public sources, are listed in
+// docs/fidelity.md; change a row there when a rule here changes.
 package playground
 
 import (
@@ -63,6 +66,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/onbehalf/onbehalf/internal/testenv"
 )
 
 // BinaryName is the command the npm package installs in node_modules/.bin.
@@ -91,6 +96,10 @@ type Options struct {
 	// StartTimeout bounds start-up until the Playground answers its ping and
 	// both WebSockets are connected. Default 30s.
 	StartTimeout time.Duration
+	// Config, when set, is the Playground's .m365agentsplayground.yml (passed through
+	// M365_AGENTS_PLAYGROUND_CONFIG_PATH): its tenant, bot and users, and which user types
+	// (currentUser).
+	Config string
 	// Env is appended to the Playground's environment (after the variables this
 	// package sets, so it can override them).
 	Env []string
@@ -302,8 +311,16 @@ func launch(dir, botEndpoint string, opts Options) (*Playground, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Env = childEnv(dir, logFile, opts.Env)
-	// Its own process group, so stop reaches node and anything it spawned.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if opts.Config != "" {
+		cfg := filepath.Join(dir, "sandbox", ".m365agentsplayground.yml")
+		if err := os.MkdirAll(filepath.Dir(cfg), 0o755); err != nil {
+			return nil, fmt.Errorf("write playground config: %w", err)
+		}
+		if err := os.WriteFile(cfg, []byte(opts.Config), 0o644); err != nil {
+			return nil, fmt.Errorf("write playground config: %w", err)
+		}
+		cmd.Env = append(cmd.Env, "M365_AGENTS_PLAYGROUND_CONFIG_PATH="+cfg)
+	}
 	stderr, err := os.Create(filepath.Join(dir, "stderr.log"))
 	if err != nil {
 		return nil, fmt.Errorf("create stderr file: %w", err)
@@ -314,7 +331,10 @@ func launch(dir, botEndpoint string, opts Options) (*Playground, error) {
 		stderr.Close()
 		return nil, fmt.Errorf("stdout pipe: %w", err)
 	}
-	if err := cmd.Start(); err != nil {
+	// Its own process group, so stop reaches node and anything it spawned; killed by the
+	// kernel if the test process dies without stopping it.
+	exited, err := testenv.StartChild(cmd)
+	if err != nil {
 		stderr.Close()
 		return nil, fmt.Errorf("run %s: %w", bin, err)
 	}
@@ -341,7 +361,7 @@ func launch(dir, botEndpoint string, opts Options) (*Playground, error) {
 		_, _ = io.Copy(io.Discard, stdout)
 	}()
 	go func() {
-		p.exitErr = cmd.Wait()
+		p.exitErr = <-exited
 		stderr.Close()
 		close(p.done)
 	}()

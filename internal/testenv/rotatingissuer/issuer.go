@@ -10,6 +10,9 @@
 // client_id (in the body or HTTP Basic, §2.3.1). Success is 200 JSON with access_token,
 // token_type, expires_in (seconds) and refresh_token (§5.1); errors are 400 JSON with error
 // invalid_request, unsupported_grant_type, invalid_client or invalid_grant (§5.2).
+//
+// The external behaviours it stands for, with their public sources, are listed in
+// docs/fidelity.md; change a row there when a rule here changes.
 package rotatingissuer
 
 import (

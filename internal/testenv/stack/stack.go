@@ -14,6 +14,7 @@ import (
 	"github.com/onbehalf/onbehalf/internal/testenv"
 	"github.com/onbehalf/onbehalf/internal/testenv/channel"
 	"github.com/onbehalf/onbehalf/internal/testenv/entra"
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 )
 
 // Fixed identities of the test deployment.
@@ -21,6 +22,17 @@ const (
 	TenantID = "72f988bf-0000-4000-8000-000000000001"
 	BotAppID = "b07a0000-0000-4000-8000-000000000002"
 )
+
+// BotRequiredResourceAccess is the delegated permissions the bot's app registration lists:
+// the Microsoft Graph scopes of GRAPH_SCOPES' default and its own access_as_user, so that one
+// combined consent (a sign-in for api://botid-{appId}/.default) covers both the token for the
+// bot's API and the Graph scopes OBO needs.
+func BotRequiredResourceAccess() map[string][]string {
+	return map[string][]string{
+		entra.GraphResource:       {"User.Read", "Mail.Read", "Files.Read.All"},
+		"api://botid-" + BotAppID: {entra.SSOScope},
+	}
+}
 
 // Stack is a running set of stand-ins.
 type Stack struct {
@@ -35,13 +47,16 @@ type Stack struct {
 // New starts the stand-ins. Close them with Close.
 func New() *Stack {
 	e := entra.New(TenantID)
+	logcheck.Issue("managed-identity header", e.IdentityHeader)
 	miClient, miPrincipal := uuid.NewString(), uuid.NewString()
 	e.AddManagedIdentity(entra.ManagedIdentity{ClientID: miClient, PrincipalID: miPrincipal})
 	// The bot's app registration has no secret: federated credential #1 trusts the managed
 	// identity (issuer = the tenant, subject = the identity's principal id).
 	e.AddApp(entra.App{ClientID: BotAppID, FederatedCredentials: []entra.FederatedCredential{{
 		Issuer: e.Issuer(), Subject: miPrincipal, Audiences: []string{entra.TokenExchangeAud},
-	}}})
+	}}, RequiredResourceAccess: BotRequiredResourceAccess()})
+	// Admin consent is the recommended deployment; tests of a tenant without it revoke it.
+	e.GrantAdminConsent(BotAppID)
 	ch := channel.New()
 	ch.RequireBotToken(func(tok string) error {
 		claims, err := e.Verify(tok, channel.ConnectorAudience)

@@ -4,6 +4,9 @@
 // token and sends signin/tokenExchange invokes as Teams does — one per open client, all with the
 // same exchange id, concurrently (msteams-docs bot-sso-code.md; the duplicates are the known
 // failure mode of Agents-for-js#584).
+//
+// The external behaviours it stands for, with their public sources, are listed in
+// docs/fidelity.md; change a row there when a rule here changes.
 package teamsclient
 
 import (
@@ -14,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -161,6 +165,36 @@ func (c *Client) LastOAuthCard() (OAuthCard, error) {
 		}
 	}
 	return OAuthCard{}, ErrNoCard
+}
+
+// ExchangeSSOWithConsent answers the newest OAuthCard as ExchangeSSO does and, when the bot
+// answers 412 (consent or interaction needed), lets the user act — consent is called with the
+// card, for example to open its sign-in link — and then retries the exchange once, from one
+// client, with the same exchange id and a fresh SSO token, as Teams does (Agents-for-net
+// OAuthFlow.cs: a 412 "will cause Teams to get Consent and send another signin/tokenExchange";
+// a 400 makes Teams stop, so nothing is retried then). retry is nil when no 412 came.
+func (c *Client) ExchangeSSOWithConsent(ctx context.Context, clients int, opts entra.SSOOptions, consent func(OAuthCard) error) (first []Result, retry *Result, err error) {
+	card, err := c.LastOAuthCard()
+	if err != nil {
+		return nil, nil, err
+	}
+	first, err = c.ExchangeSSO(ctx, clients, opts)
+	if err != nil {
+		return first, nil, err
+	}
+	if !slices.ContainsFunc(first, func(r Result) bool { return r.Status == http.StatusPreconditionFailed }) {
+		return first, nil, nil
+	}
+	if err := consent(card); err != nil {
+		return first, nil, fmt.Errorf("the user's consent: %w", err)
+	}
+	if opts.AppID == "" {
+		opts.AppID = c.AppID
+	}
+	r, err := c.Invoke(ctx, "signin/tokenExchange", map[string]any{
+		"id": card.ExchangeID, "connectionName": card.ConnectionName, "token": c.Entra.MintSSOToken(c.User, opts),
+	})
+	return first, &r, err
 }
 
 // ExchangeSSO answers the newest OAuthCard as Teams does: `clients` concurrent

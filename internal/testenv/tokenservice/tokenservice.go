@@ -20,18 +20,36 @@
 //   - botbuilder-js botFrameworkAdapter.ts getSignInResource / botbuilder-python
 //     bot_framework_adapter.py TokenExchangeState: the state is base64(JSON {connectionName,
 //     conversation, relatesTo, botUrl?, msAppId}).
-//   - Agents-for-python PR #380: when the user has not consented, exchange answers 400 with a
-//     "Consent Required" error, which the bot turns into 412 for Teams.
+//   - Agents-for-python PR #380 and Agents-for-net Connector/RestClients/UserTokenRestClient.cs
+//     (ExchangeAsync): when the user has not consented, exchange answers 400 with the
+//     ErrorResponse {"error":{"code":"ServiceError","message":"Consent Required"}} (the SDK
+//     reads every 400 as consent required and answers Teams 412); 404 means no token; 500 is
+//     "normal when OAuth Connection config is wrong". GetToken's 404 has no body ("there isn't a
+//     body provided in this case", the same file's GetTokenAsync).
+//   - The token service holds the connection's credential (for "AAD v2 with Federated
+//     Credentials", the app's federated credential #2) and signs the user in with the
+//     connection's scopes; exchange is on-behalf-of with the SSO token to those scopes. Both go
+//     through the Entra stand-in's consent rules (entra.Server.SignIn, OnBehalfOfFor,
+//     RefreshFor), so a sign-in consents to exactly what the connection's scopes ask for.
+//     The scopes default to api://botid-{appId}/.default: one resource per token request
+//     (AADSTS28000), and a combined consent for every permission the app registration lists
+//     (entra-docs scopes-oidc.md "The .default scope"; v2-oauth2-on-behalf-of-flow.md
+//     "Gaining consent for the middle-tier application"). That OBO to the app's own API is
+//     how the service exchanges is unverified (no public source describes its internals).
 //   - msteams-docs bot-sso-code.md: the connection's token exchange URL is api://botid-{appId};
 //     an SSO token for another API cannot be exchanged (Microsoft-Teams-Samples#1953). The
 //     bot's API appears in the token as that URI (v1.0 tokens) or as its client id (v2.0
 //     tokens: entra-docs access-tokens.md, "aud"); both are this bot's.
+//
+// The external behaviours it stands for, with their public sources, are listed in
+// docs/fidelity.md; change a row there when a rule here changes.
 package tokenservice
 
 import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/big"
 	"net/http"
@@ -45,6 +63,7 @@ import (
 
 	"github.com/onbehalf/onbehalf/internal/testenv"
 	"github.com/onbehalf/onbehalf/internal/testenv/entra"
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 )
 
 // BotAudience is the audience of the bot's own token for Bot Framework services.
@@ -62,6 +81,9 @@ type Server struct {
 	// Now is the clock; nil follows the Entra stand-in's clock (entra.Server.Now).
 	Now func() time.Time
 
+	// Scopes are the OAuth connection's scopes (default api://botid-{appId}/.default).
+	Scopes string
+
 	e          *entra.Server
 	botAppID   string
 	connection string
@@ -72,7 +94,7 @@ type Server struct {
 	signedIn map[string]string // userID → the user's object id
 	magic    map[string]pendingCode
 	links    map[string]signInState // signin link id → state it was made for
-	consent  map[string]bool        // userOID → exchange needs consent
+	broken   bool                   // the connection is misconfigured: exchange answers 500
 	counts   map[string]int
 }
 
@@ -93,7 +115,7 @@ func New(e *entra.Server, botAppID, connectionName string) *Server {
 	s := &Server{
 		e: e, botAppID: botAppID, connection: connectionName, providerID: uuid.NewString(),
 		signedIn: map[string]string{}, magic: map[string]pendingCode{}, links: map[string]signInState{},
-		consent: map[string]bool{}, counts: map[string]int{},
+		counts: map[string]int{}, Scopes: "api://botid-" + botAppID + "/.default",
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/botsignin/GetSignInResource", s.auth("GetSignInResource", s.getSignInResource))
@@ -130,6 +152,7 @@ func (s *Server) StartMagicCode(userID, userOID string) string {
 		panic(err)
 	}
 	code := fmt.Sprintf("%06d", n.Int64())
+	logcheck.Issue("magic code", code)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.magic[userID] = pendingCode{code: code, oid: userOID}
@@ -152,12 +175,12 @@ func (s *Server) SignedIn(userID string) bool {
 	return ok
 }
 
-// RequireConsent makes exchange fail for the user's SSO tokens, as when the user has not yet
-// consented to the connection's scopes.
-func (s *Server) RequireConsent(userOID string, on bool) {
+// Misconfigure makes the connection unusable (as a wrong client id, tenant or federated
+// credential does): exchange then answers 500.
+func (s *Server) Misconfigure(broken bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.consent[userOID] = on
+	s.broken = broken
 }
 
 // Count is the number of authenticated requests of an operation: "GetSignInResource",
@@ -250,6 +273,7 @@ func (s *Server) getSignInResource(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	link := uuid.NewString()
+	logcheck.Issue("sign-in link", link)
 	s.mu.Lock()
 	s.links[link] = st
 	s.mu.Unlock()
@@ -262,17 +286,10 @@ func (s *Server) getSignInResource(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// userToken mints the connection's token for the user: a token for the bot's own API, issued
-// to the bot (azp = bot app id) — what the connection's refresh token yields each time.
-func (s *Server) userToken(oid string) map[string]any {
-	u, ok := s.e.User(oid)
-	if !ok {
-		u = entra.User{ObjectID: oid}
-	}
-	exp := s.now().Add(s.lifetime())
-	tok := s.e.MintSSOToken(u, entra.SSOOptions{AppID: s.botAppID, AZP: s.botAppID, Expiry: exp})
+// tokenResponse is a TokenResponse for the connection.
+func (s *Server) tokenResponse(channelID, tok string, exp time.Time) map[string]any {
 	return map[string]any{
-		"channelId": "", "connectionName": s.connection, "token": tok,
+		"channelId": channelID, "connectionName": s.connection, "token": tok,
 		"expiration": exp.UTC().Format(time.RFC3339),
 	}
 }
@@ -294,12 +311,16 @@ func (s *Server) getToken(w http.ResponseWriter, r *http.Request) {
 	oid, signed := s.signedIn[userID]
 	s.mu.Unlock()
 	if !signed {
-		writeJSON(w, http.StatusNotFound, map[string]any{"channelId": r.URL.Query().Get("channelId"), "connectionName": s.connection})
+		w.WriteHeader(http.StatusNotFound) // no body (UserTokenRestClient.GetTokenAsync)
 		return
 	}
-	resp := s.userToken(oid)
-	resp["channelId"] = r.URL.Query().Get("channelId")
-	writeJSON(w, http.StatusOK, resp)
+	// The service redeems the user's refresh token: consent and conditional access count again.
+	tok, exp, err := s.e.RefreshFor(s.botAppID, oid, s.Scopes)
+	if err != nil {
+		w.WriteHeader(http.StatusNotFound)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.tokenResponse(r.URL.Query().Get("channelId"), tok, exp))
 }
 
 func (s *Server) exchange(w http.ResponseWriter, r *http.Request) {
@@ -334,18 +355,26 @@ func (s *Server) exchange(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	needsConsent := s.consent[oid]
-	if !needsConsent {
-		s.signedIn[userID] = oid
-	}
+	broken := s.broken
 	s.mu.Unlock()
-	if needsConsent {
-		writeError(w, http.StatusBadRequest, "ConsentRequired", "Consent Required: AADSTS65001: The user or administrator has not consented to use the application with ID '"+s.botAppID+"'.")
+	if broken {
+		writeError(w, http.StatusInternalServerError, "ServiceError", "The OAuth connection could not obtain a token.")
 		return
 	}
-	resp := s.userToken(oid)
-	resp["channelId"] = r.URL.Query().Get("channelId")
-	writeJSON(w, http.StatusOK, resp)
+	tok, exp, err := s.e.OnBehalfOfFor(s.botAppID, req.Token, s.Scopes)
+	var refused *entra.Refused
+	switch {
+	case errors.As(err, &refused) && refused.AADSTS == 65001:
+		writeError(w, http.StatusBadRequest, "ServiceError", "Consent Required")
+		return
+	case err != nil:
+		writeError(w, http.StatusBadRequest, "TokenExchangeFailed", "The token could not be exchanged.")
+		return
+	}
+	s.mu.Lock()
+	s.signedIn[userID] = oid
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, s.tokenResponse(r.URL.Query().Get("channelId"), tok, exp))
 }
 
 func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
@@ -405,6 +434,11 @@ func (s *Server) signInPage(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := json.Unmarshal(st.Conversation, &ref); err != nil || ref.User.ID == "" || q.Get("oid") == "" {
 		http.Error(w, "the sign-in link's conversation has no user, or no oid was given", http.StatusBadRequest)
+		return
+	}
+	// The user signs in at Entra with the connection's scopes and accepts its consent prompt.
+	if _, _, err := s.e.SignIn(s.botAppID, q.Get("oid"), s.Scopes, ""); err != nil {
+		http.Error(w, "sign-in failed: "+err.Error(), http.StatusBadRequest)
 		return
 	}
 	code := s.StartMagicCode(ref.User.ID, q.Get("oid"))

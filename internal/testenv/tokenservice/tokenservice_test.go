@@ -36,6 +36,10 @@ func setup(t *testing.T) *fixture {
 	e := entra.New(tenant)
 	t.Cleanup(e.Close)
 	e.AddUser(alice)
+	e.AddApp(entra.App{ClientID: botID, RequiredResourceAccess: map[string][]string{
+		entra.GraphResource: {"User.Read", "Mail.Read"}, "api://botid-" + botID: {entra.SSOScope},
+	}})
+	e.GrantAdminConsent(botID)
 	ts := tokenservice.New(e, botID, conn)
 	t.Cleanup(ts.Close)
 	return &fixture{e: e, ts: ts, bot: botToken(e, botID)}
@@ -239,20 +243,78 @@ func TestExchangeRefusesBadTokens(t *testing.T) {
 	}
 }
 
+// Without admin consent, exchange answers 400 with the service's "Consent Required" error
+// body; after the user consents through the connection's sign-in link the same SSO token is
+// exchanged.
 func TestExchangeNeedsConsent(t *testing.T) {
 	f := setup(t)
+	f.e.RevokeAdminConsent(botID)
 	sso := f.e.MintSSOToken(alice, entra.SSOOptions{AppID: botID})
-	f.ts.RequireConsent(alice.ObjectID, true)
-	status, body, _ := f.call(t, "POST", "/api/usertoken/exchange", userQ(teamsU), map[string]string{"token": sso}, f.bot)
-	if errObj, _ := body["error"].(map[string]any); status != http.StatusBadRequest || !strings.Contains(errObj["message"].(string), "Consent Required") {
-		t.Errorf("consent required: %d %v", status, body)
+	status, _, raw := f.call(t, "POST", "/api/usertoken/exchange", userQ(teamsU), map[string]string{"token": sso}, f.bot)
+	if status != http.StatusBadRequest || strings.TrimSpace(string(raw)) != `{"error":{"code":"ServiceError","message":"Consent Required"}}` {
+		t.Errorf("consent required: %d %s", status, raw)
 	}
 	if f.ts.SignedIn(teamsU) {
 		t.Error("user signed in without consent")
 	}
-	f.ts.RequireConsent(alice.ObjectID, false)
-	if status, _, _ := f.call(t, "POST", "/api/usertoken/exchange", userQ(teamsU), map[string]string{"token": sso}, f.bot); status != http.StatusOK {
-		t.Errorf("after consent: %d", status)
+	_, body, _ := f.call(t, "GET", "/api/botsignin/GetSignInResource", state(t, goodState()), nil, f.bot)
+	resp, err := testenv.SharedCA().Client().Get(body["signInLink"].(string) + "&oid=" + alice.ObjectID)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("sign-in page: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	if status, _, raw := f.call(t, "POST", "/api/usertoken/exchange", userQ(teamsU), map[string]string{"token": sso}, f.bot); status != http.StatusOK {
+		t.Errorf("after consent: %d %s", status, raw)
+	}
+}
+
+// GetToken for a user without a token is 404 with no body; a misconfigured connection makes
+// exchange answer 500.
+func TestNoTokenAndMisconfiguredConnection(t *testing.T) {
+	f := setup(t)
+	status, _, raw := f.call(t, "GET", "/api/usertoken/GetToken", userQ(teamsU), nil, f.bot)
+	if status != http.StatusNotFound || len(raw) != 0 {
+		t.Errorf("GetToken without a sign-in: %d %q, want 404 with no body", status, raw)
+	}
+	f.ts.Misconfigure(true)
+	sso := f.e.MintSSOToken(alice, entra.SSOOptions{AppID: botID})
+	if status, _, raw := f.call(t, "POST", "/api/usertoken/exchange", userQ(teamsU), map[string]string{"token": sso}, f.bot); status != http.StatusInternalServerError {
+		t.Errorf("misconfigured exchange: %d %s, want 500", status, raw)
+	}
+	if f.ts.SignedIn(teamsU) {
+		t.Error("a failed exchange signed the user in")
+	}
+}
+
+// The sign-in consents to what the connection's scopes ask for and nothing more: a connection
+// asking for access_as_user leaves Graph unconsented; one asking for the bot API's .default
+// brings the combined prompt for every permission the app lists.
+func TestSignInConsentsToTheConnectionScopes(t *testing.T) {
+	for _, tc := range []struct {
+		scopes    string
+		wantGraph bool
+	}{
+		{"api://botid-" + botID + "/access_as_user", false},
+		{"api://botid-" + botID + "/.default", true},
+	} {
+		t.Run(tc.scopes, func(t *testing.T) {
+			f := setup(t)
+			f.e.RevokeAdminConsent(botID)
+			f.ts.Scopes = tc.scopes
+			_, body, _ := f.call(t, "GET", "/api/botsignin/GetSignInResource", state(t, goodState()), nil, f.bot)
+			resp, err := testenv.SharedCA().Client().Get(body["signInLink"].(string) + "&oid=" + alice.ObjectID)
+			if err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("sign-in page: %v %v", err, resp)
+			}
+			resp.Body.Close()
+			graph := f.e.Granted(alice.ObjectID, botID, entra.GraphResource)
+			if got := len(graph) == 2; got != tc.wantGraph || (!tc.wantGraph && len(graph) != 0) {
+				t.Errorf("Graph scopes granted by the sign-in: %v (want granted: %v)", graph, tc.wantGraph)
+			}
+			if own := f.e.Granted(alice.ObjectID, botID, "api://botid-"+botID); len(own) != 1 || own[0] != entra.SSOScope {
+				t.Errorf("bot API scopes granted: %v", own)
+			}
+		})
 	}
 }
 

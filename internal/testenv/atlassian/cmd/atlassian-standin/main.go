@@ -1,5 +1,5 @@
 // Command atlassian-standin runs the Atlassian stand-in for the local sandbox
-// (make dev SANDBOX=1): a consent page with one button per test user, the token endpoint,
+// (make dev): a consent page with one button per test user, the token endpoint,
 // accessible-resources, /me and the Jira/Confluence subset. It is a development tool, never
 // part of the handler binary.
 //

@@ -1,0 +1,61 @@
+package tokenstore_test
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/onbehalf/onbehalf/internal/tokenstore"
+)
+
+// Only successes are remembered under an exchange id: after a failure, Teams' retry with the
+// same id (after the user consented) is claimed afresh — by exactly one of several concurrent
+// retries — while a succeeded exchange stays claimed.
+func TestFailedExchangeIsClaimedAgainByOne(t *testing.T) {
+	e := newEnv(t)
+	s1, s2 := e.store(), e.store()
+	if err := s1.ClaimExchange(ctx, alice, "retry", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	failed := tokenstore.ExchangeOutcome{State: tokenstore.ExchangeFailed, FailureDetail: "consent", Status: 412}
+	if err := s1.CompleteExchange(ctx, alice, "retry", failed); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := s2.ExchangeResult(ctx, alice, "retry"); err != nil || out != failed {
+		t.Fatalf("duplicates read %+v %v, want the recorded failure with its status", out, err)
+	}
+	var mu sync.Mutex
+	var wins, dups int
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Add(1)
+		go func(st *tokenstore.Store) {
+			defer wg.Done()
+			err := st.ClaimExchange(ctx, alice, "retry", time.Minute)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				wins++
+			case errors.Is(err, tokenstore.ErrDuplicate):
+				dups++
+			default:
+				t.Errorf("claim: %v", err)
+			}
+		}([]*tokenstore.Store{s1, s2}[i%2])
+	}
+	wg.Wait()
+	if wins != 1 || dups != 5 {
+		t.Fatalf("retries after a failure: %d claimed, %d duplicates; want 1 and 5", wins, dups)
+	}
+	if out, err := s1.ExchangeResult(ctx, alice, "retry"); err != nil || out.State != tokenstore.ExchangePending {
+		t.Fatalf("the retry's record: %+v %v, want pending", out, err)
+	}
+	if err := s2.CompleteExchange(ctx, alice, "retry", tokenstore.ExchangeOutcome{State: tokenstore.ExchangeSucceeded, Status: 200}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s1.ClaimExchange(ctx, alice, "retry", time.Minute); !errors.Is(err, tokenstore.ErrDuplicate) {
+		t.Fatalf("a succeeded exchange was claimed again: %v", err)
+	}
+}
