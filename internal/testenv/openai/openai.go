@@ -25,6 +25,8 @@
 //     finish_reason "content_filter" (streaming: the last chunk carries it).
 //   - Azure OpenAI quotas (learn.microsoft.com/azure/ai-foundry/openai/quotas-limits): a
 //     throttled request → HTTP 429 with a Retry-After header (seconds).
+//
+// docs/fidelity.md (section 20) lists each rule with its source and status.
 package openai
 
 import (
