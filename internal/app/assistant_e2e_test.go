@@ -10,6 +10,7 @@ import (
 
 	"github.com/onbehalf/onbehalf/internal/testenv/atlassian"
 	"github.com/onbehalf/onbehalf/internal/testenv/openai"
+	"github.com/onbehalf/onbehalf/internal/testenv/teamsclient"
 )
 
 const modelAudience = "https://cognitiveservices.azure.com"
@@ -221,5 +222,42 @@ func TestAssistantMemoryIsPerUserAndForgettable(t *testing.T) {
 	e.say(t, 0, ada, "what is the next launch?")
 	if h := history(); strings.Contains(h, "Redwing") {
 		t.Fatalf("memory outlived its expiry:\n%s", h)
+	}
+}
+
+// The mail tool reads the asker's own mailbox through the mail command's Graph path with
+// their SSO/OBO token: Alice's question shows the model Alice's mail, Bob's shows Bob's.
+func TestAssistantMailToolReadsTheAskersMailbox(t *testing.T) {
+	model := openai.New("gpt-test", "unused", "2024-10-21")
+	t.Cleanup(model.Close)
+	h := newSSOHarness(t, map[string]string{"AZURE_OPENAI_ENDPOINT": model.URL, "AZURE_OPENAI_DEPLOYMENT": "gpt-test"})
+	model.Verify = func(tok string) (int, error) {
+		if _, err := h.st.Entra.Verify(tok, modelAudience); err != nil {
+			return http.StatusUnauthorized, err
+		}
+		return 0, nil
+	}
+	ctx := ctxTimeout(t, 30*time.Second)
+	for _, u := range []struct {
+		c          *teamsclient.Client
+		own, other string
+	}{{h.client(alice), "Alice", "Bob"}, {h.client(bob), "Bob", "Alice"}} {
+		h.signIn(t, u.c)
+		model.Script(openai.Turn{ToolCalls: toolCall("mail_search", `{"words":"quarterly"}`)}, openai.Turn{Content: "You have a quarterly report."})
+		before := len(u.c.Replies())
+		if r, err := u.c.Say(ctx, "do I have mail about the quarterly report?"); err != nil || r.Status != http.StatusOK {
+			t.Fatalf("%v %+v", err, r)
+		}
+		if _, err := u.c.WaitReplies(ctx, before+1); err != nil {
+			t.Fatal(err)
+		}
+		reqs := model.Requests()
+		shown := reqs[len(reqs)-1].Messages[3].Text()
+		if !strings.Contains(shown, "Quarterly report for "+u.own) || strings.Contains(shown, u.other) {
+			t.Fatalf("%s's model was shown: %s", u.own, shown)
+		}
+		if strings.Contains(shown, "eyJ") {
+			t.Fatalf("a token reached the model: %s", shown)
+		}
 	}
 }
