@@ -15,6 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
+	"github.com/onbehalf/onbehalf/internal/assistant"
 	"github.com/onbehalf/onbehalf/internal/background"
 	"github.com/onbehalf/onbehalf/internal/bot"
 	"github.com/onbehalf/onbehalf/internal/botframework"
@@ -39,6 +40,9 @@ type Options struct {
 	Log *slog.Logger
 	// Now is the clock.
 	Now func() time.Time
+	// ModelCredential authenticates the assistant to Azure OpenAI; nil uses the managed
+	// identity (BOT_MANAGED_IDENTITY_CLIENT_ID).
+	ModelCredential azcore.TokenCredential
 }
 
 // App is the assembled handler.
@@ -58,6 +62,11 @@ type App struct {
 	Handler    http.Handler
 	keys       []*botframework.KeySet
 	log        *slog.Logger
+
+	// Assistant answers free text; nil when AZURE_OPENAI_ENDPOINT is not set, and free text
+	// then gets the built-in answer.
+	Assistant *assistant.Assistant
+	tools     []assistant.Tool // the assistant's tools, gathered while the connectors are wired
 }
 
 // New builds the application. Its only network calls create the token store's tables when
@@ -121,7 +130,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		entraapi.Register(a.Bot, a.SSO, a.SSO.M, cfg.TenantID, opts.HTTPClient.Transport)
 		needer = a.SSO
 	}
-	graph.Register(a.Bot, &graph.Client{BaseURL: cfg.GraphURL, HTTPClient: opts.HTTPClient}, needer)
+	gc := &graph.Client{BaseURL: cfg.GraphURL, HTTPClient: opts.HTTPClient}
+	graph.Register(a.Bot, gc, needer)
+	if a.SSO != nil {
+		a.tools = append(a.tools, assistant.GraphTools(gc, needer)...)
+	}
 	if err := a.registerSAML(cfg, opts); err != nil {
 		return nil, fmt.Errorf("app: SAML applications: %w", err)
 	}
@@ -132,6 +145,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	a.listSAMLConnections(cfg, opts)
 	if err := a.registerLDAP(cfg, opts); err != nil {
 		return nil, fmt.Errorf("app: ldap: %w", err)
+	}
+	// Last: the assistant's tools are what the connectors above contributed.
+	if err := a.registerAssistant(cfg, opts); err != nil {
+		return nil, fmt.Errorf("app: assistant: %w", err)
 	}
 
 	mux := http.NewServeMux()

@@ -58,6 +58,7 @@ type atlEnv struct {
 	logs  *syncBuffer
 	pub   string
 	world standin.World
+	table *countingTransport // Table Storage round trips of every instance
 
 	mu       sync.Mutex
 	inflight map[string]bool // ids of activities being posted
@@ -81,6 +82,12 @@ func newAtlEnv(t *testing.T, instances int) *atlEnv { return newAtlEnvMode(t, in
 // newAtlEnvMode with anonymous=true runs the handler as make dev does: BOT_ALLOW_ANONYMOUS,
 // no bot identity, activities without tokens or Entra ids (the Agents Playground).
 func newAtlEnvMode(t *testing.T, instances int, anonymous bool) *atlEnv {
+	t.Helper()
+	return newAtlEnvWith(t, instances, anonymous, nil)
+}
+
+// newAtlEnvWith adds extra settings (and overrides) to the environment's own.
+func newAtlEnvWith(t *testing.T, instances int, anonymous bool, extra map[string]string) *atlEnv {
 	t.Helper()
 	// The log check is registered first, so it runs last: after every server has stopped.
 	logs := &syncBuffer{}
@@ -106,6 +113,8 @@ func newAtlEnvMode(t *testing.T, instances int, anonymous bool) *atlEnv {
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, MaxIdleConnsPerHost: 64,
 	}}
+	e.table = &countingTransport{base: hc.Transport, host: hostOf(az.ConnectionString())}
+	hc.Transport = e.table
 	settings := map[string]string{
 		"TOKENSTORE_CONNECTION_STRING": az.ConnectionString(),
 		"TOKENSTORE_DEV_KEY":           devKey(),
@@ -120,6 +129,9 @@ func newAtlEnvMode(t *testing.T, instances int, anonymous bool) *atlEnv {
 		`/oauth/token","apiBaseURL":"` + e.atl.URL + `","scopes":["read:me","offline_access"],"clientID":"` + e.atl.ClientID() +
 		`","clientSecretName":"acme-secret","authParams":{"audience":"api.atlassian.com","prompt":"consent"}}]`
 	settings["OAUTH2_DEV_SECRETS"] = `{"acme-secret":"` + e.atl.ClientSecret() + `"}`
+	for k, v := range extra {
+		settings[k] = v
+	}
 	getenv := st.Getenv(settings)
 	if anonymous {
 		e.ch = channel.New()

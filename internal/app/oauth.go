@@ -10,6 +10,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
+	"github.com/onbehalf/onbehalf/internal/assistant"
 	"github.com/onbehalf/onbehalf/internal/botframework"
 	"github.com/onbehalf/onbehalf/internal/config"
 	"github.com/onbehalf/onbehalf/internal/connector/atlassian"
@@ -74,6 +75,7 @@ func (a *App) registerOAuth(cfg *config.Config, opts Options) error {
 			return err
 		}
 		atlassian.Register(a.Bot, conn, svc, opts.Log)
+		a.tools = append(a.tools, assistant.AtlassianTools(atlassian.NewReader(conn, svc, opts.Log))...)
 	}
 	for _, oc := range cfg.OAuth2Connectors {
 		conn, err := oc.Open(rt)

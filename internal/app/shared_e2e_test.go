@@ -8,6 +8,7 @@ import (
 
 	standin "github.com/onbehalf/onbehalf/internal/testenv/atlassian"
 	"github.com/onbehalf/onbehalf/internal/testenv/entra"
+	"github.com/onbehalf/onbehalf/internal/testenv/openai"
 	"github.com/onbehalf/onbehalf/internal/testenv/samlapp"
 	"github.com/onbehalf/onbehalf/internal/testenv/stack"
 )
@@ -32,6 +33,7 @@ var sharedChatCases = []struct {
 	{"jira search", "jira search payment", false},
 	{"my jira issues", "my jira issues", false},
 	{"jira site", "jira site " + standin.AcmeSite, false},
+	{"jira comment", "jira comment confirm AAAAAAAAAAAAAAAA", false},
 	{"confluence", "confluence", false},
 	{"confluence search", "confluence search runbook", false},
 	{"confluence page", "confluence page 1001", false},
@@ -40,6 +42,7 @@ var sharedChatCases = []struct {
 	{"connections", "connections", false},
 	{"link", "link 12345678", false},
 	{"signout", "signout", false},
+	{"forget", "forget", true}, // clears only the asker's own memory of this conversation
 }
 
 // Alice is signed in (Microsoft 365 through SSO), so a data command that ran would answer with
@@ -52,7 +55,11 @@ func TestEveryCommandIsCheckedInSharedChats(t *testing.T) {
 	sp := samlapp.Start(samlapp.Config{EntityID: samlEntityID, ClientID: "ONBEHALF_BOT", ClientSecret: "sap-s3cret",
 		Data: map[string][]string{alice.UPN: {"Sales order 4711 for Alice"}}})
 	t.Cleanup(sp.Close)
+	model := openai.New("gpt-test", "unused", "2024-10-21") // the assistant, so its commands are registered too
+	t.Cleanup(model.Close)
 	h := newSSOHarness(t, map[string]string{
+		"AZURE_OPENAI_ENDPOINT":   model.URL,
+		"AZURE_OPENAI_DEPLOYMENT": "gpt-test",
 		"ENTRA_APIS":              `[{"name":"contoso","display":"Contoso HR","baseUrl":"` + api.url + `","scopes":["api://contoso-hr/access_as_user"]}]`,
 		"BOT_PUBLIC_URL":          "https://bot.example",
 		"ATLASSIAN_CLIENT_ID":     atl.ClientID(),

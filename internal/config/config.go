@@ -110,6 +110,8 @@ type Config struct {
 
 	// LDAP holds the legacy LDAP connector's settings; it is off without LDAP_URL.
 	LDAP LDAP
+	// Assistant holds the LLM assistant's settings; it is off without an endpoint.
+	Assistant Assistant
 
 	// LogLevel is the minimum slog level.
 	LogLevel slog.Level
@@ -258,6 +260,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.EntraAPIs = r.entraAPIs("ENTRA_APIS")
 	c.OAuth2Connectors = r.oauth2Connectors("OAUTH2_CONNECTORS", c.EntraAPIs)
 	c.SAMLApps = r.samlApps("SAML_APPS", c.EntraAPIs, c.OAuth2Connectors)
+	c.Assistant = r.assistant()
 
 	// Identity: either a real bot identity, or explicit local anonymous mode.
 	switch {

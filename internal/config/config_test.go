@@ -207,3 +207,41 @@ func TestPlainHTTPOnlyToLoopbackOutsideAzure(t *testing.T) {
 		t.Fatalf("plain http accepted in Azure: %v", err)
 	}
 }
+
+func TestAssistantSettings(t *testing.T) {
+	load := func(kv map[string]string) (*Config, error) {
+		env := map[string]string{"BOT_ALLOW_ANONYMOUS": "true"}
+		for k, v := range kv {
+			env[k] = v
+		}
+		return Load(func(k string) string { return env[k] })
+	}
+	c, err := load(nil)
+	if err != nil || c.Assistant.Configured() {
+		t.Fatalf("without settings the assistant is off: %v %+v", err, c.Assistant)
+	}
+	c, err = load(map[string]string{"AZURE_OPENAI_ENDPOINT": "https://aoai.openai.azure.com/", "AZURE_OPENAI_DEPLOYMENT": "gpt-4o-mini",
+		"ASSISTANT_LINK_HOSTS": "contoso.atlassian.net *.sharepoint.com"})
+	if err != nil || c.Assistant.Endpoint != "https://aoai.openai.azure.com" || c.Assistant.APIVersion != DefaultOpenAIAPIVersion ||
+		len(c.Assistant.LinkHosts) != 2 {
+		t.Fatalf("configured: %v %+v", err, c)
+	}
+	for name, tc := range map[string]struct {
+		env     map[string]string
+		setting string
+	}{
+		"endpoint without deployment": {map[string]string{"AZURE_OPENAI_ENDPOINT": "https://a.openai.azure.com"}, "AZURE_OPENAI_DEPLOYMENT"},
+		"deployment without endpoint": {map[string]string{"AZURE_OPENAI_DEPLOYMENT": "d"}, "AZURE_OPENAI_ENDPOINT"},
+		"endpoint with a path":        {map[string]string{"AZURE_OPENAI_ENDPOINT": "https://a.openai.azure.com/openai/deployments/d", "AZURE_OPENAI_DEPLOYMENT": "d"}, "AZURE_OPENAI_ENDPOINT"},
+		"plain http endpoint":         {map[string]string{"AZURE_OPENAI_ENDPOINT": "http://a.openai.azure.com", "AZURE_OPENAI_DEPLOYMENT": "d"}, "AZURE_OPENAI_ENDPOINT"},
+		"bad api version":             {map[string]string{"AZURE_OPENAI_ENDPOINT": "https://a.openai.azure.com", "AZURE_OPENAI_DEPLOYMENT": "d", "AZURE_OPENAI_API_VERSION": "latest"}, "AZURE_OPENAI_API_VERSION"},
+		"bad deployment":              {map[string]string{"AZURE_OPENAI_ENDPOINT": "https://a.openai.azure.com", "AZURE_OPENAI_DEPLOYMENT": "a/b"}, "AZURE_OPENAI_DEPLOYMENT"},
+		"url as link host":            {map[string]string{"ASSISTANT_LINK_HOSTS": "https://evil.example"}, "ASSISTANT_LINK_HOSTS"},
+	} {
+		_, err := load(tc.env)
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Problems[0].Setting != tc.setting {
+			t.Errorf("%s: want a problem naming %s, got %v", name, tc.setting, err)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/onbehalf/onbehalf/internal/bot"
 	"github.com/onbehalf/onbehalf/internal/botframework"
@@ -51,34 +52,60 @@ func Register(b *bot.Bot, c *Connector, l Linker, log *slog.Logger) {
 	b.Handle(bot.Command{Name: "jira site", Usage: "jira site <site id>", Help: "Choose which Atlassian site I use for you.", Run: r.chooseSite})
 	b.Handle(bot.Command{Name: "confluence search", Usage: "confluence search <words>", Help: "Find Confluence pages you can see.", Run: r.confluenceSearch})
 	b.Handle(bot.Command{Name: "confluence page", Usage: "confluence page <id or link>", Help: "Show a Confluence page: title, space, excerpt and link.", Run: r.page})
+	// What the confirmation card's buttons send; not listed in help.
+	b.Handle(bot.Command{Name: "jira comment", Usage: "jira comment confirm|cancel <id>", Help: "Confirm or cancel a comment I proposed on a card.", Run: r.confirm, Hidden: true})
 	b.Handle(bot.Command{Name: "confluence", Help: "Confluence: search, or show a page.", Run: r.confluenceUsage, Hidden: true})
 }
 
 type runner struct {
-	b   *bot.Bot
-	c   *Connector
-	l   Linker
-	log *slog.Logger
+	b     *bot.Bot
+	c     *Connector
+	l     Linker
+	log   *slog.Logger
+	clock func() time.Time // nil: time.Now
 }
 
 // with runs f with the user's client and site, or tells the user why it cannot.
 func (r *runner) with(ctx context.Context, t *bot.Turn, f func(hc *http.Client, site Site) error) error {
-	hc, err := r.l.Client(ctx, t, Name)
-	if errors.Is(err, oauthlink.ErrPrompted) {
+	err := r.read(ctx, t, f)
+	var cf *callFailed
+	switch {
+	case err == nil, errors.Is(err, oauthlink.ErrPrompted), errors.Is(err, ErrAsked):
 		return nil
+	case errors.As(err, &cf):
+		return r.fail(ctx, t, cf.err)
+	default:
+		return err
 	}
+}
+
+// ErrAsked means the user was asked something first (to choose a site) and the question
+// was kept for after their answer.
+var ErrAsked = errors.New("atlassian: the user was asked to choose a site")
+
+// callFailed marks an error of the site lookup or the call itself, as opposed to the link.
+type callFailed struct{ err error }
+
+func (e *callFailed) Error() string { return e.err.Error() }
+func (e *callFailed) Unwrap() error { return e.err }
+
+// read runs f with the turn user's own authorized client and site: the one path by which
+// both commands and the assistant's tools reach Jira and Confluence. It returns
+// oauthlink.ErrPrompted or ErrAsked when the user was asked to connect or choose a site.
+func (r *runner) read(ctx context.Context, t *bot.Turn, f func(hc *http.Client, site Site) error) error {
+	hc, err := r.l.Client(ctx, t, Name)
 	if err != nil {
 		return err
 	}
 	site, ok, err := r.site(ctx, t, hc)
 	if err != nil {
-		return r.fail(ctx, t, err)
+		return &callFailed{err}
 	}
 	if !ok {
-		return nil
+		return ErrAsked
 	}
 	if err := f(hc, site); err != nil {
-		return r.fail(ctx, t, err)
+		return &callFailed{err}
 	}
 	return nil
 }

@@ -28,15 +28,15 @@ const (
 )
 
 // CloudScopes are the scopes onbehalf asks for, each needed by a call it makes (least
-// privilege; write:jira-work is left out until a command writes to Jira):
+// privilege):
 //   - read:jira-work — Jira REST v3 issue and enhanced JQL search; read:jira-user — the
-//     assignee's display name;
+//     assignee's display name; write:jira-work — a comment the user confirmed on a card;
 //   - search:confluence — Confluence CQL search, which exists only in REST v1;
 //   - read:page:confluence, read:space:confluence — granular scopes of the Confluence REST v2
 //     page and space reads (Atlassian's v2 OpenAPI operations list no classic scope);
 //   - read:me — the "Connected as" message; offline_access — a refresh token.
 var CloudScopes = []string{
-	"read:jira-work", "read:jira-user",
+	"read:jira-work", "read:jira-user", "write:jira-work",
 	"search:confluence", "read:page:confluence", "read:space:confluence",
 	"read:me", "offline_access",
 }

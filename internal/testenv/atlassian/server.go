@@ -76,6 +76,7 @@ type Server struct {
 	refresh  map[string]*refreshToken
 	families map[string]*family
 	faults   []*Fault
+	comments []Comment
 	// counters
 	tokenCalls int
 	apiCalls   int
@@ -347,6 +348,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /me", s.withFault("api", s.handleMe))
 	mux.HandleFunc("GET /ex/jira/{cloudid}/rest/api/3/issue/{key}", s.withFault("api", s.handleIssue))
 	mux.HandleFunc("GET /ex/jira/{cloudid}/rest/api/3/search/jql", s.withFault("api", s.handleSearch))
+	mux.HandleFunc("POST /ex/jira/{cloudid}/rest/api/3/issue/{key}/comment", s.withFault("api", s.handleAddComment))
 	mux.HandleFunc("GET /ex/confluence/{cloudid}/wiki/rest/api/search", s.withFault("api", s.handleCQL))
 	// Pages are read through REST v2; the v1 content resource is not served on Cloud, so a
 	// client still using it fails here first.

@@ -1,0 +1,132 @@
+package atlassian
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/onbehalf/onbehalf/internal/bot"
+	"github.com/onbehalf/onbehalf/internal/cards"
+	"github.com/onbehalf/onbehalf/internal/mdtext"
+)
+
+// A write is never done on the model's say-so: ProposeComment only stores the exact comment,
+// bound to the user and conversation, and shows it on a card; the user's own "jira comment
+// confirm <id>" (the card's button) posts it once, as that user, within confirmTTL.
+
+const (
+	prefPending = "pending.comment"
+	confirmTTL  = 10 * time.Minute
+)
+
+type pendingComment struct {
+	ID      string    `json:"id"`
+	Key     string    `json:"key"`
+	Text    string    `json:"text"`
+	Conv    string    `json:"conv"`
+	Expires time.Time `json:"exp"`
+}
+
+// ProposeComment checks that the user can see issue key, keeps the comment for their
+// confirmation and shows it on a card. Nothing is sent to Jira until they confirm.
+func (x *Reader) ProposeComment(ctx context.Context, t *bot.Turn, key, text string) error {
+	text, err := CheckComment(text)
+	if err != nil {
+		return err
+	}
+	i, err := x.Issue(ctx, t, key)
+	if err != nil {
+		return err
+	}
+	id := make([]byte, 12)
+	_, _ = rand.Read(id)
+	p := pendingComment{ID: base64.RawURLEncoding.EncodeToString(id), Key: i.Key, Text: text, Conv: t.Activity.Conversation.ID, Expires: x.r.now().Add(confirmTTL)}
+	b, _ := json.Marshal(p)
+	if _, err := x.r.l.Prefs(ctx, t, Name, map[string]string{prefPending: string(b)}); err != nil {
+		return err
+	}
+	t.Outcome = "jira-comment-proposed"
+	return t.ReplyCard(ctx, "", attachment(ConfirmCommentCard(i, text, p.ID)))
+}
+
+// ConfirmCommentCard shows exactly what will be posted, where, and as whom.
+func ConfirmCommentCard(i Issue, text, id string) map[string]any {
+	return cards.WithActions(cards.New(
+		cards.Heading("Post this comment on "+i.Key+"?"),
+		cards.Text(i.Summary, true),
+		cards.Text("It will be posted as you, exactly as shown:", true),
+		cards.Text(text, false),
+	),
+		cards.Submit("Post comment", map[string]any{"command": "jira comment confirm " + id}),
+		cards.Submit("Cancel", map[string]any{"command": "jira comment cancel " + id}),
+	)
+}
+
+var confirmMu sync.Map // user → *sync.Mutex: one confirmation at a time per user in this instance
+
+// confirm posts the pending comment named by args, once.
+func (r *runner) confirm(ctx context.Context, t *bot.Turn, args string) error {
+	fields := strings.Fields(args)
+	if len(fields) != 2 || (fields[0] != "confirm" && fields[0] != "cancel") {
+		return t.ReplyText(ctx, "Ask me in plain words to comment on an issue; I will show you the comment to confirm.")
+	}
+	mu, _ := confirmMu.LoadOrStore(t.Activity.From.ID, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
+	var p pendingComment
+	var posted string
+	ran := false
+	err := r.with(ctx, t, func(hc *http.Client, site Site) error {
+		ran = true
+		prefs, err := r.l.Prefs(ctx, t, Name, nil)
+		if err != nil {
+			return err
+		}
+		if json.Unmarshal([]byte(prefs[prefPending]), &p) != nil || p.ID == "" || p.ID != fields[1] ||
+			p.Conv != t.Activity.Conversation.ID || !r.now().Before(p.Expires) {
+			p = pendingComment{}
+			return nil
+		}
+		// Used up before the call, so a second click cannot post it again.
+		if _, err := r.l.Prefs(ctx, t, Name, map[string]string{prefPending: ""}); err != nil {
+			return err
+		}
+		if fields[0] == "cancel" {
+			return nil
+		}
+		posted, err = r.c.Jira(hc, site).AddComment(ctx, p.Key, p.Text)
+		return err
+	})
+	switch {
+	case err != nil:
+		return err
+	case !ran:
+		return nil // the user was asked to connect or choose a site
+	case p.ID == "":
+		t.Outcome = "jira-comment-stale"
+		return t.ReplyText(ctx, "That confirmation is no longer valid (already used, cancelled or expired). Nothing was posted.")
+	case fields[0] == "cancel":
+		t.Outcome = "jira-comment-cancelled"
+		return t.ReplyText(ctx, "Cancelled. Nothing was posted.")
+	case posted == "":
+		return nil // with() already told the user what failed
+	default:
+		t.Outcome = "jira-comment-posted"
+		// The key is a validated issue key and the link the user's own site URL (checked when
+		// the site was chosen): nothing here is free text.
+		return t.ReplyText(ctx, mdtext.Markdown(fmt.Sprintf("Posted your comment on [%s](%s).", p.Key, posted)))
+	}
+}
+
+func (r *runner) now() time.Time {
+	if r.clock != nil {
+		return r.clock()
+	}
+	return time.Now()
+}
