@@ -129,5 +129,19 @@ func (a *Activity) Validate() error {
 	return CheckServiceURL(a.ServiceURL, true)
 }
 
+// BaseChannel is the channel part of a channel id. Hosts inside a channel send a composite id,
+// "{channel}:{product}" — Microsoft 365 Copilot sends "msteams:COPILOT" — while the Bot Service
+// token store partitions users' tokens by the base channel and its sign-in page completes
+// silently only for the base channel "msteams" (Agents-for-net PR #232 "Activity.ChannelId
+// supports subchannels" and issues #827, #853; Agents-for-python PR #457). Every call to the
+// token service, and the signing key's endorsements, use this value.
+func BaseChannel(channelID string) string {
+	base, _, _ := strings.Cut(channelID, ":")
+	return base
+}
+
+// BaseChannelID is BaseChannel of the activity's channel id.
+func (a *Activity) BaseChannelID() string { return BaseChannel(a.ChannelID) }
+
 // IsSignedInTeamsUser reports whether the activity carries the Entra identity of its sender.
 func (a *Activity) IsSignedInTeamsUser() bool { return a.From.AADObjectID != "" }

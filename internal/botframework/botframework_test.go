@@ -164,3 +164,14 @@ func TestFailingIssuerIsNotHammered(t *testing.T) {
 		t.Fatalf("no retry after the retry interval (%d requests)", n)
 	}
 }
+
+// The token service and endorsements see the base channel of a composite channel id.
+func TestBaseChannel(t *testing.T) {
+	for in, want := range map[string]string{
+		"msteams": "msteams", "msteams:COPILOT": "msteams", "webchat": "webchat", "": "", "msteams:": "msteams",
+	} {
+		if got := botframework.BaseChannel(in); got != want {
+			t.Errorf("BaseChannel(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

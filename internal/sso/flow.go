@@ -182,7 +182,7 @@ func (f *Flow) TokenExchange(ctx context.Context, t *bot.Turn) (*botframework.In
 		f.Log.Warn("SSO token refused", slog.String("id", act.ID), slog.String("reason", err.Error()))
 		return f.exchangeResponse(http.StatusBadRequest, v, "The sign-in token was not accepted."), nil
 	}
-	c := Caller{User: tokenstore.UserKey{TenantID: ident.TenantID, ObjectID: ident.ObjectID}, ChannelUserID: act.From.ID, ChannelID: act.ChannelID}
+	c := Caller{User: tokenstore.UserKey{TenantID: ident.TenantID, ObjectID: ident.ObjectID}, ChannelUserID: act.From.ID, ChannelID: act.BaseChannelID()}
 
 	// Bounded, so that a store outage is answered (400) well within Teams' invoke time limit.
 	cctx, ccancel := context.WithTimeout(ctx, claimTimeout)

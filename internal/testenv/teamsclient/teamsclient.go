@@ -43,6 +43,9 @@ type Client struct {
 	Tenant string
 	// ConversationID is the personal chat's id.
 	ConversationID string
+	// ChannelID is the activities' channel id: "msteams" (New's default), or the composite
+	// "msteams:COPILOT" Microsoft 365 Copilot sends (Agents-for-net#827).
+	ChannelID string
 	// HTTP sends the activities.
 	HTTP *http.Client
 }
@@ -50,7 +53,7 @@ type Client struct {
 // New returns a client for user in a fresh personal conversation.
 func New(endpoint string, ch *channel.Server, e *entra.Server, user entra.User, appID string) *Client {
 	return &Client{Endpoint: endpoint, Channel: ch, Entra: e, User: user, AppID: appID, Tenant: e.Tenant,
-		ConversationID: "a:" + uuid.NewString(), HTTP: &http.Client{Timeout: 30 * time.Second}}
+		ConversationID: "a:" + uuid.NewString(), ChannelID: "msteams", HTTP: &http.Client{Timeout: 30 * time.Second}}
 }
 
 // Result is the bot's HTTP answer to one activity.
@@ -63,7 +66,7 @@ type Result struct {
 func (c *Client) Activity(typ string) map[string]any {
 	return map[string]any{
 		"type": typ, "id": uuid.NewString(), "timestamp": time.Now().UTC().Format(time.RFC3339Nano),
-		"serviceUrl": c.Channel.ServiceURL, "channelId": "msteams",
+		"serviceUrl": c.Channel.ServiceURL, "channelId": c.ChannelID,
 		"from":         map[string]any{"id": "29:" + c.User.ObjectID, "name": c.User.Name, "aadObjectId": c.User.ObjectID},
 		"recipient":    map[string]any{"id": "28:" + c.AppID, "name": "onbehalf"},
 		"conversation": map[string]any{"id": c.ConversationID, "conversationType": "personal", "tenantId": c.Tenant},
