@@ -36,6 +36,7 @@ var allChecks = []check{
 	{"bot.teams-channel", CatBot, "Teams channel enabled", checkTeamsChannel, false},
 	{"bot.endpoint", CatBot, "Messaging endpoint set", checkEndpointSet, false},
 	{"bot.endpoint-host", CatBot, "Messaging endpoint on the Function App", checkEndpointHost, false},
+	{"bot.token-region", CatBot, "Token service, redirect URI and bot in one region", checkTokenRegion, false},
 
 	{"endpoint.auth", CatEndpoint, "Refuses unauthenticated POST with 401", checkEndpointAuth, false},
 

@@ -140,8 +140,10 @@ type PermissionGrant struct {
 
 // Bot is an Azure Bot resource (`az bot show`).
 type Bot struct {
-	ID         string        `json:"id"`
-	Name       string        `json:"name"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// Location is "global" or, for a regional bot, the region its data stays in.
+	Location   string        `json:"location"`
 	Properties BotProperties `json:"properties"`
 }
 
