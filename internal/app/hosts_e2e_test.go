@@ -101,3 +101,40 @@ func TestCopilotChannelConsentThenSignInLink(t *testing.T) {
 		t.Fatalf("after sign-in the parked mail search was not answered with Bob's mail:\n%s", texts(rep))
 	}
 }
+
+// BOTFRAMEWORK_TOKEN_SERVICE_URL alone decides where every token-service call goes: here it
+// names the stand-in, and the sign-in resource (whose link the card shows), the exchange, the
+// token look-up and the sign-out all reach it, from Copilot as from Teams. A regional URL is
+// taken as it is.
+func TestOneSettingMovesEveryTokenServiceCall(t *testing.T) {
+	const europe = "https://europe.token.botframework.com"
+	hEU := newSSOHarness(t, map[string]string{"BOTFRAMEWORK_TOKEN_SERVICE_URL": europe})
+	if got := hEU.app.SSO.M.TokenService.BaseURL; got != europe {
+		t.Fatalf("token service base URL %q, want %q", got, europe)
+	}
+
+	h := newSSOHarness(t)
+	c := h.client(alice)
+	c.ChannelID = copilotChannel
+	h.signIn(t, c)
+	card, err := c.LastOAuthCard()
+	if err != nil || !strings.HasPrefix(card.SignInLink, h.ts.URL+"/") {
+		t.Fatalf("the card's sign-in link %q is not the configured token service's (%v)", card.SignInLink, err)
+	}
+	ctx := ctxTimeout(t, 15*time.Second)
+	before := len(c.Replies())
+	if r, err := c.Say(ctx, "signout"); err != nil || r.Status != http.StatusOK {
+		t.Fatalf("signout: %v %+v", err, r)
+	}
+	if _, err := c.WaitReplies(ctx, before+1); err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range []string{"GetSignInResource", "exchange", "SignOut"} {
+		if h.ts.Count(op) == 0 {
+			t.Errorf("no %s reached the configured token service", op)
+		}
+	}
+	if h.ts.SignedIn("29:" + alice.ObjectID) {
+		t.Fatal("sign-out from Copilot did not reach the base-channel sign-in")
+	}
+}
