@@ -84,6 +84,10 @@ func tokenServiceForLocation(location string) string {
 }
 
 func (s *Snapshot) setTokenServiceFix(url string) string {
+	region := "global"
+	if r, ok := botframework.RegionOf(url); ok {
+		region = r.Name
+	}
 	return "az functionapp config appsettings set --resource-group " + s.resourceGroup() + " --name " + s.functionAppName() +
-		" --settings BOTFRAMEWORK_TOKEN_SERVICE_URL=" + url + "   # or: azd env set BOT_TOKEN_SERVICE_URL " + url + " && azd provision"
+		" --settings BOTFRAMEWORK_TOKEN_SERVICE_URL=" + url + "   # or: azd env set BOT_TOKEN_REGION " + region + " && azd provision"
 }
