@@ -106,6 +106,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	}
 
 	a.Bot = bot.New(a.Connector, opts.Log)
+	a.Bot.Targeted = cfg.TargetedMessages
 
 	if cfg.TokenStore.Configured() {
 		store, err := openStore(ctx, cfg, opts)

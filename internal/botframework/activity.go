@@ -45,6 +45,12 @@ type Activity struct {
 	Attachments  []Attachment        `json:"attachments,omitempty"`
 	ChannelData  json.RawMessage     `json:"channelData,omitempty"`
 	Entities     []json.RawMessage   `json:"entities,omitempty"`
+
+	// Targeted sends the activity as a Teams targeted message: in a group chat or channel only
+	// its Recipient sees it (msteams-docs agents-in-teams/targeted-messages.md, public developer
+	// preview: the connector request carries ?isTargetedActivity=true and the activity names
+	// the recipient). It is not part of the activity's JSON.
+	Targeted bool `json:"-"`
 }
 
 // ChannelAccount identifies a user or bot on a channel.

@@ -43,6 +43,8 @@ type Client struct {
 	Tenant string
 	// ConversationID is the personal chat's id.
 	ConversationID string
+	// ConversationType is "personal" (New's default), "groupChat" or "channel"; InGroup sets it.
+	ConversationType string
 	// ChannelID is the activities' channel id: "msteams" (New's default), or the composite
 	// "msteams:COPILOT" Microsoft 365 Copilot sends (Agents-for-net#827).
 	ChannelID string
@@ -53,7 +55,7 @@ type Client struct {
 // New returns a client for user in a fresh personal conversation.
 func New(endpoint string, ch *channel.Server, e *entra.Server, user entra.User, appID string) *Client {
 	return &Client{Endpoint: endpoint, Channel: ch, Entra: e, User: user, AppID: appID, Tenant: e.Tenant,
-		ConversationID: "a:" + uuid.NewString(), ChannelID: "msteams", HTTP: &http.Client{Timeout: 30 * time.Second}}
+		ConversationID: "a:" + uuid.NewString(), ConversationType: "personal", ChannelID: "msteams", HTTP: &http.Client{Timeout: 30 * time.Second}}
 }
 
 // Result is the bot's HTTP answer to one activity.
@@ -67,13 +69,35 @@ func (c *Client) Activity(typ string) map[string]any {
 	return map[string]any{
 		"type": typ, "id": uuid.NewString(), "timestamp": time.Now().UTC().Format(time.RFC3339Nano),
 		"serviceUrl": c.Channel.ServiceURL, "channelId": c.ChannelID,
-		"from":         map[string]any{"id": "29:" + c.User.ObjectID, "name": c.User.Name, "aadObjectId": c.User.ObjectID},
+		"from":         map[string]any{"id": c.UserID(), "name": c.User.Name, "aadObjectId": c.User.ObjectID},
 		"recipient":    map[string]any{"id": "28:" + c.AppID, "name": "onbehalf"},
-		"conversation": map[string]any{"id": c.ConversationID, "conversationType": "personal", "tenantId": c.Tenant},
+		"conversation": c.conversation(),
 		"channelData":  map[string]any{"tenant": map[string]any{"id": c.Tenant}},
 		"locale":       "en-US",
 	}
 }
+
+func (c *Client) conversation() map[string]any {
+	conv := map[string]any{"id": c.ConversationID, "conversationType": c.ConversationType, "tenantId": c.Tenant}
+	if c.ConversationType != "personal" {
+		conv["isGroup"] = true
+	}
+	return conv
+}
+
+// InGroup moves the client into a shared conversation (conversationType "groupChat" or
+// "channel") with the given id, as one member among others.
+func (c *Client) InGroup(conversationID, conversationType string) *Client {
+	c.ConversationID, c.ConversationType = conversationID, conversationType
+	return c
+}
+
+// UserID is the user's channel id, "29:{object id}".
+func (c *Client) UserID() string { return "29:" + c.User.ObjectID }
+
+// Seen is what this user sees of the bot's messages in the conversation: ordinary messages,
+// and targeted messages addressed to this user (channel.Server.SeenBy).
+func (c *Client) Seen() []channel.Recorded { return c.Channel.SeenBy(c.ConversationID, c.UserID()) }
 
 // Post sends an activity with a fresh channel token.
 func (c *Client) Post(ctx context.Context, act map[string]any) (Result, error) {
@@ -141,9 +165,10 @@ type OAuthCard struct {
 // ErrNoCard means the bot sent no OAuthCard to this conversation.
 var ErrNoCard = errors.New("no OAuthCard from the bot")
 
-// LastOAuthCard returns the newest OAuthCard the bot sent to this conversation.
+// LastOAuthCard returns the newest OAuthCard the bot sent to this conversation that this user
+// sees.
 func (c *Client) LastOAuthCard() (OAuthCard, error) {
-	rep := c.Replies()
+	rep := c.Seen()
 	for i := len(rep) - 1; i >= 0; i-- {
 		atts, _ := rep[i].Activity["attachments"].([]any)
 		for _, a := range atts {
