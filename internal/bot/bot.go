@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/onbehalf/onbehalf/internal/botframework"
@@ -65,6 +66,8 @@ type Bot struct {
 	// agents-in-teams/targeted-messages.md, public developer preview). Off, commands that
 	// are not Shared refuse there and point to a 1:1 chat.
 	Targeted bool
+	// ActionSignIn completes the sign-in an Action.Execute retry carries; nil ignores it.
+	ActionSignIn ActionSignIn
 }
 
 // New returns a bot with the help command registered.
@@ -74,6 +77,7 @@ func New(sender Sender, log *slog.Logger) *Bot {
 	}
 	b := &Bot{sender: sender, log: log, commands: map[string]Command{}, invokes: map[string]InvokeFunc{}}
 	b.private = privateSender{b}
+	b.HandleInvoke("adaptiveCard/action", b.actionExecute)
 	b.Handle(Command{Name: "help", Usage: "help", Help: "Show what I can do.", Run: b.help, Shared: true})
 	return b
 }
@@ -93,6 +97,10 @@ type Turn struct {
 	bot      *Bot
 	// handedOff is set once a refused targeted reply was replaced by the public hand-off.
 	handedOff atomic.Bool
+	// captured collects the replies of a turn answered in its invoke response (Capture).
+	capturing bool
+	capMu     sync.Mutex
+	captured  []*botframework.Activity
 	// Outcome is a short word for the activity log ("help", "unknown-command", "welcome").
 	Outcome string
 }
@@ -104,6 +112,13 @@ func (t *Turn) Reference() botframework.ConversationReference { return t.Activit
 // targeted messages on, it goes to the requester alone; when Teams refuses that, nothing of it
 // is posted and the conversation gets, once, the public hand-off to a 1:1 chat instead.
 func (t *Turn) Reply(ctx context.Context, act *botframework.Activity) error {
+	t.capMu.Lock()
+	if t.capturing {
+		t.captured = append(t.captured, act)
+		t.capMu.Unlock()
+		return nil
+	}
+	t.capMu.Unlock()
 	if !t.Private() {
 		_, err := t.bot.sender.Reply(ctx, t.Reference(), t.Activity.ID, act)
 		return err
@@ -115,6 +130,29 @@ func (t *Turn) Reply(ctx context.Context, act *botframework.Activity) error {
 		_ = t.replyPublic(ctx, "I could not answer you privately here, so I posted nothing. Open a 1:1 chat with me and ask there.")
 	}
 	return err
+}
+
+// Capture makes the turn's replies collect instead of being sent, for an invoke whose
+// response carries the answer (an Adaptive Card Action.Execute). Call it before any reply.
+func (t *Turn) Capture() { t.capMu.Lock(); t.capturing = true; t.capMu.Unlock() }
+
+// Capturing reports whether the turn's replies are collected rather than sent: such a turn
+// cannot be resumed later, so nothing should be parked for it.
+func (t *Turn) Capturing() bool {
+	t.capMu.Lock()
+	defer t.capMu.Unlock()
+	return t.capturing
+}
+
+// Captured returns the replies collected since Capture and stops collecting: later replies
+// are sent.
+func (t *Turn) Captured() []*botframework.Activity {
+	t.capMu.Lock()
+	defer t.capMu.Unlock()
+	t.capturing = false
+	out := t.captured
+	t.captured = nil
+	return out
 }
 
 // Private reports whether the turn's replies go to the requester alone: a Teams group chat or
@@ -242,6 +280,13 @@ func (b *Bot) onMessage(ctx context.Context, t *Turn) error {
 		t.Outcome = "empty"
 		return nil // attachments without text, or a submit that names no command
 	}
+	return b.RunText(ctx, t, text)
+}
+
+// RunText answers text in turn t exactly as a message with that text would be answered: the
+// same command, the same sender, the same rule for shared conversations. Card buttons
+// (Action.Execute) run their command through it.
+func (b *Bot) RunText(ctx context.Context, t *Turn, text string) error {
 	c, args, ok := b.match(text)
 	if !ok {
 		if b.Fallback != nil {

@@ -255,3 +255,88 @@ func (c *Client) ExchangeSSO(ctx context.Context, clients int, opts entra.SSOOpt
 	wg.Wait()
 	return results, errors.Join(errs...)
 }
+
+// ActionResult is the bot's answer to an adaptiveCard/action invoke: HTTP 200 whose body is
+// {statusCode, type, value} (msteams-docs Universal-actions-for-adaptive-cards).
+type ActionResult struct {
+	HTTPStatus int
+	StatusCode int
+	Type       string
+	Value      any
+}
+
+// Text is the value of a message answer, or the JSON of any other value.
+func (r ActionResult) Text() string {
+	if s, ok := r.Value.(string); ok {
+		return s
+	}
+	b, _ := json.Marshal(r.Value)
+	return string(b)
+}
+
+// Login is the OAuthCard of a login request (statusCode 401, type loginRequest).
+func (r ActionResult) Login() (OAuthCard, bool) {
+	if r.StatusCode != http.StatusUnauthorized || r.Type != "application/vnd.microsoft.activity.loginRequest" {
+		return OAuthCard{}, false
+	}
+	content, _ := r.Value.(map[string]any)
+	var card OAuthCard
+	card.Text, _ = content["text"].(string)
+	card.ConnectionName, _ = content["connectionName"].(string)
+	if ter, ok := content["tokenExchangeResource"].(map[string]any); ok {
+		card.HasExchangeResource = true
+		card.ExchangeID, _ = ter["id"].(string)
+		card.ExchangeURI, _ = ter["uri"].(string)
+	}
+	if btns, ok := content["buttons"].([]any); ok && len(btns) > 0 {
+		b, _ := btns[0].(map[string]any)
+		card.SignInLink, _ = b["value"].(string)
+	}
+	return card, card.ConnectionName != "" && card.SignInLink != ""
+}
+
+// Execute sends the adaptiveCard/action invoke a click on an Action.Execute button sends:
+// value {action {type, id, verb, data}, trigger}, plus extra fields of a retry (authentication,
+// state).
+func (c *Client) Execute(ctx context.Context, verb string, data map[string]any, extra map[string]any) (ActionResult, error) {
+	value := map[string]any{
+		"action":  map[string]any{"type": "Action.Execute", "id": uuid.NewString(), "verb": verb, "data": data},
+		"trigger": "manual",
+	}
+	for k, v := range extra {
+		value[k] = v
+	}
+	r, err := c.Invoke(ctx, "adaptiveCard/action", value)
+	if err != nil {
+		return ActionResult{}, err
+	}
+	out := ActionResult{HTTPStatus: r.Status, Type: fmt.Sprint(r.Body["type"]), Value: r.Body["value"]}
+	if n, ok := r.Body["statusCode"].(float64); ok {
+		out.StatusCode = int(n)
+	}
+	return out, nil
+}
+
+// ExecuteSignedIn clicks the button as Teams does across a sign-in: when the bot answers with a
+// login request that carries a tokenExchangeResource, Teams obtains the user's SSO token and
+// sends the same action again with authentication {id, connectionName, token}
+// (sso-adaptive-cards-universal-action.md). opts shapes that token. It returns every answer
+// in order.
+func (c *Client) ExecuteSignedIn(ctx context.Context, verb string, data map[string]any, opts entra.SSOOptions) ([]ActionResult, error) {
+	first, err := c.Execute(ctx, verb, data, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := []ActionResult{first}
+	card, ok := first.Login()
+	if !ok || !card.HasExchangeResource {
+		return out, nil
+	}
+	if opts.AppID == "" {
+		opts.AppID = c.AppID
+	}
+	second, err := c.Execute(ctx, verb, data, map[string]any{"authentication": map[string]any{
+		"id": card.ExchangeID, "connectionName": card.ConnectionName, "token": c.Entra.MintSSOToken(c.User, opts),
+	}})
+	return append(out, second), err
+}
