@@ -74,6 +74,7 @@ func (a *App) registerOAuth(cfg *config.Config, opts Options) error {
 			return err
 		}
 		atlassian.Register(a.Bot, conn, svc, opts.Log)
+		atlassian.RegisterExtension(a.Bot, conn, svc, opts.Log)
 	}
 	for _, oc := range cfg.OAuth2Connectors {
 		conn, err := oc.Open(rt)
