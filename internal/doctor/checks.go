@@ -60,6 +60,7 @@ var allChecks = []check{
 	{"connection.scope", CatConnection, "Scope is the bot's own API", checkConnectionScope, false},
 
 	{"manifest.bot-id", CatManifest, "Bot id = app id", checkManifestBotID, false},
+	{"manifest.extension-bot-ids", CatManifest, "Message extensions and Copilot agent name the bot", checkManifestExtensionBotIDs, false},
 	{"manifest.webapp-id", CatManifest, "webApplicationInfo.id = bot id", checkManifestWebAppID, false},
 	{"manifest.webapp-resource", CatManifest, "webApplicationInfo.resource = api://botid-{botId}", checkManifestResource, false},
 	{"manifest.botframework-domain", CatManifest, "*.botframework.com in validDomains", checkManifestBotFrameworkDomain, false},

@@ -97,6 +97,12 @@ var failCases = []failCase{
 	{"undocumented token service host", both, func(f *fixture) {
 		f.setSetting("BOTFRAMEWORK_TOKEN_SERVICE_URL", "https://eu.token.botframework.com")
 	}, "bot.token-region", StatusFail, []string{"eu.token.botframework.com", "not a documented token service"}, []string{"BOTFRAMEWORK_TOKEN_SERVICE_URL="}},
+	{"message extension answered by another bot", both, func(f *fixture) {
+		f.Manifest["composeExtensions"].([]any)[0].(map[string]any)["botId"] = otherGUID
+	}, "manifest.extension-bot-ids", StatusFail, []string{"message extension 0", otherGUID}, []string{"composeExtensions[0].botId"}},
+	{"Copilot agent names another bot", both, func(f *fixture) {
+		f.Manifest["copilotAgents"].(map[string]any)["customEngineAgents"].([]any)[0].(map[string]any)["id"] = otherGUID
+	}, "manifest.extension-bot-ids", StatusFail, []string{"Copilot agent", otherGUID}, []string{"copilotAgents.customEngineAgents[0].id"}},
 	{"redirect URI missing", both, func(f *fixture) { obj(f.App, "web")["redirectUris"] = []any{} },
 		"app.redirect-uri", StatusFail, []string{BotFrameworkRedirectURI}, []string{`"redirectUris":["` + BotFrameworkRedirectURI + `"]`}},
 	{"v1 access tokens", both, func(f *fixture) { obj(f.App, "api")["requestedAccessTokenVersion"] = nil },
