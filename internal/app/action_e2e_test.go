@@ -130,3 +130,44 @@ func TestCardActionInGroupChatAnswersPrivately(t *testing.T) {
 		t.Fatalf("Bob sees Alice's answer:\n%s", texts(cb.Seen()))
 	}
 }
+
+// The compose box searches Microsoft 365 with Teams SSO: the first query is answered
+// silentAuth with the sign-in link, Teams reissues it with the user's SSO token, and the
+// result is the user's own mail — for Alice and for Bob. With consent missing the reissued
+// query is answered 412 (Teams then asks for consent) and nothing is read; once consent is
+// given the same query answers. Another user's token is refused.
+func TestSearchExtensionWithSSO(t *testing.T) {
+	h := newSSOHarness(t)
+	ctx := ctxTimeout(t, 30*time.Second)
+	h.st.Entra.RevokeAdminConsent(stack.BotAppID)
+	ca := h.client(alice)
+	status, ce, err := ca.SearchSignedIn(ctx, "mailSearch", "quarterly", entra.SSOOptions{})
+	if err != nil || status != http.StatusPreconditionFailed || strings.Contains(jsonOf(ce), "Quarterly") {
+		t.Fatalf("consent needed: want 412 and nothing read, got %d %s (%v)", status, jsonOf(ce), err)
+	}
+	h.st.Entra.GrantAdminConsent(stack.BotAppID)
+	for _, u := range []entra.User{alice, bob} {
+		c := h.client(u)
+		first, ce, err := c.Search(ctx, "mailSearch", "quarterly", nil)
+		acts, _ := ce["suggestedActions"].(map[string]any)["actions"].([]any)
+		if err != nil || first != http.StatusOK || ce["type"] != "silentAuth" || len(acts) != 1 || !strings.HasPrefix(acts[0].(map[string]any)["value"].(string), h.ts.URL) {
+			t.Fatalf("%s: first query: %d %s", u.Name, first, jsonOf(ce))
+		}
+		status, ce, err := c.SearchSignedIn(ctx, "mailSearch", "quarterly", entra.SSOOptions{})
+		first2 := strings.Fields(u.Name)[0]
+		other := map[string]string{"Alice": "Bob", "Bob": "Alice"}[first2]
+		if err != nil || status != http.StatusOK || ce["type"] != "result" || !strings.Contains(jsonOf(ce), "Quarterly report for "+first2) ||
+			strings.Contains(jsonOf(ce), "Quarterly report for "+other) {
+			t.Fatalf("%s: signed-in query: %d %s\n%s", u.Name, status, jsonOf(ce), h.logs.String())
+		}
+		if len(c.Replies()) != 0 {
+			t.Fatalf("%s: a search posted to the chat", u.Name)
+		}
+	}
+	cb := h.client(bob)
+	exchanges := h.ts.Count("exchange")
+	_, ce, _ = cb.Search(ctx, "filesSearch", "plan", map[string]any{"authentication": map[string]any{"token": h.st.Entra.MintSSOToken(alice, entra.SSOOptions{AppID: stack.BotAppID})}})
+	if strings.Contains(jsonOf(ce), "Alice") || h.ts.Count("exchange") != exchanges {
+		t.Fatalf("Alice's token on Bob's query: %s", jsonOf(ce))
+	}
+}

@@ -123,6 +123,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		needer = a.SSO
 	}
 	graph.Register(a.Bot, &graph.Client{BaseURL: cfg.GraphURL, HTTPClient: opts.HTTPClient}, needer)
+	// The compose box searches Microsoft 365 as the user, with Teams SSO.
+	a.Bot.HandleSearch("mailSearch", a.Bot.SearchByCommand("mail", "Mail"))
+	a.Bot.HandleSearch("filesSearch", a.Bot.SearchByCommand("files", "Files"))
 	if err := a.registerSAML(cfg, opts); err != nil {
 		return nil, fmt.Errorf("app: SAML applications: %w", err)
 	}

@@ -59,6 +59,7 @@ type Bot struct {
 	log      *slog.Logger
 	commands map[string]Command
 	invokes  map[string]InvokeFunc
+	searches map[string]InvokeFunc
 	// Fallback answers messages that match no command; nil uses the built-in answer.
 	Fallback CommandFunc
 	// Targeted lets every command run in Teams group chats and channels, each answer going to
@@ -68,6 +69,8 @@ type Bot struct {
 	Targeted bool
 	// ActionSignIn completes the sign-in an Action.Execute retry carries; nil ignores it.
 	ActionSignIn ActionSignIn
+	// ExtensionSignIn completes the SSO sign-in a reissued message-extension query carries.
+	ExtensionSignIn ExtensionSignIn
 }
 
 // New returns a bot with the help command registered.
@@ -75,9 +78,10 @@ func New(sender Sender, log *slog.Logger) *Bot {
 	if log == nil {
 		log = slog.Default()
 	}
-	b := &Bot{sender: sender, log: log, commands: map[string]Command{}, invokes: map[string]InvokeFunc{}}
+	b := &Bot{sender: sender, log: log, commands: map[string]Command{}, invokes: map[string]InvokeFunc{}, searches: map[string]InvokeFunc{}}
 	b.private = privateSender{b}
 	b.HandleInvoke("adaptiveCard/action", b.actionExecute)
+	b.HandleInvoke("composeExtension/query", b.extensionQuery)
 	b.Handle(Command{Name: "help", Usage: "help", Help: "Show what I can do.", Run: b.help, Shared: true})
 	return b
 }

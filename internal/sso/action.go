@@ -69,3 +69,27 @@ func (f *Flow) linkOnlyLogin(ctx context.Context, t *bot.Turn) *botframework.Inv
 		"buttons":        []map[string]any{{"type": "signin", "title": "Sign in", "text": "Sign in", "value": res.SignInLink}},
 	})
 }
+
+// ExtensionSignIn completes the SSO sign-in a reissued message-extension query carries
+// (msteams-docs messaging-extensions/how-to/authentication/msgex-sso-code.md): the token is
+// validated like a signin/tokenExchange token and exchanged; when it cannot be exchanged
+// because the user must consent the answer is HTTP 412, which makes Teams ask for consent.
+// A token that is not the sender's is refused with a message and nothing is exchanged.
+func (f *Flow) ExtensionSignIn(ctx context.Context, t *bot.Turn, a *bot.ActionAuthData) *botframework.InvokeResponse {
+	act := t.Activity
+	if _, err := f.Validator.Validate(ctx, a.Token, act.From.AADObjectID); err != nil {
+		t.Outcome = "extension-token-refused"
+		f.Log.Warn("SSO token of a message-extension query refused", slog.String("id", act.ID), slog.String("reason", err.Error()))
+		return bot.ExtensionMessage("The sign-in token was not accepted.")
+	}
+	if _, err := f.M.TokenService.Exchange(ctx, act.From.ID, f.M.Connection, act.ChannelID, a.Token); err != nil {
+		if errors.Is(err, botframework.ErrConsentRequired) || errors.Is(err, botframework.ErrNoUserToken) {
+			t.Outcome = "extension-needs-consent"
+			return &botframework.InvokeResponse{Status: http.StatusPreconditionFailed}
+		}
+		t.Outcome = "extension-exchange-failed"
+		f.Log.Warn("message-extension token exchange failed", slog.String("id", act.ID), slog.String("reason", err.Error()))
+		return bot.ExtensionMessage("The sign-in could not be completed.")
+	}
+	return nil
+}

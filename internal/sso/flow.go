@@ -52,6 +52,7 @@ func (f *Flow) Register(b *bot.Bot) {
 	b.HandleInvoke("signin/verifyState", f.VerifyState)
 	b.HandleInvoke("signin/failure", f.Failure)
 	b.ActionSignIn = f.ActionSignIn
+	b.ExtensionSignIn = f.ExtensionSignIn
 	if f.Resume == nil {
 		f.Resume = func(ctx context.Context, act *botframework.Activity) error {
 			_, _, err := b.OnActivity(ctx, act)

@@ -38,7 +38,8 @@ func RegisterExtension(b *bot.Bot, c *Connector, l Linker, log *slog.Logger) {
 		log = slog.Default()
 	}
 	r := &runner{b: b, c: c, l: l, log: log}
-	b.HandleInvoke("composeExtension/query", r.extensionQuery)
+	b.HandleSearch(JiraSearchCommand, r.extensionQuery)
+	b.HandleSearch(ConfluenceSearchCommand, r.extensionQuery)
 	b.HandleInvoke("composeExtension/queryLink", r.extensionLink)
 }
 

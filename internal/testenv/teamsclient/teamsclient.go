@@ -340,3 +340,35 @@ func (c *Client) ExecuteSignedIn(ctx context.Context, verb string, data map[stri
 	}})
 	return append(out, second), err
 }
+
+// Search sends the composeExtension/query a search in the compose box sends: value {commandId,
+// parameters [{name "query", value}], queryOptions}, plus extra fields of a reissued query
+// (authentication, state). It returns the HTTP status and the answer's composeExtension.
+func (c *Client) Search(ctx context.Context, commandID, words string, extra map[string]any) (int, map[string]any, error) {
+	value := map[string]any{"commandId": commandID,
+		"parameters":   []any{map[string]any{"name": "query", "value": words}},
+		"queryOptions": map[string]any{"skip": 0, "count": 25}}
+	for k, v := range extra {
+		value[k] = v
+	}
+	r, err := c.Invoke(ctx, "composeExtension/query", value)
+	if err != nil {
+		return 0, nil, err
+	}
+	ce, _ := r.Body["composeExtension"].(map[string]any)
+	return r.Status, ce, nil
+}
+
+// SearchSignedIn searches as Teams does across SSO: when the bot answers silentAuth, Teams
+// obtains the user's SSO token for the app (webApplicationInfo) and reissues the query with
+// authentication {token} (msgex-sso-code.md). It returns the last answer.
+func (c *Client) SearchSignedIn(ctx context.Context, commandID, words string, opts entra.SSOOptions) (int, map[string]any, error) {
+	status, ce, err := c.Search(ctx, commandID, words, nil)
+	if err != nil || ce["type"] != "silentAuth" {
+		return status, ce, err
+	}
+	if opts.AppID == "" {
+		opts.AppID = c.AppID
+	}
+	return c.Search(ctx, commandID, words, map[string]any{"authentication": map[string]any{"token": c.Entra.MintSSOToken(c.User, opts)}})
+}
