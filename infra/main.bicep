@@ -42,6 +42,31 @@ param botFrameworkScope string = ''
 @description('Override for BOTFRAMEWORK_TOKEN_SERVICE_URL (sovereign or regional token service); empty keeps the handler default.')
 param botFrameworkTokenServiceUrl string = ''
 
+@description('Data residency of the Bot Service token service (learn.microsoft.com azure/bot-service/ref-oauth-redirect-urls): global, europe, unitedstates or india. It moves BOTFRAMEWORK_TOKEN_SERVICE_URL, the app registration\'s OAuth redirect URI and the Azure Bot\'s location together, so sign-ins stay in one region.')
+@allowed([
+  'global'
+  'europe'
+  'unitedstates'
+  'india'
+])
+param botTokenRegion string = 'global'
+
+// The documented token service of each region, and the Azure Bot location that keeps the bot's
+// data there (regional bots exist for Europe and India: bot-builder-concept-regionalization).
+var tokenServiceUrls = {
+  global: 'https://token.botframework.com'
+  europe: 'https://europe.token.botframework.com'
+  unitedstates: 'https://unitedstates.token.botframework.com'
+  india: 'https://india.token.botframework.com'
+}
+var botLocations = {
+  global: 'global'
+  europe: 'westeurope'
+  unitedstates: 'global'
+  india: 'centralindia'
+}
+var tokenServiceUrl = empty(botFrameworkTokenServiceUrl) ? tokenServiceUrls[botTokenRegion] : botFrameworkTokenServiceUrl
+
 @description('Override for GRAPH_URL (sovereign clouds, e.g. https://graph.microsoft.us); empty keeps the handler default.')
 param graphUrl string = ''
 
@@ -160,6 +185,7 @@ module entraApp 'modules/entra-app.bicep' = {
     managedIdentityPrincipalId: identity.outputs.principalId
     oauthConnectionUniqueId: oauthConnectionUniqueId
     grantGraphConsent: grantGraphConsent
+    tokenServiceRedirectUri: '${tokenServiceUrl}/.auth/web/redirect'
   }
 }
 
@@ -234,7 +260,7 @@ var entraAuthorityHost = substring(environment().authentication.loginEndpoint, 0
 var botFrameworkOverrides = union(
   empty(botFrameworkOpenIdMetadataUrl) ? {} : { BOTFRAMEWORK_OPENID_METADATA_URL: botFrameworkOpenIdMetadataUrl },
   empty(botFrameworkScope) ? {} : { BOTFRAMEWORK_SCOPE: botFrameworkScope },
-  empty(botFrameworkTokenServiceUrl) ? {} : { BOTFRAMEWORK_TOKEN_SERVICE_URL: botFrameworkTokenServiceUrl },
+  empty(botFrameworkTokenServiceUrl) && botTokenRegion == 'global' ? {} : { BOTFRAMEWORK_TOKEN_SERVICE_URL: tokenServiceUrl },
   empty(graphUrl) ? {} : { GRAPH_URL: graphUrl },
   empty(graphResource) ? {} : { GRAPH_RESOURCE: graphResource }
 )
@@ -261,6 +287,7 @@ module bot 'modules/bot.bicep' = {
   scope: rg
   params: {
     name: 'bot-${resourceToken}'
+    location: botLocations[botTokenRegion]
     displayName: botDisplayName
     tags: tags
     appId: entraApp.outputs.appId

@@ -11,6 +11,10 @@
 // handler exchanges on behalf of the user for downstream APIs.
 
 param name string
+
+@description('global, or the region a regional bot keeps its data in (westeurope, centralindia); it must match the token service BOTFRAMEWORK_TOKEN_SERVICE_URL names.')
+param location string = 'global'
+
 param displayName string
 param tags object
 
@@ -31,7 +35,7 @@ param ssoScope string
 
 resource bot 'Microsoft.BotService/botServices@2022-09-15' = {
   name: name
-  location: 'global'
+  location: location
   tags: tags
   kind: 'azurebot'
   sku: {
@@ -48,7 +52,7 @@ resource bot 'Microsoft.BotService/botServices@2022-09-15' = {
 
   resource teams 'channels' = {
     name: 'MsTeamsChannel'
-    location: 'global'
+    location: location
     properties: {
       channelName: 'MsTeamsChannel'
       properties: {
@@ -60,7 +64,7 @@ resource bot 'Microsoft.BotService/botServices@2022-09-15' = {
 
   resource sso 'connections' = {
     name: oauthConnectionName
-    location: 'global'
+    location: location
     properties: {
       serviceProviderId: 'c00b44ab-5e16-c44c-af26-2fd5bc55eb18'
       serviceProviderDisplayName: 'AAD v2 with Federated Credentials'

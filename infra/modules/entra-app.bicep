@@ -19,7 +19,9 @@
 //   delegated scope       access_as_user
 //   pre-authorized        Teams desktop/mobile 1fec8e78-bce4-4aaf-ab1b-5451cc387264
 //                         Teams web            5e3ce6c0-2b1f-4285-8d4b-75ee78787346
-//   redirect URI          https://token.botframework.com/.auth/web/redirect
+//   redirect URI          https://token.botframework.com/.auth/web/redirect, and the regional
+//                         token service's when the bot's data stays in a region
+//                         (learn.microsoft.com azure/bot-service/ref-oauth-redirect-urls)
 //   access token version  2
 // The app has no password credentials: it authenticates with two federated identity credentials.
 
@@ -27,6 +29,9 @@ extension microsoftGraphV1
 
 @description('Client-provided alternate key of the app registration (same as in every step).')
 param uniqueName string
+
+@description('OAuth redirect URI of the token service the handler uses ({BOTFRAMEWORK_TOKEN_SERVICE_URL}/.auth/web/redirect).')
+param tokenServiceRedirectUri string
 
 @description('Display name of the app registration.')
 param displayName string
@@ -125,9 +130,13 @@ resource app 'Microsoft.Graph/applications@v1.0' = {
     ]
   }
   web: {
-    redirectUris: [
+    // union drops the duplicate when the regional service is the global one (Graph refuses
+    // duplicate values).
+    redirectUris: union([
       'https://token.botframework.com/.auth/web/redirect'
-    ]
+    ], [
+      tokenServiceRedirectUri
+    ])
   }
   // What the OAuth connection's {identifier URI}/.default consent covers: the Graph permissions
   // and the bot's own access_as_user, so one prompt consents to both where no administrator has.

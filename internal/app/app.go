@@ -115,6 +115,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	}
 
 	a.Bot = bot.New(a.Connector, opts.Log)
+	a.Bot.Targeted = cfg.TargetedMessages
 
 	if cfg.TokenStore.Configured() {
 		store, err := openStore(ctx, cfg, opts)
@@ -135,6 +136,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	if a.SSO != nil {
 		a.tools = append(a.tools, assistant.GraphTools(gc, needer)...)
 	}
+	// The compose box searches Microsoft 365 as the user, with Teams SSO.
+	a.Bot.HandleSearch("mailSearch", a.Bot.SearchByCommand("mail", "Mail"))
+	a.Bot.HandleSearch("filesSearch", a.Bot.SearchByCommand("files", "Files"))
 	if err := a.registerSAML(cfg, opts); err != nil {
 		return nil, fmt.Errorf("app: SAML applications: %w", err)
 	}

@@ -76,6 +76,7 @@ func (a *App) registerOAuth(cfg *config.Config, opts Options) error {
 		}
 		atlassian.Register(a.Bot, conn, svc, opts.Log)
 		a.tools = append(a.tools, assistant.AtlassianTools(atlassian.NewReader(conn, svc, opts.Log))...)
+		atlassian.RegisterExtension(a.Bot, conn, svc, opts.Log)
 	}
 	for _, oc := range cfg.OAuth2Connectors {
 		conn, err := oc.Open(rt)

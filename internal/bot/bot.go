@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/onbehalf/onbehalf/internal/botframework"
 	"github.com/onbehalf/onbehalf/internal/mdtext"
@@ -53,11 +55,22 @@ type Command struct {
 // concurrent use.
 type Bot struct {
 	sender   Sender
+	private  Sender
 	log      *slog.Logger
 	commands map[string]Command
 	invokes  map[string]InvokeFunc
+	searches map[string]InvokeFunc
 	// Fallback answers messages that match no command; nil uses the built-in answer.
 	Fallback CommandFunc
+	// Targeted lets every command run in Teams group chats and channels, each answer going to
+	// the requester alone as a Teams targeted message (msteams-docs
+	// agents-in-teams/targeted-messages.md, public developer preview). Off, commands that
+	// are not Shared refuse there and point to a 1:1 chat.
+	Targeted bool
+	// ActionSignIn completes the sign-in an Action.Execute retry carries; nil ignores it.
+	ActionSignIn ActionSignIn
+	// ExtensionSignIn completes the SSO sign-in a reissued message-extension query carries.
+	ExtensionSignIn ExtensionSignIn
 }
 
 // New returns a bot with the help command registered.
@@ -65,7 +78,10 @@ func New(sender Sender, log *slog.Logger) *Bot {
 	if log == nil {
 		log = slog.Default()
 	}
-	b := &Bot{sender: sender, log: log, commands: map[string]Command{}, invokes: map[string]InvokeFunc{}}
+	b := &Bot{sender: sender, log: log, commands: map[string]Command{}, invokes: map[string]InvokeFunc{}, searches: map[string]InvokeFunc{}}
+	b.private = privateSender{b}
+	b.HandleInvoke("adaptiveCard/action", b.actionExecute)
+	b.HandleInvoke("composeExtension/query", b.extensionQuery)
 	b.Handle(Command{Name: "help", Usage: "help", Help: "Show what I can do.", Run: b.help, Shared: true})
 	return b
 }
@@ -83,6 +99,12 @@ func (b *Bot) HandleInvoke(name string, f InvokeFunc) { b.invokes[name] = f }
 type Turn struct {
 	Activity *botframework.Activity
 	bot      *Bot
+	// handedOff is set once a refused targeted reply was replaced by the public hand-off.
+	handedOff atomic.Bool
+	// captured collects the replies of a turn answered in its invoke response (Capture).
+	capturing bool
+	capMu     sync.Mutex
+	captured  []*botframework.Activity
 	// Outcome is a short word for the activity log ("help", "unknown-command", "welcome").
 	Outcome string
 }
@@ -90,10 +112,82 @@ type Turn struct {
 // Reference is the conversation reference of the turn's activity.
 func (t *Turn) Reference() botframework.ConversationReference { return t.Activity.Reference() }
 
-// Reply sends act as a reply in the turn's conversation.
+// Reply sends act as a reply in the turn's conversation. In a Teams group chat or channel with
+// targeted messages on, it goes to the requester alone; when Teams refuses that, nothing of it
+// is posted and the conversation gets, once, the public hand-off to a 1:1 chat instead.
 func (t *Turn) Reply(ctx context.Context, act *botframework.Activity) error {
+	t.capMu.Lock()
+	if t.capturing {
+		t.captured = append(t.captured, act)
+		t.capMu.Unlock()
+		return nil
+	}
+	t.capMu.Unlock()
+	if !t.Private() {
+		_, err := t.bot.sender.Reply(ctx, t.Reference(), t.Activity.ID, act)
+		return err
+	}
+	act.Targeted = true
 	_, err := t.bot.sender.Reply(ctx, t.Reference(), t.Activity.ID, act)
+	if err != nil && t.handedOff.CompareAndSwap(false, true) {
+		t.bot.log.Warn("targeted reply refused; handing off to a 1:1 chat", slog.String("error", err.Error()))
+		_ = t.replyPublic(ctx, "I could not answer you privately here, so I posted nothing. Open a 1:1 chat with me and ask there.")
+	}
 	return err
+}
+
+// Capture makes the turn's replies collect instead of being sent, for an invoke whose
+// response carries the answer (an Adaptive Card Action.Execute). Call it before any reply.
+func (t *Turn) Capture() { t.capMu.Lock(); t.capturing = true; t.capMu.Unlock() }
+
+// Capturing reports whether the turn's replies are collected rather than sent: such a turn
+// cannot be resumed later, so nothing should be parked for it.
+func (t *Turn) Capturing() bool {
+	t.capMu.Lock()
+	defer t.capMu.Unlock()
+	return t.capturing
+}
+
+// Captured returns the replies collected since Capture and stops collecting: later replies
+// are sent.
+func (t *Turn) Captured() []*botframework.Activity {
+	t.capMu.Lock()
+	defer t.capMu.Unlock()
+	t.capturing = false
+	out := t.captured
+	t.captured = nil
+	return out
+}
+
+// Private reports whether the turn's replies go to the requester alone: a Teams group chat or
+// channel with targeted messages on.
+func (t *Turn) Private() bool { return t.bot.Targeted && privateTo(t.Reference()) }
+
+// privateTo reports whether messages to ref can be targeted at its user: a shared Teams
+// conversation (targeted messages do not exist in personal chats).
+func privateTo(ref botframework.ConversationReference) bool {
+	return botframework.BaseChannel(ref.ChannelID) == "msteams" && !isPersonal(ref.Conversation) && ref.User.ID != ""
+}
+
+// replyPublic sends text to the whole conversation: only for what carries nobody's data (help,
+// the welcome, refusals).
+func (t *Turn) replyPublic(ctx context.Context, text mdtext.Markdown) error {
+	_, err := t.bot.sender.Reply(ctx, t.Reference(), t.Activity.ID, &botframework.Activity{Type: botframework.TypeMessage, Text: string(text)})
+	return err
+}
+
+// privateSender targets every message to a shared Teams conversation at the reference's user
+// when targeted messages are on (proactive messages about a user's sign-ins).
+type privateSender struct{ b *Bot }
+
+func (p privateSender) Reply(ctx context.Context, ref botframework.ConversationReference, replyToID string, act *botframework.Activity) (string, error) {
+	act.Targeted = act.Targeted || p.b.Targeted && privateTo(ref)
+	return p.b.sender.Reply(ctx, ref, replyToID, act)
+}
+
+func (p privateSender) Send(ctx context.Context, ref botframework.ConversationReference, act *botframework.Activity) (string, error) {
+	act.Targeted = act.Targeted || p.b.Targeted && privateTo(ref)
+	return p.b.sender.Send(ctx, ref, act)
 }
 
 // ReplyText sends a text reply. Text is Markdown the bot wrote; anything a user typed or a
@@ -108,8 +202,9 @@ func (t *Turn) ReplyCard(ctx context.Context, text mdtext.Markdown, att botframe
 	return t.Reply(ctx, &botframework.Activity{Type: botframework.TypeMessage, Text: string(text), Attachments: []botframework.Attachment{att}})
 }
 
-// Sender returns the channel sender, for proactive messages.
-func (t *Turn) Sender() Sender { return t.bot.sender }
+// Sender returns the channel sender, for proactive messages. Messages to a shared Teams
+// conversation go to the reference's user alone when targeted messages are on.
+func (t *Turn) Sender() Sender { return t.bot.private }
 
 // ErrUnhandledInvoke marks an invoke name nobody registered.
 var ErrUnhandledInvoke = errors.New("unhandled invoke")
@@ -189,6 +284,13 @@ func (b *Bot) onMessage(ctx context.Context, t *Turn) error {
 		t.Outcome = "empty"
 		return nil // attachments without text, or a submit that names no command
 	}
+	return b.RunText(ctx, t, text)
+}
+
+// RunText answers text in turn t exactly as a message with that text would be answered: the
+// same command, the same sender, the same rule for shared conversations. Card buttons
+// (Action.Execute) run their command through it.
+func (b *Bot) RunText(ctx context.Context, t *Turn, text string) error {
 	c, args, ok := b.match(text)
 	if !ok {
 		if b.Fallback != nil {
@@ -196,12 +298,12 @@ func (b *Bot) onMessage(ctx context.Context, t *Turn) error {
 			return b.Fallback(ctx, t, text)
 		}
 		t.Outcome = "unknown-command"
-		return t.ReplyText(ctx, mdtext.Sprintf("I don't know %s. Type **help** to see what I can do.", mdtext.Code(firstWords(text, 3))))
+		return t.replyPublic(ctx, mdtext.Sprintf("I don't know %s. Type **help** to see what I can do.", mdtext.Code(firstWords(text, 3))))
 	}
 	t.Outcome = strings.ReplaceAll(c.Name, " ", "-")
-	if !c.Shared && !IsPersonal(t.Activity) {
+	if !c.Shared && !IsPersonal(t.Activity) && !t.Private() {
 		t.Outcome = "personal-only"
-		return t.ReplyText(ctx, mdtext.Sprintf("I answer %s only in a 1:1 chat with me, so nobody else here sees your data. "+
+		return t.replyPublic(ctx, mdtext.Sprintf("I answer %s only in a 1:1 chat with me, so nobody else here sees your data. "+
 			"Open a chat with me and ask there.", mdtext.Code(c.Name)))
 	}
 	return c.Run(ctx, t, args)
@@ -210,10 +312,12 @@ func (b *Bot) onMessage(ctx context.Context, t *Turn) error {
 // IsPersonal reports whether the activity comes from a one-to-one conversation. Teams names
 // shared ones "groupChat" and "channel"; channels that say nothing (Web Chat, Direct Line)
 // hold one user's conversation.
-func IsPersonal(act *botframework.Activity) bool {
-	switch act.Conversation.ConversationType {
+func IsPersonal(act *botframework.Activity) bool { return isPersonal(act.Conversation) }
+
+func isPersonal(c botframework.ConversationAccount) bool {
+	switch c.ConversationType {
 	case "", "personal":
-		return !act.Conversation.IsGroup
+		return !c.IsGroup
 	default:
 		return false
 	}
@@ -231,7 +335,7 @@ func (b *Bot) onConversationUpdate(ctx context.Context, t *Turn) error {
 	for _, m := range t.Activity.MembersAdded {
 		if m.ID == t.Activity.Recipient.ID {
 			t.Outcome = "welcome"
-			return t.ReplyText(ctx, "Hi! I answer questions about your tickets, pages, mail and files — as you, "+
+			return t.replyPublic(ctx, "Hi! I answer questions about your tickets, pages, mail and files — as you, "+
 				"so you only ever see what you could open yourself. Type **help** to see what I can do.")
 		}
 	}
@@ -257,5 +361,5 @@ func (b *Bot) help(ctx context.Context, t *Turn, _ string) error {
 		}
 		lines = append(lines, mdtext.Sprintf("- %s — %s", mdtext.Code(usage), c.Help))
 	}
-	return t.ReplyText(ctx, mdtext.Join(lines, "\n"))
+	return t.replyPublic(ctx, mdtext.Join(lines, "\n"))
 }

@@ -45,6 +45,12 @@ type Activity struct {
 	Attachments  []Attachment        `json:"attachments,omitempty"`
 	ChannelData  json.RawMessage     `json:"channelData,omitempty"`
 	Entities     []json.RawMessage   `json:"entities,omitempty"`
+
+	// Targeted sends the activity as a Teams targeted message: in a group chat or channel only
+	// its Recipient sees it (msteams-docs agents-in-teams/targeted-messages.md, public developer
+	// preview: the connector request carries ?isTargetedActivity=true and the activity names
+	// the recipient). It is not part of the activity's JSON.
+	Targeted bool `json:"-"`
 }
 
 // ChannelAccount identifies a user or bot on a channel.
@@ -128,6 +134,20 @@ func (a *Activity) Validate() error {
 	// development only) is the caller's decision.
 	return CheckServiceURL(a.ServiceURL, true)
 }
+
+// BaseChannel is the channel part of a channel id. Hosts inside a channel send a composite id,
+// "{channel}:{product}" — Microsoft 365 Copilot sends "msteams:COPILOT" — while the Bot Service
+// token store partitions users' tokens by the base channel and its sign-in page completes
+// silently only for the base channel "msteams" (Agents-for-net PR #232 "Activity.ChannelId
+// supports subchannels" and issues #827, #853; Agents-for-python PR #457). Every call to the
+// token service, and the signing key's endorsements, use this value.
+func BaseChannel(channelID string) string {
+	base, _, _ := strings.Cut(channelID, ":")
+	return base
+}
+
+// BaseChannelID is BaseChannel of the activity's channel id.
+func (a *Activity) BaseChannelID() string { return BaseChannel(a.ChannelID) }
 
 // IsSignedInTeamsUser reports whether the activity carries the Entra identity of its sender.
 func (a *Activity) IsSignedInTeamsUser() bool { return a.From.AADObjectID != "" }

@@ -104,8 +104,10 @@ func (v *Authenticator) Authenticate(ctx context.Context, authorization string, 
 	}
 	if !vt.entra {
 		// The key must be endorsed for the channel the activity claims to come from
-		// (botbuilder-js auth/endorsementsValidator.ts).
-		if !slices.Contains(vt.endorsements, a.ChannelID) {
+		// (botbuilder-js auth/endorsementsValidator.ts). A composite id ("msteams:COPILOT")
+		// is endorsed through its base channel, the channel the Bot Service knows
+		// (BaseChannel); that keys list composite ids is not documented.
+		if !slices.Contains(vt.endorsements, a.ChannelID) && !slices.Contains(vt.endorsements, a.BaseChannelID()) {
 			return nil, fmt.Errorf("%w: signing key is not endorsed for channel %q", ErrUnauthorized, a.ChannelID)
 		}
 		if c.ServiceURL == "" {

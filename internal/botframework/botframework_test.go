@@ -164,3 +164,36 @@ func TestFailingIssuerIsNotHammered(t *testing.T) {
 		t.Fatalf("no retry after the retry interval (%d requests)", n)
 	}
 }
+
+// The token service and endorsements see the base channel of a composite channel id.
+func TestBaseChannel(t *testing.T) {
+	for in, want := range map[string]string{
+		"msteams": "msteams", "msteams:COPILOT": "msteams", "webchat": "webchat", "": "", "msteams:": "msteams",
+	} {
+		if got := botframework.BaseChannel(in); got != want {
+			t.Errorf("BaseChannel(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// Each documented token service has its redirect URI and Azure Bot location; the default
+// api.botframework.com is the global service; any other host is not a known region.
+func TestTokenServiceRegions(t *testing.T) {
+	cases := []struct{ url, name, redirect, location string }{
+		{"https://api.botframework.com", "global", "https://token.botframework.com/.auth/web/redirect", "global"},
+		{"https://token.botframework.com/", "global", "https://token.botframework.com/.auth/web/redirect", "global"},
+		{"https://europe.token.botframework.com", "europe", "https://europe.token.botframework.com/.auth/web/redirect", "westeurope"},
+		{"https://unitedstates.token.botframework.com", "unitedstates", "https://unitedstates.token.botframework.com/.auth/web/redirect", ""},
+		{"https://india.token.botframework.com", "india", "https://india.token.botframework.com/.auth/web/redirect", "centralindia"},
+		{"https://token.botframework.azure.us", "usgov", "https://token.botframework.azure.us/.auth/web/redirect", ""},
+	}
+	for _, c := range cases {
+		r, known := botframework.RegionOf(c.url)
+		if !known || r.Name != c.name || r.RedirectURI != c.redirect || (c.location != "" && (len(r.BotLocations) != 1 || r.BotLocations[0] != c.location)) {
+			t.Errorf("RegionOf(%q) = %+v %v", c.url, r, known)
+		}
+	}
+	if r, known := botframework.RegionOf("https://eu.token.botframework.com"); known || r.RedirectURI != "https://eu.token.botframework.com/.auth/web/redirect" {
+		t.Errorf("an undocumented host was taken for a region: %+v %v", r, known)
+	}
+}

@@ -100,6 +100,9 @@ func (c *Connector) Reply(ctx context.Context, ref ConversationReference, replyT
 	c.address(ref, act)
 	act.ReplyToID = replyToID
 	p := "/v3/conversations/" + url.PathEscape(ref.Conversation.ID) + "/activities/" + url.PathEscape(replyToID)
+	if err := targeted(act, &p); err != nil {
+		return "", fmt.Errorf("connector reply: %w", err)
+	}
 	var rr ResourceResponse
 	err := c.do(ctx, "reply", http.MethodPost, ref.ServiceURL, p, act, &rr)
 	return rr.ID, err
@@ -109,6 +112,9 @@ func (c *Connector) Reply(ctx context.Context, ref ConversationReference, replyT
 func (c *Connector) Send(ctx context.Context, ref ConversationReference, act *Activity) (string, error) {
 	c.address(ref, act)
 	p := "/v3/conversations/" + url.PathEscape(ref.Conversation.ID) + "/activities"
+	if err := targeted(act, &p); err != nil {
+		return "", fmt.Errorf("connector send: %w", err)
+	}
 	var rr ResourceResponse
 	err := c.do(ctx, "send", http.MethodPost, ref.ServiceURL, p, act, &rr)
 	return rr.ID, err
@@ -132,6 +138,22 @@ func (c *Connector) Delete(ctx context.Context, ref ConversationReference, activ
 func (c *Connector) Typing(ctx context.Context, ref ConversationReference) error {
 	_, err := c.Send(ctx, ref, &Activity{Type: TypeTyping})
 	return err
+}
+
+// ErrNoTargetRecipient means a targeted activity names nobody to show it to.
+var ErrNoTargetRecipient = errors.New("a targeted message needs a recipient")
+
+// targeted marks the request of a targeted activity (msteams-docs targeted-messages.md: POST
+// …/activities[/{id}]?isTargetedActivity=true, the recipient mandatory).
+func targeted(act *Activity, path *string) error {
+	if !act.Targeted {
+		return nil
+	}
+	if act.Recipient.ID == "" {
+		return ErrNoTargetRecipient
+	}
+	*path += "?isTargetedActivity=true"
+	return nil
 }
 
 // address fills the routing fields of an outbound activity from the conversation reference.

@@ -86,3 +86,37 @@ func TestConnectorSuccessStatuses(t *testing.T) {
 		}
 	}
 }
+
+// A targeted activity goes out with ?isTargetedActivity=true to its recipient alone; one that
+// names no recipient is refused before anything is sent, and a targeted message to a personal
+// chat is refused by the channel and not shown.
+func TestConnectorSendsTargetedMessages(t *testing.T) {
+	ch := channel.New()
+	defer ch.Close()
+	ch.SetMembers("19:group", "29:alice", "29:bob")
+	c := &botframework.Connector{HTTPClient: testenv.SharedCA().Client()}
+	c.Trust(ch.ServiceURL)
+	ref := botframework.ConversationReference{ServiceURL: ch.ServiceURL, ChannelID: "msteams",
+		Conversation: botframework.ConversationAccount{ID: "19:group", ConversationType: "groupChat", IsGroup: true},
+		Bot:          botframework.ChannelAccount{ID: "28:bot"}, User: botframework.ChannelAccount{ID: "29:alice"}}
+	ctx := context.Background()
+	if _, err := c.Reply(ctx, ref, "act-1", &botframework.Activity{Text: "only Alice", Targeted: true}); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := ch.SeenBy("19:group", "29:alice"), ch.SeenBy("19:group", "29:bob"); len(a) != 1 || len(b) != 0 || !a[0].Targeted {
+		t.Fatalf("Alice sees %d, Bob sees %d; want 1 and 0", len(a), len(b))
+	}
+	noOne := ref
+	noOne.User = botframework.ChannelAccount{}
+	if _, err := c.Send(ctx, noOne, &botframework.Activity{Text: "to whom?", Targeted: true}); !errors.Is(err, botframework.ErrNoTargetRecipient) {
+		t.Fatalf("targeted send without a recipient: %v", err)
+	}
+	personal := ref
+	personal.Conversation = botframework.ConversationAccount{ID: "a:personal", ConversationType: "personal"}
+	if _, err := c.Send(ctx, personal, &botframework.Activity{Text: "private", Targeted: true}); err == nil {
+		t.Fatal("a targeted message to a personal chat was accepted")
+	}
+	if n := len(ch.Recorded()); n != 1 {
+		t.Fatalf("recorded %d messages, want only the one to Alice", n)
+	}
+}

@@ -75,7 +75,9 @@ func (e *TokenServiceError) Unwrap() error {
 // TokenService is the Bot Service token API client (bot-docs
 // rest-api/bot-framework-rest-connector-authentication.md; botframework-connector
 // tokenApi: BotSignIn.getSignInResource, UserToken.getToken/exchangeAsync/signOut). Its
-// requests carry the bot's own connector token.
+// requests carry the bot's own connector token. The service partitions users' tokens by the base
+// channel, so every call names BaseChannel of the channel id it is given (Agents-for-net
+// UserTokenRestClient uses ChannelId.Channel; Agents-for-python PR #457).
 type TokenService struct {
 	// BaseURL is BOTFRAMEWORK_TOKEN_SERVICE_URL (https://api.botframework.com, or regional).
 	BaseURL string
@@ -97,6 +99,9 @@ type signInState struct {
 
 // GetSignInResource returns the sign-in link and token-exchange resource for a connection.
 func (t *TokenService) GetSignInResource(ctx context.Context, connection string, ref ConversationReference) (*SignInResource, error) {
+	// The state is kept by the service, and its sign-in page completes silently in Teams only
+	// for the base channel (Agents-for-net#827): a composite channel id never goes there.
+	ref.ChannelID = BaseChannel(ref.ChannelID)
 	st, err := json.Marshal(signInState{ConnectionName: connection, Conversation: ref, MsAppID: t.AppID})
 	if err != nil {
 		return nil, err
@@ -112,7 +117,7 @@ func (t *TokenService) GetSignInResource(ctx context.Context, connection string,
 // GetToken returns the user's token for a connection; code completes a magic-code sign-in.
 // ErrNoUserToken when there is none.
 func (t *TokenService) GetToken(ctx context.Context, userID, connection, channelID, code string) (*UserToken, error) {
-	q := url.Values{"userId": {userID}, "connectionName": {connection}, "channelId": {channelID}}
+	q := url.Values{"userId": {userID}, "connectionName": {connection}, "channelId": {BaseChannel(channelID)}}
 	if code != "" {
 		q.Set("code", code)
 	}
@@ -131,7 +136,7 @@ func (t *TokenService) GetToken(ctx context.Context, userID, connection, channel
 // (400: the user must consent), ErrNoUserToken (404: no token; the user must sign in), or a
 // *TokenServiceError (500: the OAuth connection is misconfigured; anything else).
 func (t *TokenService) Exchange(ctx context.Context, userID, connection, channelID, ssoToken string) (*UserToken, error) {
-	q := url.Values{"userId": {userID}, "connectionName": {connection}, "channelId": {channelID}}
+	q := url.Values{"userId": {userID}, "connectionName": {connection}, "channelId": {BaseChannel(channelID)}}
 	body, _ := json.Marshal(map[string]string{"token": ssoToken})
 	var out UserToken
 	if err := t.do(ctx, "exchange", http.MethodPost, "/api/usertoken/exchange?"+q.Encode(), body, &out); err != nil {
@@ -145,7 +150,7 @@ func (t *TokenService) Exchange(ctx context.Context, userID, connection, channel
 
 // SignOut removes the user's token for a connection at the token service.
 func (t *TokenService) SignOut(ctx context.Context, userID, connection, channelID string) error {
-	q := url.Values{"userId": {userID}, "connectionName": {connection}, "channelId": {channelID}}
+	q := url.Values{"userId": {userID}, "connectionName": {connection}, "channelId": {BaseChannel(channelID)}}
 	err := t.do(ctx, "SignOut", http.MethodDelete, "/api/usertoken/SignOut?"+q.Encode(), nil, nil)
 	if errors.Is(err, ErrNoUserToken) {
 		return nil

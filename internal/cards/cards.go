@@ -125,11 +125,6 @@ func OpenURL(title, url string) map[string]any {
 	return map[string]any{"type": "Action.OpenUrl", "title": title, "url": url}
 }
 
-// Submit is an Action.Submit that sends data back to the bot as a message.
-func Submit(title string, data map[string]any) map[string]any {
-	return map[string]any{"type": "Action.Submit", "title": title, "data": data}
-}
-
 // Truncate shortens s to at most n characters, marking the cut.
 func Truncate(s string, n int) string {
 	if utf8.RuneCountInString(s) <= n {

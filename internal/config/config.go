@@ -60,6 +60,11 @@ type Config struct {
 	// BOT_ALLOW_ANONYMOUS=true.
 	Anonymous bool
 
+	// TargetedMessages (TEAMS_TARGETED_MESSAGES) lets commands that read a user's own data run in
+	// Teams group chats and channels, every answer going to the requester alone as a Teams
+	// targeted message (public developer preview). Off, such commands answer only in a 1:1 chat.
+	TargetedMessages bool
+
 	// AppID is the bot's Entra application (client) id: the audience of channel tokens.
 	AppID string
 	// TenantID is the bot's Entra tenant (single-tenant bot).
@@ -229,6 +234,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.ManagedIdentityClientID = r.guid("BOT_MANAGED_IDENTITY_CLIENT_ID")
 	c.ClientSecret = r.str("BOT_CLIENT_SECRET")
 	allowAnon := r.boolean("BOT_ALLOW_ANONYMOUS")
+	c.TargetedMessages = r.boolean("TEAMS_TARGETED_MESSAGES")
 	c.OAuthConnection = r.strDefault("BOT_OAUTH_CONNECTION", DefaultOAuthConnection)
 	c.PublicURL = r.httpsURL("BOT_PUBLIC_URL", "", false)
 

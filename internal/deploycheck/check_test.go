@@ -120,7 +120,7 @@ func TestBreakingOneInvariantIsReported(t *testing.T) {
 		{"old manifest schema", manifest, `"manifestVersion": "1.22"`, `"manifestVersion": "1.16"`, ManifestSchema},
 		{"manifest resource without botid-", manifest, `"resource": "api://botid-${{BOT_APP_ID}}"`, `"resource": "api://${{BOT_APP_ID}}"`, ManifestWebAppInfo},
 		{"manifest SSO id is the Teams app id", manifest, "\"webApplicationInfo\": {\n    \"id\": \"${{BOT_APP_ID}}\"", "\"webApplicationInfo\": {\n    \"id\": \"${{TEAMS_APP_ID}}\"", ManifestWebAppInfo},
-		{"manifest bot id", manifest, `"botId": "${{BOT_APP_ID}}"`, `"botId": "${{TEAMS_APP_ID}}"`, ManifestBotID},
+		{"manifest bot id", manifest, "\"bots\": [\n    {\n      \"botId\": \"${{BOT_APP_ID}}\"", "\"bots\": [\n    {\n      \"botId\": \"${{TEAMS_APP_ID}}\"", ManifestBotID},
 		{"botframework domain missing", manifest, `"*.botframework.com"`, `"*.example.com"`, ManifestValidDomains},
 		{"function host missing", manifest, `"${{FUNCTION_APP_HOSTNAME}}"`, `"example.com"`, ManifestValidDomains},
 		{"command missing", manifest, `"title": "jira"`, `"title": "tickets"`, ManifestCommands},

@@ -254,6 +254,10 @@ func (in *Infra) ArrayItems(f *File, n *Node, key string) []string {
 		if v, ok := f.Vars[strings.TrimSpace(n.Text)]; ok {
 			return in.ArrayItems(f, v.Value, key)
 		}
+		// union(['a'], [param]): the string literals it certainly holds.
+		if key == "" && strings.HasPrefix(strings.TrimSpace(n.Text), "union(") {
+			return regexp.MustCompile(`'[^']*'`).FindAllString(n.Text, -1)
+		}
 	}
 	return nil
 }

@@ -36,6 +36,7 @@ var allChecks = []check{
 	{"bot.teams-channel", CatBot, "Teams channel enabled", checkTeamsChannel, false},
 	{"bot.endpoint", CatBot, "Messaging endpoint set", checkEndpointSet, false},
 	{"bot.endpoint-host", CatBot, "Messaging endpoint on the Function App", checkEndpointHost, false},
+	{"bot.token-region", CatBot, "Token service, redirect URI and bot in one region", checkTokenRegion, false},
 
 	{"endpoint.auth", CatEndpoint, "Refuses unauthenticated POST with 401", checkEndpointAuth, false},
 
@@ -59,6 +60,7 @@ var allChecks = []check{
 	{"connection.scope", CatConnection, "Scope is the bot's own API", checkConnectionScope, false},
 
 	{"manifest.bot-id", CatManifest, "Bot id = app id", checkManifestBotID, false},
+	{"manifest.extension-bot-ids", CatManifest, "Message extensions and Copilot agent name the bot", checkManifestExtensionBotIDs, false},
 	{"manifest.webapp-id", CatManifest, "webApplicationInfo.id = bot id", checkManifestWebAppID, false},
 	{"manifest.webapp-resource", CatManifest, "webApplicationInfo.resource = api://botid-{botId}", checkManifestResource, false},
 	{"manifest.botframework-domain", CatManifest, "*.botframework.com in validDomains", checkManifestBotFrameworkDomain, false},

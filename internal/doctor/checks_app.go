@@ -26,7 +26,7 @@ func (s *Snapshot) fixPatch(body map[string]any) string {
 
 // plan computes the app's repairs with deterministic ids for display; --fix plans anew.
 func (s *Snapshot) plan() appFixes {
-	return planAppFixes(s.App, func() string { return "<new-guid>" })
+	return planAppFixes(s.App, s.redirectURI(), func() string { return "<new-guid>" })
 }
 
 func checkAppCredentials(s *Snapshot) Result {
@@ -156,9 +156,9 @@ func checkRedirectURI(s *Snapshot) Result {
 	f := s.plan()
 	if f.redirectURIs != nil {
 		return fail(s.fixPatch(map[string]any{"web": f.wholeWeb()}),
-			"web redirect URI %s missing: the Bot Service token store cannot complete sign-in", BotFrameworkRedirectURI)
+			"web redirect URI %s missing: the Bot Service token store cannot complete sign-in", s.redirectURI())
 	}
-	return pass("%s", BotFrameworkRedirectURI)
+	return pass("%s", s.redirectURI())
 }
 
 func checkTokenVersion(s *Snapshot) Result {

@@ -19,6 +19,35 @@ func (s *Snapshot) manifestFix(field string, value any) string {
 	return fmt.Sprintf("in the Teams manifest (appPackage/manifest.json) set %q: %s, then rebuild the app package and upload it again", field, compactJSON(value))
 }
 
+// checkManifestExtensionBotIDs: a message extension (composeExtensions[].botId) and the
+// Copilot custom engine agent (copilotAgents.customEngineAgents[].id, type bot) are answered by
+// the bot, so each must name the bot's app id (msteams-docs resources/schema/manifest-schema.md).
+func checkManifestExtensionBotIDs(s *Snapshot) Result {
+	if r, ok := s.need("manifest", s.Manifest != nil); !ok {
+		return r
+	}
+	app := s.appID()
+	var named []string
+	for i, x := range s.Manifest.ComposeExtensions {
+		if s.appIDKnown() && !strings.EqualFold(x.BotID, app) {
+			return fail(s.manifestFix(fmt.Sprintf("composeExtensions[%d].botId", i), app), "message extension %d names bot %q, not the app id %s: its searches would reach another bot", i, x.BotID, app)
+		}
+		named = append(named, "composeExtensions")
+	}
+	if ca := s.Manifest.CopilotAgents; ca != nil {
+		for i, a := range ca.CustomEngineAgents {
+			if s.appIDKnown() && a.Type == "bot" && !strings.EqualFold(a.ID, app) {
+				return fail(s.manifestFix(fmt.Sprintf("copilotAgents.customEngineAgents[%d].id", i), app), "the Copilot agent names bot %q, not the app id %s", a.ID, app)
+			}
+			named = append(named, "copilotAgents")
+		}
+	}
+	if len(named) == 0 {
+		return info("no message extension or Copilot agent declared")
+	}
+	return pass("%s name %s", strings.Join(slices.Compact(named), " and "), orPlaceholder(app, "the bot"))
+}
+
 func checkManifestBotID(s *Snapshot) Result {
 	if r, ok := s.need("manifest", s.Manifest != nil); !ok {
 		return r

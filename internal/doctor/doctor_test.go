@@ -83,6 +83,26 @@ var failCases = []failCase{
 		api := obj(f.App, "api")
 		api["preAuthorizedApplications"] = api["preAuthorizedApplications"].([]any)[:1]
 	}, "app.preauthorized", StatusFail, []string{TeamsWebClientID}, []string{`"preAuthorizedApplications"`, TeamsWebClientID}},
+	{"bot kept in Europe, handler on the global token service", both, func(f *fixture) { f.Bot["location"] = "westeurope" },
+		"bot.token-region", StatusFail, []string{`"westeurope"`, "global token service"}, []string{"BOTFRAMEWORK_TOKEN_SERVICE_URL=https://europe.token.botframework.com"}},
+	{"European token service, app registration redirects to the global one", both, func(f *fixture) {
+		f.Bot["location"] = "westeurope"
+		f.setSetting("BOTFRAMEWORK_TOKEN_SERVICE_URL", "https://europe.token.botframework.com")
+	}, "bot.token-region", StatusFail, []string{"lack https://europe.token.botframework.com/.auth/web/redirect", BotFrameworkRedirectURI},
+		[]string{`"redirectUris":["` + BotFrameworkRedirectURI + `","https://europe.token.botframework.com/.auth/web/redirect"]`}},
+	{"European token service: the redirect URI check asks for its redirect URI", both, func(f *fixture) {
+		f.Bot["location"] = "westeurope"
+		f.setSetting("BOTFRAMEWORK_TOKEN_SERVICE_URL", "https://europe.token.botframework.com")
+	}, "app.redirect-uri", StatusFail, []string{"https://europe.token.botframework.com/.auth/web/redirect"}, nil},
+	{"undocumented token service host", both, func(f *fixture) {
+		f.setSetting("BOTFRAMEWORK_TOKEN_SERVICE_URL", "https://eu.token.botframework.com")
+	}, "bot.token-region", StatusFail, []string{"eu.token.botframework.com", "not a documented token service"}, []string{"BOTFRAMEWORK_TOKEN_SERVICE_URL="}},
+	{"message extension answered by another bot", both, func(f *fixture) {
+		f.Manifest["composeExtensions"].([]any)[0].(map[string]any)["botId"] = otherGUID
+	}, "manifest.extension-bot-ids", StatusFail, []string{"message extension 0", otherGUID}, []string{"composeExtensions[0].botId"}},
+	{"Copilot agent names another bot", both, func(f *fixture) {
+		f.Manifest["copilotAgents"].(map[string]any)["customEngineAgents"].([]any)[0].(map[string]any)["id"] = otherGUID
+	}, "manifest.extension-bot-ids", StatusFail, []string{"Copilot agent", otherGUID}, []string{"copilotAgents.customEngineAgents[0].id"}},
 	{"redirect URI missing", both, func(f *fixture) { obj(f.App, "web")["redirectUris"] = []any{} },
 		"app.redirect-uri", StatusFail, []string{BotFrameworkRedirectURI}, []string{`"redirectUris":["` + BotFrameworkRedirectURI + `"]`}},
 	{"v1 access tokens", both, func(f *fixture) { obj(f.App, "api")["requestedAccessTokenVersion"] = nil },

@@ -45,7 +45,7 @@ type appFixes struct {
 }
 
 // planAppFixes works out what the app registration needs for Teams SSO. newID makes scope ids.
-func planAppFixes(app *App, newID func() string) appFixes {
+func planAppFixes(app *App, redirectURI string, newID func() string) appFixes {
 	f := appFixes{current: app}
 	appID := strings.ToLower(app.AppID)
 	want := "api://botid-" + appID
@@ -97,8 +97,8 @@ func planAppFixes(app *App, newID func() string) appFixes {
 		f.preAuthorized = pre
 	}
 
-	if !slices.Contains(app.Web.RedirectURIs, BotFrameworkRedirectURI) {
-		f.redirectURIs = append(slices.Clone(app.Web.RedirectURIs), BotFrameworkRedirectURI)
+	if !slices.Contains(app.Web.RedirectURIs, redirectURI) {
+		f.redirectURIs = append(slices.Clone(app.Web.RedirectURIs), redirectURI)
 	}
 	f.tokenVersion = app.API.RequestedAccessTokenVersion == nil || *app.API.RequestedAccessTokenVersion != 2
 	return f
@@ -193,12 +193,16 @@ func (f appFixes) requests(appID string) []GraphRequest {
 // PlanAppFix returns the Graph requests that make an app registration fit for Teams SSO
 // (identifier URI, access_as_user scope, Teams clients pre-authorized, Bot Framework redirect
 // URI, v2 access tokens). It returns nothing when the registration needs no change, which is
-// what makes --fix idempotent.
-func PlanAppFix(app *App) []GraphRequest {
+// what makes --fix idempotent. The redirect URI is the global token service's; PlanAppFixFor
+// names another region's.
+func PlanAppFix(app *App) []GraphRequest { return PlanAppFixFor(app, BotFrameworkRedirectURI) }
+
+// PlanAppFixFor is PlanAppFix for the token service whose OAuth redirect URI is redirectURI.
+func PlanAppFixFor(app *App, redirectURI string) []GraphRequest {
 	if app == nil {
 		return nil
 	}
-	return planAppFixes(app, uuid.NewString).requests(strings.ToLower(app.AppID))
+	return planAppFixes(app, redirectURI, uuid.NewString).requests(strings.ToLower(app.AppID))
 }
 
 func containsFold(list []string, v string) bool {

@@ -140,8 +140,10 @@ type PermissionGrant struct {
 
 // Bot is an Azure Bot resource (`az bot show`).
 type Bot struct {
-	ID         string        `json:"id"`
-	Name       string        `json:"name"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// Location is "global" or, for a regional bot, the region its data stays in.
+	Location   string        `json:"location"`
 	Properties BotProperties `json:"properties"`
 }
 
@@ -199,7 +201,16 @@ func (c *Connection) ShortName() string {
 
 // Manifest is the part of a Teams app manifest the checks read.
 type Manifest struct {
-	Bots               []ManifestBot       `json:"bots"`
+	Bots []ManifestBot `json:"bots"`
+	// ComposeExtensions are the message extensions; each names the bot that answers it.
+	ComposeExtensions []ManifestBot `json:"composeExtensions"`
+	// CopilotAgents lists the bot as a custom engine agent in Microsoft 365 Copilot.
+	CopilotAgents *struct {
+		CustomEngineAgents []struct {
+			Type string `json:"type"`
+			ID   string `json:"id"`
+		} `json:"customEngineAgents"`
+	} `json:"copilotAgents"`
 	WebApplicationInfo *WebApplicationInfo `json:"webApplicationInfo"`
 	ValidDomains       []string            `json:"validDomains"`
 }

@@ -107,7 +107,7 @@ func Run(ctx context.Context, o Options) int {
 		fmt.Fprintln(msg, "\nNothing to fix in the app registration.")
 		return finish(o, report, !o.JSON)
 	}
-	plan := PlanAppFix(s.App)
+	plan := PlanAppFixFor(s.App, s.redirectURI())
 	if lv == nil || s.App == nil || len(plan) == 0 {
 		fmt.Fprintf(msg, "\n%s need repairs, but fixing the app registration needs live mode "+
 			"(--subscription, --resource-group, --bot-name) so the doctor can read and write it through Graph; "+

@@ -255,10 +255,9 @@ func MoreBlocks(sts []Status) []map[string]any {
 	return body
 }
 
-// submit is a card button that sends command as if the user had typed it.
-func submit(title, command string) map[string]any {
-	return map[string]any{"type": "Action.Submit", "title": title, "data": map[string]any{"command": command}}
-}
+// submit is a card button that runs command as if the user had typed it (Action.Execute, so
+// it signs the user in from the card where needed).
+func submit(title, command string) map[string]any { return bot.ExecuteCommand(title, command) }
 
 func (s *Service) runLink(ctx context.Context, t *bot.Turn, args string) error {
 	code := normalizeCode(args)

@@ -60,7 +60,7 @@ func (s *Service) sendSignIn(ctx context.Context, t *bot.Turn, u tokenstore.User
 	}
 	link := strings.TrimRight(s.PublicURL, "/") + "/api/oauth/start?state=" + state
 	title := "Connect " + p.display()
-	if t.Activity.ChannelID == "msteams" && !s.Anonymous {
+	if t.Activity.BaseChannelID() == "msteams" && !s.Anonymous {
 		return t.ReplyCard(ctx, "", botframework.Attachment{ContentType: SigninCardContentType, Content: map[string]any{
 			"text":    sentence,
 			"buttons": []map[string]any{{"type": "signin", "title": title, "value": link}},

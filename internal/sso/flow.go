@@ -51,6 +51,8 @@ func (f *Flow) Register(b *bot.Bot) {
 	b.HandleInvoke("signin/tokenExchange", f.TokenExchange)
 	b.HandleInvoke("signin/verifyState", f.VerifyState)
 	b.HandleInvoke("signin/failure", f.Failure)
+	b.ActionSignIn = f.ActionSignIn
+	b.ExtensionSignIn = f.ExtensionSignIn
 	if f.Resume == nil {
 		f.Resume = func(ctx context.Context, act *botframework.Activity) error {
 			_, _, err := b.OnActivity(ctx, act)
@@ -84,8 +86,12 @@ func (f *Flow) Need(ctx context.Context, t *bot.Turn, resource string) (string, 
 	} else {
 		t.Outcome = "sign-in"
 	}
-	if err := f.park(ctx, c, r.Name, t.Activity); err != nil {
-		return "", err
+	// A card action's turn is answered in its invoke response (a login request): Teams sends
+	// the action again after sign-in, so there is nothing to resume.
+	if !t.Capturing() {
+		if err := f.park(ctx, c, r.Name, t.Activity); err != nil {
+			return "", err
+		}
 	}
 	if err := f.SendCard(ctx, t, sentence); err != nil {
 		return "", err
@@ -182,7 +188,7 @@ func (f *Flow) TokenExchange(ctx context.Context, t *bot.Turn) (*botframework.In
 		f.Log.Warn("SSO token refused", slog.String("id", act.ID), slog.String("reason", err.Error()))
 		return f.exchangeResponse(http.StatusBadRequest, v, "The sign-in token was not accepted."), nil
 	}
-	c := Caller{User: tokenstore.UserKey{TenantID: ident.TenantID, ObjectID: ident.ObjectID}, ChannelUserID: act.From.ID, ChannelID: act.ChannelID}
+	c := Caller{User: tokenstore.UserKey{TenantID: ident.TenantID, ObjectID: ident.ObjectID}, ChannelUserID: act.From.ID, ChannelID: act.BaseChannelID()}
 
 	// Bounded, so that a store outage is answered (400) well within Teams' invoke time limit.
 	cctx, ccancel := context.WithTimeout(ctx, claimTimeout)

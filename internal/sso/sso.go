@@ -107,7 +107,7 @@ func CallerOf(act *botframework.Activity, defaultTenant string) (Caller, error) 
 	if !config.IsGUID(tid) || !config.IsGUID(oid) {
 		return Caller{}, fmt.Errorf("%w: the activity does not carry an Entra user (aadObjectId and tenant)", ErrNotConfigured)
 	}
-	return Caller{User: tokenstore.UserKey{TenantID: tid, ObjectID: oid}, ChannelUserID: act.From.ID, ChannelID: act.ChannelID}, nil
+	return Caller{User: tokenstore.UserKey{TenantID: tid, ObjectID: oid}, ChannelUserID: act.From.ID, ChannelID: act.BaseChannelID()}, nil
 }
 
 // Manager obtains resource tokens for users. Safe for concurrent use.

@@ -173,7 +173,7 @@ func PageListCard(headingText string, pages []Page) map[string]any {
 }
 
 // SiteChoiceCard asks which Atlassian site to use when the user's grant covers several. Each
-// button is an Action.Submit whose data is {"command": "jira site <id> <question>"}: choosing
+// button is an Action.Execute (verb "command", as bot.ExecuteCommand) whose data is {"command": "jira site <id> <question>"}: choosing
 // is the same as typing it, so the bot remembers the site and then answers the question the
 // user asked (question may be empty).
 func SiteChoiceCard(sites []Site, question string) map[string]any {
@@ -185,7 +185,7 @@ func SiteChoiceCard(sites []Site, question string) map[string]any {
 			label = u.Host
 		}
 		actions = append(actions, map[string]any{
-			"type": "Action.Submit", "title": label,
+			"type": "Action.Execute", "title": label, "verb": "command",
 			"data": map[string]any{"command": strings.TrimSpace("jira site " + s.ID + " " + question)},
 		})
 	}

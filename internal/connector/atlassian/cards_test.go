@@ -118,7 +118,7 @@ func TestSiteChoiceCard(t *testing.T) {
 		{ID: "id-2", Name: "globex", URL: "https://globex.atlassian.net"},
 	}, "jira PROJ-1")
 	js := checkCard(t, c)
-	for _, want := range []string{`"command":"jira site id-1 jira PROJ-1"`, `"command":"jira site id-2 jira PROJ-1"`, "acme.atlassian.net", "globex.atlassian.net", "Action.Submit"} {
+	for _, want := range []string{`"command":"jira site id-1 jira PROJ-1"`, `"command":"jira site id-2 jira PROJ-1"`, "acme.atlassian.net", "globex.atlassian.net", "Action.Execute"} {
 		if !strings.Contains(js, want) {
 			t.Errorf("site card lacks %q", want)
 		}

@@ -58,13 +58,13 @@ func (x *Reader) ProposeComment(ctx context.Context, t *bot.Turn, key, text stri
 // ConfirmCommentCard shows exactly what will be posted, where, and as whom.
 func ConfirmCommentCard(i Issue, text, id string) map[string]any {
 	return cards.WithActions(cards.New(
-		cards.Heading("Post this comment on "+i.Key+"?"),
-		cards.Text(i.Summary, true),
+		cards.PlainHeading("Post this comment on "+i.Key+"?"),
+		cards.PlainText(i.Summary, true),
 		cards.Text("It will be posted as you, exactly as shown:", true),
-		cards.Text(text, false),
+		cards.PlainText(text, false),
 	),
-		cards.Submit("Post comment", map[string]any{"command": "jira comment confirm " + id}),
-		cards.Submit("Cancel", map[string]any{"command": "jira comment cancel " + id}),
+		bot.ExecuteCommand("Post comment", "jira comment confirm "+id),
+		bot.ExecuteCommand("Cancel", "jira comment cancel "+id),
 	)
 }
 

@@ -12,6 +12,12 @@
 //     answers as Teams does: 201 Created with {"id"} for a send or reply that becomes one
 //     message, 202 Accepted with no body when Teams would split it, never a bare 200 (see
 //     connector below and docs/fidelity.md).
+//   - Teams targeted messages (msteams-docs agents-in-teams/targeted-messages.md, public
+//     developer preview): a send or reply with ?isTargetedActivity=true is shown only to the
+//     activity's recipient, who must be named (else 400 BadArgument, as documented) and must be
+//     a member of the group chat or channel (refused with 400 BadArgument here: the code is
+//     unverified); targeted messages do not exist in personal chats (refused with 400 here:
+//     unverified). The stand-in records who sees each message (SeenBy).
 package channel
 
 import (
@@ -23,6 +29,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -60,6 +67,9 @@ type Recorded struct {
 	Authorization  string
 	Activity       map[string]any
 	At             time.Time
+	// Targeted is a targeted message, seen only by Recipient.
+	Targeted  bool
+	Recipient string
 }
 
 // Text is the recorded activity's text.
@@ -97,6 +107,8 @@ type Server struct {
 	verify   BotTokenVerifier
 	recorded []Recorded
 	faults   []Fault
+	members  map[string][]string // conversation id → the user ids in it (group chats, channels)
+	noTarget bool                // targeted messages are refused (a tenant or client without them)
 	notify   chan struct{}
 	fetches  map[string]int
 	lastID   int64
@@ -287,6 +299,49 @@ func (s *Server) FailNext(f ...Fault) {
 	s.mu.Unlock()
 }
 
+// SetMembers names the users of a group chat or channel, who all see its ordinary messages.
+func (s *Server) SetMembers(conversationID string, userIDs ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.members == nil {
+		s.members = map[string][]string{}
+	}
+	s.members[conversationID] = append([]string(nil), userIDs...)
+}
+
+// RefuseTargeted makes targeted sends fail with 400 BadArgument, as where targeted messages are
+// not available (the status is unverified).
+func (s *Server) RefuseTargeted(refuse bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.noTarget = refuse
+}
+
+// SeenBy returns what user userID sees of the bot's messages in a conversation: the ordinary
+// ones when the user is a member (anyone, when no members were named) and the targeted ones
+// addressed to the user.
+func (s *Server) SeenBy(conversationID, userID string) []Recorded {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	members, named := s.members[conversationID]
+	member := !named
+	for _, m := range members {
+		if m == userID {
+			member = true
+		}
+	}
+	var out []Recorded
+	for _, r := range s.recorded {
+		if r.ConversationID != conversationID || r.Method == http.MethodDelete {
+			continue
+		}
+		if r.Targeted && r.Recipient == userID || !r.Targeted && member {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // Recorded returns everything the bot sent so far.
 func (s *Server) Recorded() []Recorded {
 	s.mu.Lock()
@@ -364,6 +419,14 @@ func (s *Server) connector(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusMethodNotAllowed)
 		return
 	}
+	if r.Method == http.MethodPost && r.URL.Query().Get("isTargetedActivity") == "true" {
+		if msg := s.refuseTargeted(rec); msg != "" {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]any{"code": "BadArgument", "message": msg}})
+			return
+		}
+		rec.Targeted = true
+		rec.Recipient = recipientOf(rec.Activity)
+	}
 	s.mu.Lock()
 	s.recorded = append(s.recorded, rec)
 	s.mu.Unlock()
@@ -389,6 +452,33 @@ func (s *Server) connector(w http.ResponseWriter, r *http.Request) {
 		// ID"; specs/botframework-protocol/botframework-channel.json).
 		writeJSON(w, http.StatusCreated, map[string]any{"id": s.newMessageID()})
 	}
+}
+
+// recipientOf is the id of an activity's recipient.
+func recipientOf(act map[string]any) string {
+	r, _ := act["recipient"].(map[string]any)
+	id, _ := r["id"].(string)
+	return id
+}
+
+// refuseTargeted says why a targeted send is refused, or "".
+func (s *Server) refuseTargeted(rec Recorded) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	recipient := recipientOf(rec.Activity)
+	conv, _ := rec.Activity["conversation"].(map[string]any)
+	switch ct, _ := conv["conversationType"].(string); {
+	case s.noTarget:
+		return "Targeted messages are not available in this conversation."
+	case recipient == "":
+		return "Recipient is missing for a targeted activity."
+	case ct == "" || ct == "personal":
+		return "Targeted messages are not available in one-on-one chats."
+	}
+	if members, ok := s.members[rec.ConversationID]; ok && !slices.Contains(members, recipient) {
+		return "The recipient is not a member of the conversation."
+	}
+	return ""
 }
 
 // splits reports whether Teams would post the activity as more than one message.

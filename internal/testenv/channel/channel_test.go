@@ -78,3 +78,52 @@ func TestConnectorAnswersAsTheService(t *testing.T) {
 		})
 	}
 }
+
+// Targeted sends name their recipient, who must be in the group chat or channel; personal chats
+// have none. A targeted message is seen by its recipient alone, an ordinary one by every member.
+func TestTargetedMessagesReachOnlyTheirRecipient(t *testing.T) {
+	ch := channel.New()
+	defer ch.Close()
+	ch.SetMembers("19:group", "29:alice", "29:bob")
+	client := testenv.SharedCA().Client()
+	post := func(conv, convType, recipient string, targeted bool) int {
+		act := map[string]any{"type": "message", "text": "for " + recipient,
+			"conversation": map[string]any{"id": conv, "conversationType": convType}}
+		if recipient != "" {
+			act["recipient"] = map[string]any{"id": recipient}
+		}
+		u := ch.ServiceURL + "v3/conversations/" + conv + "/activities"
+		if targeted {
+			u += "?isTargetedActivity=true"
+		}
+		b, _ := json.Marshal(act)
+		resp, err := client.Post(u, "application/json", bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for name, tc := range map[string]struct {
+		conv, convType, recipient string
+		status                    int
+	}{
+		"no recipient":  {"19:group", "groupChat", "", http.StatusBadRequest},
+		"personal chat": {"a:personal", "personal", "29:alice", http.StatusBadRequest},
+		"not a member":  {"19:group", "groupChat", "29:mallory", http.StatusBadRequest},
+		"to Alice":      {"19:group", "groupChat", "29:alice", http.StatusCreated},
+	} {
+		if got := post(tc.conv, tc.convType, tc.recipient, true); got != tc.status {
+			t.Errorf("%s: status %d, want %d", name, got, tc.status)
+		}
+	}
+	if got := post("19:group", "groupChat", "29:bob", false); got != http.StatusCreated {
+		t.Fatalf("ordinary send: %d", got)
+	}
+	if a, b := ch.SeenBy("19:group", "29:alice"), ch.SeenBy("19:group", "29:bob"); len(a) != 2 || len(b) != 1 || b[0].Targeted {
+		t.Fatalf("Alice sees %d, Bob sees %d (want 2 and the ordinary 1)", len(a), len(b))
+	}
+	if len(ch.SeenBy("19:group", "29:mallory")) != 0 {
+		t.Fatal("someone outside the chat sees its messages")
+	}
+}

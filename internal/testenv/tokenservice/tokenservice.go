@@ -36,6 +36,11 @@
 //     (entra-docs scopes-oidc.md "The .default scope"; v2-oauth2-on-behalf-of-flow.md
 //     "Gaining consent for the middle-tier application"). That OBO to the app's own API is
 //     how the service exchanges is unverified (no public source describes its internals).
+//   - Users' tokens are partitioned by the channelId each call names (Agents-for-python issue
+//     #456 / PR #457: a token exchanged under "msteams:COPILOT" is not found by GetToken under
+//     "msteams"), and the sign-in page a link opens completes for the channel in the sign-in
+//     state's conversation (Agents-for-net#827: the state's channel decides how the page
+//     ends). So a client that sends a composite channel id anywhere loses the user's sign-in.
 //   - msteams-docs bot-sso-code.md: the connection's token exchange URL is api://botid-{appId};
 //     an SSO token for another API cannot be exchanged (Microsoft-Teams-Samples#1953). The
 //     bot's API appears in the token as that URI (v1.0 tokens) or as its client id (v2.0
@@ -91,14 +96,20 @@ type Server struct {
 	srv        *httptest.Server
 
 	mu       sync.Mutex
-	signedIn map[string]string // userID → the user's object id
-	magic    map[string]pendingCode
+	signedIn map[string]string      // partition(channelId, userId) → the user's object id
+	magic    map[string]pendingCode // partition(channelId, userId) → the code the page showed
 	links    map[string]signInState // signin link id → state it was made for
 	broken   bool                   // the connection is misconfigured: exchange answers 500
 	counts   map[string]int
 }
 
 type pendingCode struct{ code, oid string }
+
+// TeamsChannel is the channel the test helpers (SignIn, Expire, SignedIn, StartMagicCode) act on.
+const TeamsChannel = "msteams"
+
+// partition is where the service keeps a user's token: per channel id, as the call names it.
+func partition(channelID, userID string) string { return channelID + "\x00" + userID }
 
 // signInState is the state GetSignInResource receives (TokenExchangeState).
 type signInState struct {
@@ -141,12 +152,24 @@ func (s *Server) ExchangeURI() string { return "api://botid-" + s.botAppID }
 func (s *Server) SignIn(userID, userOID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.signedIn[userID] = userOID
+	s.signedIn[partition(TeamsChannel, userID)] = userOID
+}
+
+// SignedInOn reports whether the user holds a token under the channel id channelID.
+func (s *Server) SignedInOn(channelID, userID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.signedIn[partition(channelID, userID)]
+	return ok
 }
 
 // StartMagicCode begins a magic-code sign-in for the user: GetToken with the returned code
 // then succeeds once (and signs the user in).
 func (s *Server) StartMagicCode(userID, userOID string) string {
+	return s.startMagicCode(TeamsChannel, userID, userOID)
+}
+
+func (s *Server) startMagicCode(channelID, userID, userOID string) string {
 	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
 	if err != nil {
 		panic(err)
@@ -155,7 +178,7 @@ func (s *Server) StartMagicCode(userID, userOID string) string {
 	logcheck.Issue("magic code", code)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.magic[userID] = pendingCode{code: code, oid: userOID}
+	s.magic[partition(channelID, userID)] = pendingCode{code: code, oid: userOID}
 	return code
 }
 
@@ -164,14 +187,14 @@ func (s *Server) StartMagicCode(userID, userOID string) string {
 func (s *Server) Expire(userID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.signedIn, userID)
+	delete(s.signedIn, partition(TeamsChannel, userID))
 }
 
 // SignedIn reports whether the user is signed in for the connection.
 func (s *Server) SignedIn(userID string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.signedIn[userID]
+	_, ok := s.signedIn[partition(TeamsChannel, userID)]
 	return ok
 }
 
@@ -300,15 +323,16 @@ func (s *Server) getToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	code := r.URL.Query().Get("code")
+	key := partition(r.URL.Query().Get("channelId"), userID)
 	s.mu.Lock()
 	if code != "" {
-		// A magic code is single-use and only good for the user it was issued to.
-		if p, ok := s.magic[userID]; ok && p.code == code {
-			s.signedIn[userID] = p.oid
-			delete(s.magic, userID)
+		// A magic code is single-use and only good for the user and channel it was issued to.
+		if p, ok := s.magic[key]; ok && p.code == code {
+			s.signedIn[key] = p.oid
+			delete(s.magic, key)
 		}
 	}
-	oid, signed := s.signedIn[userID]
+	oid, signed := s.signedIn[key]
 	s.mu.Unlock()
 	if !signed {
 		w.WriteHeader(http.StatusNotFound) // no body (UserTokenRestClient.GetTokenAsync)
@@ -372,7 +396,7 @@ func (s *Server) exchange(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	s.signedIn[userID] = oid
+	s.signedIn[partition(r.URL.Query().Get("channelId"), userID)] = oid
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, s.tokenResponse(r.URL.Query().Get("channelId"), tok, exp))
 }
@@ -390,8 +414,21 @@ func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	delete(s.signedIn, userID)
-	delete(s.magic, userID)
+	if ch := q.Get("channelId"); ch != "" {
+		delete(s.signedIn, partition(ch, userID))
+		delete(s.magic, partition(ch, userID))
+	} else {
+		for k := range s.signedIn {
+			if strings.HasSuffix(k, "\x00"+userID) {
+				delete(s.signedIn, k)
+			}
+		}
+		for k := range s.magic {
+			if strings.HasSuffix(k, "\x00"+userID) {
+				delete(s.magic, k)
+			}
+		}
+	}
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{})
 }
@@ -408,7 +445,7 @@ func (s *Server) getTokenStatus(w http.ResponseWriter, r *http.Request) {
 	if inc := q.Get("include"); inc == "" || slices.Contains(strings.Split(inc, ","), s.connection) {
 		out = append(out, map[string]any{
 			"channelId": q.Get("channelId"), "connectionName": s.connection,
-			"hasToken": s.SignedIn(userID), "serviceProviderDisplayName": ProviderDisplayName,
+			"hasToken": s.SignedInOn(q.Get("channelId"), userID), "serviceProviderDisplayName": ProviderDisplayName,
 		})
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -428,7 +465,8 @@ func (s *Server) signInPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var ref struct {
-		User struct {
+		ChannelID string `json:"channelId"`
+		User      struct {
 			ID string `json:"id"`
 		} `json:"user"`
 	}
@@ -441,7 +479,7 @@ func (s *Server) signInPage(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "sign-in failed: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	code := s.StartMagicCode(ref.User.ID, q.Get("oid"))
+	code := s.startMagicCode(ref.ChannelID, ref.User.ID, q.Get("oid"))
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	fmt.Fprintf(w, "<html><body><p>Type this code in the chat to finish signing in:</p><code id=\"magic\">%s</code></body></html>", code)
 }

@@ -95,7 +95,7 @@ func state(t *testing.T, s map[string]any) url.Values {
 
 func goodState() map[string]any {
 	return map[string]any{"connectionName": conn, "msAppId": botID,
-		"conversation": map[string]any{"user": map[string]any{"id": teamsU}, "conversation": map[string]any{"id": "a:conv"}}}
+		"conversation": map[string]any{"channelId": "msteams", "user": map[string]any{"id": teamsU}, "conversation": map[string]any{"id": "a:conv"}}}
 }
 
 func TestEveryOperationNeedsTheBotsToken(t *testing.T) {
@@ -401,5 +401,44 @@ func TestDuplicateExchangesAndFreshTokensLater(t *testing.T) {
 	}
 	if _, err := f.e.Verify(sso, "api://botid-"+botID); err == nil {
 		t.Error("the original SSO token should have expired by then")
+	}
+}
+
+// A token is kept under the channel id the call names: one exchanged under the composite
+// "msteams:COPILOT" is not found under "msteams", and a sign-in link made from a state naming
+// the composite channel shows a code that GetToken accepts only under that channel.
+func TestTokensArePartitionedByTheChannelIDNamed(t *testing.T) {
+	f := setup(t)
+	composite := userQ(teamsU)
+	composite.Set("channelId", "msteams:COPILOT")
+	sso := f.e.MintSSOToken(alice, entra.SSOOptions{AppID: botID})
+	if status, _, raw := f.call(t, "POST", "/api/usertoken/exchange", composite, map[string]any{"token": sso}, f.bot); status != http.StatusOK {
+		t.Fatalf("exchange: %d %s", status, raw)
+	}
+	if status, _, _ := f.call(t, "GET", "/api/usertoken/GetToken", userQ(teamsU), nil, f.bot); status != http.StatusNotFound {
+		t.Fatalf("a token exchanged under msteams:COPILOT was found under msteams: %d", status)
+	}
+	if status, _, _ := f.call(t, "GET", "/api/usertoken/GetToken", composite, nil, f.bot); status != http.StatusOK {
+		t.Fatalf("GetToken under the channel it was exchanged for: %d", status)
+	}
+
+	st := goodState()
+	st["conversation"].(map[string]any)["channelId"] = "msteams:COPILOT"
+	_, body, _ := f.call(t, "GET", "/api/botsignin/GetSignInResource", state(t, st), nil, f.bot)
+	resp, err := testenv.SharedCA().Client().Get(body["signInLink"].(string) + "&oid=" + alice.ObjectID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`<code id="magic">(\d{6})</code>`).FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("sign-in page: %s", page)
+	}
+	q := userQ("29:other-user")
+	q.Set("userId", teamsU)
+	q.Set("code", string(m[1]))
+	if status, _, _ := f.call(t, "GET", "/api/usertoken/GetToken", q, nil, f.bot); status != http.StatusNotFound {
+		t.Fatalf("a code from a composite-channel state completed sign-in under msteams: %d", status)
 	}
 }
