@@ -115,7 +115,7 @@ func TestPurgeRemovesOnlyExpiredRowsNeverALiveRefreshToken(t *testing.T) {
 			t.Fatalf("live refresh token of %v purged: %+v, %v", u.u, got, err)
 		}
 	}
-	c.Advance(47*time.Hour + 30*time.Minute) // alice's token row is now past its 48 h; bob's is not
+	c.Advance(47*time.Hour + 30*time.Minute)                 // alice's token row is now past its 48 h; bob's is not
 	if n, err := s.PurgeExpired(ctx); err != nil || n != 2 { // alice's token row, bob's second job
 		t.Fatalf("second purge removed %d, %v; want 2", n, err)
 	}
