@@ -82,6 +82,13 @@ func newAtlEnv(t *testing.T, instances int) *atlEnv { return newAtlEnvMode(t, in
 // no bot identity, activities without tokens or Entra ids (the Agents Playground).
 func newAtlEnvMode(t *testing.T, instances int, anonymous bool) *atlEnv {
 	t.Helper()
+	return newAtlEnvWith(t, instances, anonymous, nil, nil)
+}
+
+// newAtlEnvWith is newAtlEnvMode with extra settings, and a wrapper around each instance's
+// outbound transport (nil: none).
+func newAtlEnvWith(t *testing.T, instances int, anonymous bool, extra map[string]string, wrap func(i int, rt http.RoundTripper) http.RoundTripper) *atlEnv {
+	t.Helper()
 	// The log check is registered first, so it runs last: after every server has stopped.
 	logs := &syncBuffer{}
 	logcheck.Watch(t, logs.String)
@@ -120,6 +127,9 @@ func newAtlEnvMode(t *testing.T, instances int, anonymous bool) *atlEnv {
 		`/oauth/token","apiBaseURL":"` + e.atl.URL + `","scopes":["read:me","offline_access"],"clientID":"` + e.atl.ClientID() +
 		`","clientSecretName":"acme-secret","authParams":{"audience":"api.atlassian.com","prompt":"consent"}}]`
 	settings["OAUTH2_DEV_SECRETS"] = `{"acme-secret":"` + e.atl.ClientSecret() + `"}`
+	for k, v := range extra {
+		settings[k] = v
+	}
 	getenv := st.Getenv(settings)
 	if anonymous {
 		e.ch = channel.New()
@@ -131,8 +141,12 @@ func newAtlEnvMode(t *testing.T, instances int, anonymous bool) *atlEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, srv := range e.srvs {
-		a, err := app.New(context.Background(), cfg, app.Options{HTTPClient: hc, Log: slog.New(slog.NewJSONHandler(e.logs, nil)), Now: e.clk.Now})
+	for i, srv := range e.srvs {
+		ihc := hc
+		if wrap != nil {
+			ihc = &http.Client{Timeout: hc.Timeout, Transport: wrap(i, hc.Transport)}
+		}
+		a, err := app.New(context.Background(), cfg, app.Options{HTTPClient: ihc, Log: slog.New(slog.NewJSONHandler(e.logs, nil)), Now: e.clk.Now})
 		if err != nil {
 			t.Fatal(err)
 		}

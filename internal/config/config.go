@@ -111,6 +111,9 @@ type Config struct {
 	// LDAP holds the legacy LDAP connector's settings; it is off without LDAP_URL.
 	LDAP LDAP
 
+	// Work holds the work queue's settings (work.go).
+	Work Work
+
 	// LogLevel is the minimum slog level.
 	LogLevel slog.Level
 }
@@ -317,6 +320,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.checkConnectors(&r)
 	c.checkSAMLApps(&r)
 	r.ldap(c)
+	r.work(c)
 
 	if len(r.problems) > 0 {
 		sort.SliceStable(r.problems, func(i, j int) bool { return r.problems[i].Setting < r.problems[j].Setting })
