@@ -81,7 +81,14 @@ func newQueueEnv(t *testing.T, instances int) *queueEnv {
 		q.stops = append(q.stops, stop)
 		t.Cleanup(stop)
 		h := &funchost.Host{HandlerURL: port.URL, PollInterval: 20 * time.Millisecond}
-		go h.Poll(ctx, funchost.QueueFunction{Name: "work", Binding: "job", Queue: q.queue, Poison: q.poison, BatchSize: 16})
+		// The deployed definitions: functions/work/function.json and host.json's queue
+		// settings, except a failed message comes back at once instead of after 10 s.
+		f, err := funchost.QueueFunctionFrom(svc, "../../host.json", "../../functions", "work")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.VisibilityTimeout = 0
+		go h.Poll(ctx, f)
 	}
 	return q
 }
