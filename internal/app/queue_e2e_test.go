@@ -29,9 +29,11 @@ import (
 	"github.com/onbehalf/onbehalf/internal/work"
 )
 
-// ChannelLimit is how long the channel waits for the bot's answer to a POST (Bot Framework:
-// "the bot must respond within 15 seconds"; Learn "Send proactive messages" / Teams
-// "bot conversations" time-out guidance).
+// channelLimit is how long the channel waits for the bot's answer to a POST: "10 to 15
+// seconds, depending on the channel", then Bot Service answers the client 504 (Learn "Manage a
+// long-running operation", bot-builder-howto-long-operations-guidance); 15 s for a first
+// answer in Teams (Learn "Implement asynchronous and proactive messaging in custom engine
+// agents"). The test's POST must come back well inside the lower bound.
 const channelLimit = 15 * time.Second
 
 // queueEnv is the Atlassian world with a work queue on real Azurite queues and one
