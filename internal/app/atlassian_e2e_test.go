@@ -58,6 +58,8 @@ type atlEnv struct {
 	logs  *syncBuffer
 	pub   string
 	world standin.World
+	// settings are the handler's settings beyond the stack's (for a handler process).
+	settings map[string]string
 
 	mu       sync.Mutex
 	inflight map[string]bool // ids of activities being posted
@@ -130,6 +132,7 @@ func newAtlEnvWith(t *testing.T, instances int, anonymous bool, extra map[string
 	for k, v := range extra {
 		settings[k] = v
 	}
+	e.settings = settings
 	getenv := st.Getenv(settings)
 	if anonymous {
 		e.ch = channel.New()

@@ -40,6 +40,7 @@ const channelLimit = 15 * time.Second
 // Functions-host stand-in per handler instance.
 type queueEnv struct {
 	*atlEnv
+	svc           *azqueue.ServiceClient
 	queue, poison *azqueue.QueueClient
 	dead          []atomic.Bool // an instance whose every outbound call fails: killed
 	stops         []context.CancelFunc
@@ -70,6 +71,7 @@ func newQueueEnv(t *testing.T, instances int) *queueEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	q.svc = svc
 	q.queue, q.poison = svc.NewQueueClient(config.WorkQueueName), svc.NewQueueClient(config.WorkQueueName+"-poison")
 	for i := range instances {
 		if q.apps[i].Jobs == nil {

@@ -61,7 +61,7 @@ func (a *App) openWork(ctx context.Context, cfg *config.Config, opts Options) er
 	a.Jobs = &work.Queue{Store: a.Store, Messages: q}
 	var id [6]byte
 	_, _ = rand.Read(id[:])
-	a.Worker = &work.Worker{Store: a.Store, Sender: a.Connector, Log: opts.Log, Instance: hex.EncodeToString(id[:]), Now: opts.Now}
+	a.Worker = &work.Worker{Store: a.Store, Sender: a.Connector, Log: opts.Log, Instance: hex.EncodeToString(id[:]), Now: opts.Now, Lease: cfg.Work.JobTimeout}
 	answer := func(ctx context.Context, j work.Job) error {
 		var act botframework.Activity
 		if err := json.Unmarshal(j.Data, &act); err != nil {

@@ -1,5 +1,7 @@
 package config
 
+import "time"
+
 // WorkQueueName is the Storage queue of slow work; functions/work/function.json triggers on it.
 const WorkQueueName = "work"
 
@@ -20,6 +22,9 @@ type Work struct {
 	QueueServiceURI string
 	// ConnectionString is a local-development-only connection string (Azurite).
 	ConnectionString string
+	// JobTimeout bounds one run of a job, and so how long a job whose instance died waits
+	// before another instance takes it over (WORK_JOB_TIMEOUT, a Go duration; default 2m).
+	JobTimeout time.Duration
 }
 
 // Configured reports whether a work queue is set.
@@ -28,6 +33,14 @@ func (w Work) Configured() bool { return w.QueueServiceURI != "" || w.Connection
 func (r *reader) work(c *Config) {
 	c.Work.QueueServiceURI = r.httpsURL("AzureWebJobsStorage__queueServiceUri", "", true)
 	c.Work.ConnectionString = r.str("WORK_QUEUE_CONNECTION_STRING")
+	if v := r.str("WORK_JOB_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second || d > 10*time.Minute {
+			r.fail("WORK_JOB_TIMEOUT", "must be a duration between 1s and 10m (the queue keeps a running message invisible for 10 minutes), such as 2m")
+		} else {
+			c.Work.JobTimeout = d
+		}
+	}
 	switch {
 	case c.InAzure && c.Work.ConnectionString != "":
 		r.fail("WORK_QUEUE_CONNECTION_STRING", "refused when running in Azure: use AzureWebJobsStorage__queueServiceUri with the managed identity")

@@ -161,7 +161,9 @@ func maxDequeue(f QueueFunction) int64 {
 	return int64(f.MaxDequeueCount)
 }
 
-func (h *Host) process(ctx context.Context, f QueueFunction, m *azqueue.DequeuedMessage) {
+func (h *Host) process(ictx context.Context, f QueueFunction, m *azqueue.DequeuedMessage) {
+	// Releasing, deleting and poisoning finish even when polling stops meanwhile.
+	ctx := context.WithoutCancel(ictx)
 	id, pop, count := deref(m.MessageID), deref(m.PopReceipt), int64(0)
 	if m.DequeueCount != nil {
 		count = *m.DequeueCount
@@ -194,7 +196,7 @@ func (h *Host) process(ctx context.Context, f QueueFunction, m *azqueue.Dequeued
 			"sys":             h.sys("QueueTrigger"),
 		},
 	}
-	if _, err := h.Invoke(ctx, f.Name, req); err != nil {
+	if _, err := h.Invoke(ictx, f.Name, req); err != nil {
 		h.log().Info("funchost: invocation failed", slog.String("function", f.Name), slog.String("id", id), slog.Int64("dequeueCount", count), slog.String("error", err.Error()))
 		if count >= maxDequeue(f) {
 			h.poison(ctx, f, m)
