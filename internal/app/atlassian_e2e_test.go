@@ -309,6 +309,7 @@ func (e *atlEnv) link(t *testing.T, u chatUser, account string, typed bool) []ch
 		t.Fatalf("callback: status %d, no code; log:\n%s", status, e.logs.String())
 	}
 	var recs []channel.Recorded
+	from := len(e.ch.Recorded())
 	if typed {
 		recs = e.say(t, 0, u, "link "+code)
 	} else {
@@ -319,6 +320,16 @@ func (e *atlEnv) link(t *testing.T, u chatUser, account string, typed bool) []ch
 		recs = r
 	}
 	name := map[string]string{standin.Alice: "Alice Example", standin.Bob: "Bob Example"}[account]
+	// With a work queue the announcement comes from a worker, a moment later.
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(dump(recs), "Connected to Jira as "+name+".") && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		recs = nil
+		for _, r := range e.ch.Recorded()[from:] {
+			if r.ConversationID == u.conv {
+				recs = append(recs, r)
+			}
+		}
+	}
 	if !strings.Contains(dump(recs), "Connected to Jira as "+name+".") {
 		t.Fatalf("no connected message for %s:\n%s", u.name, dump(recs))
 	}

@@ -307,3 +307,26 @@ func TestThousandJobsHundredUsersTwoInstances(t *testing.T) {
 	t.Logf("%d jobs from %d users through 2 instances: %.1f jobs/s; enqueue-to-reply p50 %s, p99 %s",
 		len(jobs), users, float64(len(jobs))/last.Sub(start).Seconds(), lat[len(lat)/2].Round(time.Millisecond), p99.Round(time.Millisecond))
 }
+
+// A question asked before linking waits; once the link is confirmed, the announcement and the
+// answer both come from the queue worker, each once.
+func TestParkedQuestionIsAnsweredOnceFromTheQueueAfterLinking(t *testing.T) {
+	q := newQueueEnv(t, 2)
+	bo := newChatUser("bo")
+	recs := q.say(t, 1, bo, "jira OPS-7")
+	if !strings.Contains(dump(recs), "application/vnd.microsoft.card.signin") {
+		t.Fatalf("want a sign-in card:\n%s", dump(recs))
+	}
+	from := len(q.ch.Recorded())
+	q.link(t, bo, standin.Bob, true)
+	got := q.replies(bo, from, 3, 30*time.Second)
+	time.Sleep(time.Second)
+	got = q.replies(bo, from, 10, 0)
+	d := dump(got)
+	if strings.Count(d, "Connected to Jira as Bob Example.") != 1 || strings.Count(d, "Disk alert on build agents") != 1 {
+		t.Fatalf("want the announcement and the answer once each:\n%s", d)
+	}
+	if !strings.Contains(q.logs.String(), `"kind":"announce"`) || !strings.Contains(q.logs.String(), `"kind":"resume"`) {
+		t.Fatal("the announcement and the answer did not come from the work queue")
+	}
+}

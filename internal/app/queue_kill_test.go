@@ -63,9 +63,9 @@ func TestKilledHandlerProcessCompletesTheJobOnceAfterRestart(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	q := newQueueEnv(t, 1)
-	q.stops[0]() // the process below is the one the host invokes
 	bo := newChatUser("bo")
 	q.link(t, bo, standin.Bob, true)
+	q.stops[0]() // from here on the process below is the one the host invokes
 
 	// The process trusts the stand-ins' certificates and uses the same settings and store.
 	ca, err := testenv.SharedCA().WriteBundle(dir)

@@ -26,8 +26,9 @@ import (
 // Job kinds: JobResume answers a request that waited for a sign-in or a link; JobTurn answers
 // a slow command (bot.Command.Slow) outside the channel's request.
 const (
-	JobResume = "resume"
-	JobTurn   = "turn"
+	JobResume   = "resume"
+	JobTurn     = "turn"
+	JobAnnounce = "announce"
 )
 
 // openWork connects the work queue when it is configured and the token store is there to
@@ -76,6 +77,16 @@ func (a *App) openWork(ctx context.Context, cfg *config.Config, opts Options) er
 		a.SSO.Queue = resumeQueue{a.Jobs}
 	}
 	a.Bot.Defer = a.deferTurn
+	if a.OAuth != nil {
+		a.Worker.Handle(JobAnnounce, func(ctx context.Context, j work.Job) error {
+			var d announceData
+			if err := json.Unmarshal(j.Data, &d); err != nil {
+				return fmt.Errorf("announce job: %w", err)
+			}
+			return a.OAuth.Announce(bot.InJob(ctx), a.Connector, j.User, d.Connector, d.Ref, j.Ref)
+		})
+		a.OAuth.Later = a.laterAnnounce
+	}
 	return nil
 }
 
@@ -101,6 +112,22 @@ func (r resumeQueue) EnqueueResume(ctx context.Context, u tokenstore.UserKey, ac
 		return err
 	}
 	return r.q.Enqueue(ctx, act.ID+"|"+JobResume, work.Job{Kind: JobResume, User: u, Ref: act.Reference(), Data: b})
+}
+
+// announceData is an announce job's own input.
+type announceData struct {
+	Connector string          `json:"c"`
+	Ref       json.RawMessage `json:"r,omitempty"`
+}
+
+// laterAnnounce queues the announcement of connector's new link for u, keyed by the
+// confirming activity.
+func (a *App) laterAnnounce(ctx context.Context, t *bot.Turn, u tokenstore.UserKey, connector string, ref json.RawMessage) error {
+	b, err := json.Marshal(announceData{Connector: connector, Ref: ref})
+	if err != nil {
+		return err
+	}
+	return a.Jobs.Enqueue(ctx, t.Activity.ID+"|"+JobAnnounce+"|"+connector, work.Job{Kind: JobAnnounce, User: u, Ref: t.Reference(), Data: b})
 }
 
 // deferTurn queues a slow command's turn, keyed by its activity id, and shows the typing
