@@ -99,7 +99,7 @@ func TestKilledHandlerProcessCompletesTheJobOnceAfterRestart(t *testing.T) {
 	q.atl.Inject(standin.Fault{Delay: 3 * time.Second})
 	from := len(q.ch.Recorded())
 	q.say(t, 0, bo, "my jira issues")
-	for deadline := time.Now().Add(20 * time.Second); q.atl.FaultHits() == 0; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(60 * time.Second); q.atl.FaultHits() == 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			b, _ := os.ReadFile(logPath)
 			t.Fatalf("the handler process never called Jira:\n%s", b)
