@@ -247,6 +247,9 @@ module functionApp 'modules/function-app.bicep' = {
       BOT_OAUTH_CONNECTION: oauthConnectionName
       ENTRA_AUTHORITY_HOST: entraAuthorityHost
       TOKENSTORE_TABLE_ENDPOINT: storage.outputs.tableEndpoint
+      // The queue trigger (functions/work) and the handler's enqueuing share this identity-based
+      // connection setting; the UAMI holds Storage Queue Data Contributor (modules/storage.bicep).
+      AzureWebJobsStorage__queueServiceUri: storage.outputs.queueEndpoint
       TOKENSTORE_KEYVAULT_URL: keyVault.outputs.uri
       TOKENSTORE_KEY_NAME: tokenStoreKeyName
       LOG_LEVEL: logLevel

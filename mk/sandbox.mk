@@ -9,4 +9,9 @@ ANONYMOUS ?=
 sandbox-standin:
 	$(GO) build -o bin/sandbox-standin ./internal/testenv/sandbox/cmd/sandbox-standin
 
-dev: $(if $(filter-out 0,$(ANONYMOUS)),,atlassian-standin sandbox-standin)
+# The Functions host's part for the queue and timer functions (functions/work, functions/purge).
+.PHONY: funchost
+funchost:
+	$(GO) build -o bin/funchost ./internal/testenv/funchost/cmd/funchost
+
+dev: $(if $(filter-out 0,$(ANONYMOUS)),,atlassian-standin sandbox-standin) funchost

@@ -150,10 +150,20 @@ if [[ "$anonymous" == 0 ]]; then
   export SSL_CERT_FILE="$root/.dev/ca-bundle.pem"
 fi
 
+# Slow work goes through the work queue on the same Azurite.
+export WORK_QUEUE_CONNECTION_STRING="${WORK_QUEUE_CONNECTION_STRING:-DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;}"
+
 echo "make dev: starting the handler on 127.0.0.1:$port (log: .dev/handler.log)"
 ./bin/onbehalf serve > .dev/handler.log 2>&1 &
 pids+=($!)
 wait_port "$port" "the handler" .dev/handler.log
+
+# The Functions host's part for the queue and timer functions, which Functions Core Tools
+# would play (it cannot be installed here): polls the work queue, runs the purge timer.
+echo "make dev: starting the Functions host stand-in for functions/work and functions/purge (log: .dev/funchost.log)"
+./bin/funchost -handler "http://127.0.0.1:$port" -queue-connection "$WORK_QUEUE_CONNECTION_STRING" \
+  -host-json host.json -functions functions > .dev/funchost.log 2>&1 &
+pids+=($!)
 
 if [[ "$anonymous" == 1 ]]; then
   PLAYGROUND_LOG=.dev/playground.log ./scripts/playground.sh -p "$pg_port" "http://127.0.0.1:$port/api/messages" &

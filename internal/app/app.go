@@ -30,6 +30,7 @@ import (
 	"github.com/onbehalf/onbehalf/internal/server"
 	"github.com/onbehalf/onbehalf/internal/sso"
 	"github.com/onbehalf/onbehalf/internal/tokenstore"
+	"github.com/onbehalf/onbehalf/internal/work"
 )
 
 // Options are the dependencies the environment does not describe.
@@ -59,6 +60,8 @@ type App struct {
 	// Background is work that goes on after a request was answered (resumed requests,
 	// account-link announcements); wait for it before stopping.
 	Background *background.Group
+	Jobs       *work.Queue  // nil without a work queue (config.Work) or token store
+	Worker     *work.Worker // serves /work; nil when Jobs is nil
 	Handler    http.Handler
 	keys       []*botframework.KeySet
 	log        *slog.Logger
@@ -150,6 +153,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	if err := a.registerLDAP(cfg, opts); err != nil {
 		return nil, fmt.Errorf("app: ldap: %w", err)
 	}
+	if err := a.openWork(ctx, cfg, opts); err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
 	// Last: the assistant's tools are what the connectors above contributed.
 	if err := a.registerAssistant(cfg, opts); err != nil {
 		return nil, fmt.Errorf("app: assistant: %w", err)
@@ -167,6 +173,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		AllowLoopbackHTTP: cfg.Anonymous,
 	})
 	a.mountOAuth(mux)
+	a.mountWork(mux)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))

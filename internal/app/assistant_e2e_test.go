@@ -24,7 +24,7 @@ func newAssistantEnv(t *testing.T) (*atlEnv, *openai.Server) {
 	e := newAtlEnvWith(t, 1, false, map[string]string{
 		"AZURE_OPENAI_ENDPOINT":   model.URL,
 		"AZURE_OPENAI_DEPLOYMENT": "gpt-test",
-	})
+	}, nil)
 	model.Verify = func(tok string) (int, error) {
 		claims, err := e.st.Entra.Verify(tok, modelAudience)
 		if err != nil {

@@ -59,6 +59,8 @@ type atlEnv struct {
 	pub   string
 	world standin.World
 	table *countingTransport // Table Storage round trips of every instance
+	// settings are the handler's settings beyond the stack's (for a handler process).
+	settings map[string]string
 
 	mu       sync.Mutex
 	inflight map[string]bool // ids of activities being posted
@@ -83,11 +85,12 @@ func newAtlEnv(t *testing.T, instances int) *atlEnv { return newAtlEnvMode(t, in
 // no bot identity, activities without tokens or Entra ids (the Agents Playground).
 func newAtlEnvMode(t *testing.T, instances int, anonymous bool) *atlEnv {
 	t.Helper()
-	return newAtlEnvWith(t, instances, anonymous, nil)
+	return newAtlEnvWith(t, instances, anonymous, nil, nil)
 }
 
-// newAtlEnvWith adds extra settings (and overrides) to the environment's own.
-func newAtlEnvWith(t *testing.T, instances int, anonymous bool, extra map[string]string) *atlEnv {
+// newAtlEnvWith is newAtlEnvMode with extra settings, and a wrapper around each instance's
+// outbound transport (nil: none).
+func newAtlEnvWith(t *testing.T, instances int, anonymous bool, extra map[string]string, wrap func(i int, rt http.RoundTripper) http.RoundTripper) *atlEnv {
 	t.Helper()
 	// The log check is registered first, so it runs last: after every server has stopped.
 	logs := &syncBuffer{}
@@ -132,6 +135,7 @@ func newAtlEnvWith(t *testing.T, instances int, anonymous bool, extra map[string
 	for k, v := range extra {
 		settings[k] = v
 	}
+	e.settings = settings
 	getenv := st.Getenv(settings)
 	if anonymous {
 		e.ch = channel.New()
@@ -143,8 +147,12 @@ func newAtlEnvWith(t *testing.T, instances int, anonymous bool, extra map[string
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, srv := range e.srvs {
-		a, err := app.New(context.Background(), cfg, app.Options{HTTPClient: hc, Log: slog.New(slog.NewJSONHandler(e.logs, nil)), Now: e.clk.Now})
+	for i, srv := range e.srvs {
+		ihc := hc
+		if wrap != nil {
+			ihc = &http.Client{Timeout: hc.Timeout, Transport: wrap(i, hc.Transport)}
+		}
+		a, err := app.New(context.Background(), cfg, app.Options{HTTPClient: ihc, Log: slog.New(slog.NewJSONHandler(e.logs, nil)), Now: e.clk.Now})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -304,6 +312,7 @@ func (e *atlEnv) link(t *testing.T, u chatUser, account string, typed bool) []ch
 		t.Fatalf("callback: status %d, no code; log:\n%s", status, e.logs.String())
 	}
 	var recs []channel.Recorded
+	from := len(e.ch.Recorded())
 	if typed {
 		recs = e.say(t, 0, u, "link "+code)
 	} else {
@@ -314,6 +323,16 @@ func (e *atlEnv) link(t *testing.T, u chatUser, account string, typed bool) []ch
 		recs = r
 	}
 	name := map[string]string{standin.Alice: "Alice Example", standin.Bob: "Bob Example"}[account]
+	// With a work queue the announcement comes from a worker, a moment later.
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(dump(recs), "Connected to Jira as "+name+".") && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		recs = nil
+		for _, r := range e.ch.Recorded()[from:] {
+			if r.ConversationID == u.conv {
+				recs = append(recs, r)
+			}
+		}
+	}
 	if !strings.Contains(dump(recs), "Connected to Jira as "+name+".") {
 		t.Fatalf("no connected message for %s:\n%s", u.name, dump(recs))
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"github.com/onbehalf/onbehalf/internal/assistant"
-	"github.com/onbehalf/onbehalf/internal/botframework"
 	"github.com/onbehalf/onbehalf/internal/config"
 	"github.com/onbehalf/onbehalf/internal/connector/atlassian"
 	"github.com/onbehalf/onbehalf/internal/connector/oauth2"
@@ -44,10 +43,7 @@ func (a *App) registerOAuth(cfg *config.Config, opts Options) error {
 		Background: a.Background,
 		Store:      a.Store, PublicURL: cfg.PublicURL, TenantID: cfg.TenantID, Anonymous: cfg.Anonymous,
 		Log: opts.Log, Now: opts.Now,
-		Resume: func(ctx context.Context, act *botframework.Activity) error {
-			_, _, err := a.Bot.OnActivity(ctx, act)
-			return err
-		},
+		Resume: a.resumeActivity,
 	}
 	if cfg.Atlassian.Configured() {
 		conn, err := atlassian.Config{

@@ -49,6 +49,9 @@ type Command struct {
 	// own data (or act on their sign-ins), so they run only in a personal chat, where nobody
 	// else can read the answer.
 	Shared bool
+	// Slow commands may take longer than the channel waits for its request (several back-end
+	// calls, a slow search): with a Defer hook they are answered from the work queue.
+	Slow bool
 }
 
 // Bot routes activities. Register commands and invokes before serving; it is then safe for
@@ -71,7 +74,17 @@ type Bot struct {
 	ActionSignIn ActionSignIn
 	// ExtensionSignIn completes the SSO sign-in a reissued message-extension query carries.
 	ExtensionSignIn ExtensionSignIn
+	// Defer hands a Slow command's turn to the work queue (it is answered again, by a worker,
+	// under InJob). An error answers the command in the turn after all; nil Defer always does.
+	Defer func(ctx context.Context, t *Turn) error
 }
+
+type inJobKey struct{}
+
+// InJob marks ctx as a queue worker's: Slow commands run there instead of being deferred.
+func InJob(ctx context.Context) context.Context { return context.WithValue(ctx, inJobKey{}, true) }
+
+func inJob(ctx context.Context) bool { v, _ := ctx.Value(inJobKey{}).(bool); return v }
 
 // New returns a bot with the help command registered.
 func New(sender Sender, log *slog.Logger) *Bot {
@@ -305,6 +318,14 @@ func (b *Bot) RunText(ctx context.Context, t *Turn, text string) error {
 		t.Outcome = "personal-only"
 		return t.replyPublic(ctx, mdtext.Sprintf("I answer %s only in a 1:1 chat with me, so nobody else here sees your data. "+
 			"Open a chat with me and ask there.", mdtext.Code(c.Name)))
+	}
+	if c.Slow && b.Defer != nil && !inJob(ctx) {
+		err := b.Defer(ctx, t)
+		if err == nil {
+			t.Outcome += "-queued"
+			return nil
+		}
+		b.log.Warn("queueing a slow command failed; answering it now", slog.String("id", t.Activity.ID), slog.String("error", err.Error()))
 	}
 	return c.Run(ctx, t, args)
 }

@@ -118,6 +118,9 @@ type Config struct {
 	// Assistant holds the LLM assistant's settings; it is off without an endpoint.
 	Assistant Assistant
 
+	// Work holds the work queue's settings (work.go).
+	Work Work
+
 	// LogLevel is the minimum slog level.
 	LogLevel slog.Level
 }
@@ -326,6 +329,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.checkConnectors(&r)
 	c.checkSAMLApps(&r)
 	r.ldap(c)
+	r.work(c)
 
 	if len(r.problems) > 0 {
 		sort.SliceStable(r.problems, func(i, j int) bool { return r.problems[i].Setting < r.problems[j].Setting })

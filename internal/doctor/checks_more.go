@@ -261,6 +261,14 @@ func checkSettingsMatch(s *Snapshot) Result {
 	if s.Identity != nil {
 		cmp("BOT_MANAGED_IDENTITY_CLIENT_ID", s.Identity.ClientID, "the Function App's managed identity client id "+s.Identity.ClientID)
 	}
+	// The queue trigger reads the host's storage account; the handler enqueues to
+	// AzureWebJobsStorage__queueServiceUri. On another account, queued work is never run.
+	if acct, q := strings.TrimSpace(s.Settings["AzureWebJobsStorage__accountName"]), strings.TrimSpace(s.Settings["AzureWebJobsStorage__queueServiceUri"]); acct != "" && q != "" {
+		if u, err := url.Parse(q); err != nil || !strings.HasPrefix(strings.ToLower(u.Hostname()), strings.ToLower(acct)+".queue.") {
+			problems = append(problems, fmt.Sprintf("AzureWebJobsStorage__queueServiceUri is %s, not the queue service of the host's storage account %s", q, acct))
+			fixes = append(fixes, "AzureWebJobsStorage__queueServiceUri=https://"+acct+".queue.core.windows.net")
+		}
+	}
 	if len(problems) > 0 {
 		return fail(s.appSettingsFix(fixes...), "%s", strings.Join(problems, "; "))
 	}

@@ -155,6 +155,9 @@ var failCases = []failCase{
 		"settings.valid", StatusFail, []string{"TOKENSTORE_TABLE_ENDPOINT: required when running in Azure"}, []string{"az functionapp config appsettings set --resource-group rg-onbehalf --name func-onbehalf --settings TOKENSTORE_TABLE_ENDPOINT="}},
 	{"client secret in Azure settings", both, func(f *fixture) { f.setSetting("BOT_CLIENT_SECRET", "s3cr3t") },
 		"settings.valid", StatusFail, []string{"BOT_CLIENT_SECRET: refused when running in Azure"}, []string{"appsettings delete", "--setting-names BOT_CLIENT_SECRET"}},
+	{"work queue on another storage account", both, func(f *fixture) {
+		f.setSetting("AzureWebJobsStorage__queueServiceUri", "https://elsewhere.queue.core.windows.net")
+	}, "settings.match", StatusFail, []string{"not the queue service of the host's storage account stonbehalf"}, []string{"AzureWebJobsStorage__queueServiceUri=https://stonbehalf.queue.core.windows.net"}},
 	{"tenant setting wrong", both, func(f *fixture) { f.setSetting("BOT_TENANT_ID", otherGUID) },
 		"settings.match", StatusFail, []string{"BOT_TENANT_ID is " + otherGUID}, []string{"--settings BOT_TENANT_ID=" + tTenant}},
 	{"managed identity client id wrong", both, func(f *fixture) { f.setSetting("BOT_MANAGED_IDENTITY_CLIENT_ID", otherGUID) },

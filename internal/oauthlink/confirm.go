@@ -111,12 +111,32 @@ func (s *Service) finish(ctx context.Context, t *bot.Turn, u tokenstore.UserKey,
 	// The rest — who the account is, the "connected" message, the parked questions — takes
 	// back-end calls; it runs after the answer (a signin/verifyState invoke must be answered
 	// within seconds), bounded by its own deadline.
-	s.Background.Go(ctx, 60*time.Second, func(ctx context.Context) { s.announce(ctx, t, u, p, ref) })
+	if s.Later != nil {
+		err := s.Later(ctx, t, u, name, ref)
+		if err == nil {
+			return nil
+		}
+		s.log().Warn("queueing the link announcement failed; announcing here", slog.String("connector", name), slog.String("error", err.Error()))
+	}
+	s.Background.Go(ctx, 60*time.Second, func(ctx context.Context) {
+		s.announce(ctx, t.Sender(), u, p, ref, t.Reference())
+	})
+	return nil
+}
+
+// Announce is the queued form of the announcement: connector's link for u is made; ref is
+// where the link was started, fallback the conversation that confirmed it.
+func (s *Service) Announce(ctx context.Context, snd bot.Sender, u tokenstore.UserKey, connector string, ref json.RawMessage, fallback botframework.ConversationReference) error {
+	p, ok := s.providers[connector]
+	if !ok {
+		return fmt.Errorf("oauthlink: announce: no connector %q", connector)
+	}
+	s.announce(ctx, snd, u, p, ref, fallback)
 	return nil
 }
 
 // announce tells the user the link is made and answers the questions that waited for it.
-func (s *Service) announce(ctx context.Context, t *bot.Turn, u tokenstore.UserKey, p *Provider, ref json.RawMessage) {
+func (s *Service) announce(ctx context.Context, snd bot.Sender, u tokenstore.UserKey, p *Provider, ref json.RawMessage, fallback botframework.ConversationReference) {
 	name := p.name()
 	account := ""
 	if p.Account != nil {
@@ -136,14 +156,17 @@ func (s *Service) announce(ctx context.Context, t *bot.Turn, u tokenstore.UserKe
 	}
 
 	sentence := s.connectedText(p, account)
+	msg := func() *botframework.Activity {
+		return &botframework.Activity{Type: botframework.TypeMessage, Text: string(sentence)}
+	}
 	var cr botframework.ConversationReference
 	if json.Unmarshal(ref, &cr) == nil && cr.Conversation.ID != "" {
-		if _, err := t.Sender().Send(ctx, cr, &botframework.Activity{Type: botframework.TypeMessage, Text: string(sentence)}); err != nil {
-			s.log().Warn("proactive connected message failed; replying instead", slog.String("error", err.Error()))
-			_ = t.ReplyText(ctx, sentence)
+		if _, err := snd.Send(ctx, cr, msg()); err != nil {
+			s.log().Warn("proactive connected message failed; sending it here instead", slog.String("error", err.Error()))
+			_, _ = snd.Send(ctx, fallback, msg())
 		}
 	} else {
-		_ = t.ReplyText(ctx, sentence)
+		_, _ = snd.Send(ctx, fallback, msg())
 	}
 
 	parked, err := s.Store.TakeParked(ctx, u, askPrefix+name)

@@ -26,6 +26,7 @@ package oauthlink
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,6 +35,7 @@ import (
 	"time"
 
 	"github.com/onbehalf/onbehalf/internal/background"
+	"github.com/onbehalf/onbehalf/internal/bot"
 	"github.com/onbehalf/onbehalf/internal/botframework"
 	"github.com/onbehalf/onbehalf/internal/config"
 	"github.com/onbehalf/onbehalf/internal/connector/oauth2"
@@ -101,8 +103,12 @@ type Service struct {
 	// Resume re-runs a parked activity once its user is linked; nil: questions are not resumed
 	// and the user is told to ask again.
 	Resume func(ctx context.Context, act *botframework.Activity) error
-	// Background tracks the announcement and the resumed questions after a link is confirmed.
+	// Background tracks the announcement and the resumed questions after a link is confirmed
+	// (when Later is nil or refuses).
 	Background *background.Group
+	// Later, when set, hands the announcement to the work queue (the worker calls Announce), so
+	// it survives the instance stopping; an error runs it in Background instead.
+	Later func(ctx context.Context, t *bot.Turn, u tokenstore.UserKey, connector string, ref json.RawMessage) error
 	// More lists connections the service does not manage (SAML applications, signed in through
 	// Microsoft Entra ID), shown by the connections command after its own; nil: none.
 	More func(ctx context.Context, u tokenstore.UserKey) ([]Status, error)

@@ -41,9 +41,18 @@ type Flow struct {
 	Verifiers []StateVerifier
 	// ParkTTL bounds how long a request waits for sign-in (default 15 minutes).
 	ParkTTL time.Duration
-	// Background tracks parked requests being answered after a sign-in.
+	// Background tracks parked requests being answered after a sign-in (when Queue is nil
+	// or refuses one).
 	Background *background.Group
-	Log        *slog.Logger
+	// Queue, when set, answers parked requests through the work queue, so they survive the
+	// instance stopping; nil answers them in Background.
+	Queue ResumeQueue
+	Log   *slog.Logger
+}
+
+// ResumeQueue queues a parked activity of user u to be answered by a queue worker.
+type ResumeQueue interface {
+	EnqueueResume(ctx context.Context, u tokenstore.UserKey, act *botframework.Activity) error
 }
 
 // Register installs the sign-in invokes on b.
@@ -322,12 +331,31 @@ func (f *Flow) parkTTL() time.Duration {
 // ResumeTimeout bounds the answering of requests resumed after a sign-in.
 const ResumeTimeout = 30 * time.Second
 
-// resumeLater answers the parked requests in the background, so the sign-in invoke is
-// answered first. The work is bounded by ResumeTimeout; a request lost to an instance
-// stopping meanwhile is one the user asks again.
+// resumeLater answers the parked requests after the sign-in invoke is answered: through the
+// work queue when there is one (a job per request, keyed by its activity id, so it survives
+// the instance stopping and is answered once), otherwise in the background, bounded by
+// ResumeTimeout, where a request lost to an instance stopping is one the user asks again.
 func (f *Flow) resumeLater(ctx context.Context, c Caller, parked []tokenstore.Parked) {
 	if len(parked) == 0 {
 		return
+	}
+	if f.Queue != nil {
+		var rest []tokenstore.Parked
+		for _, p := range parked {
+			var act botframework.Activity
+			if err := json.Unmarshal(p.Payload, &act); err != nil {
+				f.Log.Warn("a parked request could not be read", slog.String("user", c.User.String()))
+				continue
+			}
+			if err := f.Queue.EnqueueResume(ctx, c.User, &act); err != nil {
+				f.Log.Warn("queueing a parked request failed; answering it here", slog.String("id", act.ID), slog.String("error", err.Error()))
+				rest = append(rest, p)
+			}
+		}
+		parked = rest
+		if len(parked) == 0 {
+			return
+		}
 	}
 	f.Background.Go(ctx, ResumeTimeout, func(ctx context.Context) { f.resume(ctx, c, parked) })
 }

@@ -47,10 +47,10 @@ func Register(b *bot.Bot, c *Connector, l Linker, log *slog.Logger) {
 	}
 	r := &runner{b: b, c: c, l: l, log: log}
 	b.Handle(bot.Command{Name: "jira", Usage: "jira <KEY-123>", Help: "Show a Jira issue, as you see it.", Run: r.issue})
-	b.Handle(bot.Command{Name: "jira search", Usage: "jira search <words>", Help: "Find Jira issues you can see.", Run: r.jiraSearch})
-	b.Handle(bot.Command{Name: "my jira issues", Usage: "my jira issues", Help: "List the open Jira issues assigned to you.", Run: r.myIssues})
+	b.Handle(bot.Command{Name: "jira search", Usage: "jira search <words>", Help: "Find Jira issues you can see.", Run: r.jiraSearch, Slow: true})
+	b.Handle(bot.Command{Name: "my jira issues", Usage: "my jira issues", Help: "List the open Jira issues assigned to you.", Run: r.myIssues, Slow: true})
 	b.Handle(bot.Command{Name: "jira site", Usage: "jira site <site id>", Help: "Choose which Atlassian site I use for you.", Run: r.chooseSite})
-	b.Handle(bot.Command{Name: "confluence search", Usage: "confluence search <words>", Help: "Find Confluence pages you can see.", Run: r.confluenceSearch})
+	b.Handle(bot.Command{Name: "confluence search", Usage: "confluence search <words>", Help: "Find Confluence pages you can see.", Run: r.confluenceSearch, Slow: true})
 	b.Handle(bot.Command{Name: "confluence page", Usage: "confluence page <id or link>", Help: "Show a Confluence page: title, space, excerpt and link.", Run: r.page})
 	// What the confirmation card's buttons send; not listed in help.
 	b.Handle(bot.Command{Name: "jira comment", Usage: "jira comment confirm|cancel <id>", Help: "Confirm or cancel a comment I proposed on a card.", Run: r.confirm, Hidden: true})

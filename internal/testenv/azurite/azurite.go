@@ -1,5 +1,5 @@
-// Package azurite starts the real Azurite Table service (npm package "azurite", binary
-// azurite-table) for tests: on a free loopback port, with its data on disk in a temporary
+// Package azurite starts the real Azurite Table or Queue service (npm package "azurite",
+// binaries azurite-table and azurite-queue) for tests: on a free loopback port, with its data on disk in a temporary
 // folder, so a test can stop it and start it again on the same port with the same data.
 //
 // The binary is looked up on PATH first, then in node_modules/.bin of the module root (the
@@ -35,12 +35,20 @@ const (
 	AccountKey  = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
 
-// ErrNotInstalled reports that no azurite-table binary was found.
-var ErrNotInstalled = errors.New("azurite: azurite-table not found on PATH or in node_modules/.bin (run `make test` or `npm ci`)")
+// ErrNotInstalled reports that no azurite-table (or azurite-queue) binary was found.
+var ErrNotInstalled = errors.New("azurite: azurite-table or azurite-queue not found on PATH or in node_modules/.bin (run `make test` or `npm ci`)")
+
+// The services Launch can start, each its own Azurite binary with its own port flags
+// (azurite README, "Command Line Options": --tableHost/--tablePort, --queueHost/--queuePort).
+const (
+	Table = "table"
+	Queue = "queue"
+)
 
 // Server is one running (or stopped) azurite-table process with its own data folder and port.
 // Its methods are safe for concurrent use.
 type Server struct {
+	svc  string
 	bin  string
 	dir  string
 	port int
@@ -54,6 +62,8 @@ type Server struct {
 
 // Options tunes Launch. The zero value is ready to use.
 type Options struct {
+	// Service is Table (the default) or Queue.
+	Service string
 	// Dir is the data folder (--location). Empty: a new temporary folder, removed by Close.
 	Dir string
 	// StartTimeout bounds how long Launch and Restart wait for the port to accept
@@ -65,7 +75,13 @@ type Options struct {
 // azurite-table is not installed and fails it when Azurite does not start.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s, err := Launch(Options{})
+	return StartService(t, Table)
+}
+
+// StartService is Start for one service: Table or Queue.
+func StartService(t testing.TB, service string) *Server {
+	t.Helper()
+	s, err := Launch(Options{Service: service})
 	if errors.Is(err, ErrNotInstalled) {
 		t.Skip(err.Error())
 	}
@@ -78,13 +94,20 @@ func Start(t testing.TB) *Server {
 
 // Launch starts azurite-table on a free 127.0.0.1 port and waits until it accepts connections.
 func Launch(opts Options) (*Server, error) {
-	bin, err := findBinary()
+	svc := opts.Service
+	if svc == "" {
+		svc = Table
+	}
+	if svc != Table && svc != Queue {
+		return nil, fmt.Errorf("azurite: unknown service %q", svc)
+	}
+	bin, err := findBinary("azurite-" + svc)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{bin: bin, dir: opts.Dir}
+	s := &Server{svc: svc, bin: bin, dir: opts.Dir}
 	if s.dir == "" {
-		s.dir, err = os.MkdirTemp("", "azurite-table-")
+		s.dir, err = os.MkdirTemp("", "azurite-"+svc+"-")
 		if err != nil {
 			return nil, fmt.Errorf("azurite: data folder: %w", err)
 		}
@@ -109,9 +132,19 @@ func (s *Server) ConnectionString() string {
 		AccountName, AccountKey, s.TableEndpoint())
 }
 
-// TableEndpoint is the table service URL including the account path segment.
+// TableEndpoint is the service URL (table or queue, whichever this server runs) including the account path segment.
 func (s *Server) TableEndpoint() string {
 	return fmt.Sprintf("http://127.0.0.1:%d/%s", s.port, AccountName)
+}
+
+// QueueEndpoint is the queue service URL including the account path segment.
+func (s *Server) QueueEndpoint() string { return s.TableEndpoint() }
+
+// QueueConnectionString is the explicit Azurite connection string for azqueue
+// (NewServiceClientFromConnectionString).
+func (s *Server) QueueConnectionString() string {
+	return fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=%s;AccountKey=%s;QueueEndpoint=%s;",
+		AccountName, AccountKey, s.QueueEndpoint())
 }
 
 // Port is the loopback port Azurite listens on; it stays the same across Restart.
@@ -163,14 +196,14 @@ func (s *Server) start(timeout time.Duration) error {
 	if s.cmd != nil {
 		return errors.New("azurite: already running")
 	}
-	logf, err := os.OpenFile(filepath.Join(s.dir, "azurite-table.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	logf, err := os.OpenFile(filepath.Join(s.dir, "azurite-"+s.svc+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("azurite: log file: %w", err)
 	}
 	cmd := exec.Command(s.bin,
 		"--location", s.dir,
-		"--tableHost", "127.0.0.1",
-		"--tablePort", strconv.Itoa(s.port),
+		"--"+s.svc+"Host", "127.0.0.1",
+		"--"+s.svc+"Port", strconv.Itoa(s.port),
 		"--silent", "--disableTelemetry", "--skipApiVersionCheck",
 	)
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -231,8 +264,8 @@ func (s *Server) stopLocked() error {
 	return err
 }
 
-func findBinary() (string, error) {
-	if p, err := exec.LookPath("azurite-table"); err == nil {
+func findBinary(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
 		return p, nil
 	}
 	dir, err := os.Getwd()
@@ -241,7 +274,7 @@ func findBinary() (string, error) {
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			p := filepath.Join(dir, "node_modules", ".bin", "azurite-table")
+			p := filepath.Join(dir, "node_modules", ".bin", name)
 			if _, err := os.Stat(p); err == nil {
 				return p, nil
 			}
