@@ -15,6 +15,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
+	"github.com/onbehalf/onbehalf/internal/activity"
+	"github.com/onbehalf/onbehalf/internal/audit"
 	"github.com/onbehalf/onbehalf/internal/background"
 	"github.com/onbehalf/onbehalf/internal/bot"
 	"github.com/onbehalf/onbehalf/internal/botframework"
@@ -52,6 +54,8 @@ type App struct {
 	OAuth     *oauthlink.Service // nil when no OAuth connector (Atlassian, OAUTH2_CONNECTORS) is configured
 	SAML      []*saml.App        // empty when no SAML application (SAML_APPS) is configured
 	LDAP      *ldap.Directory    // nil when LDAP_URL is not set
+	// Audit records every call made to a back end for a user (log line + the user's activity).
+	Audit *audit.Recorder
 	// Background is work that goes on after a request was answered (resumed requests,
 	// account-link announcements); wait for it before stopping.
 	Background *background.Group
@@ -73,6 +77,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		opts.Now = time.Now
 	}
 	a := &App{Config: cfg, log: opts.Log, Background: &background.Group{}}
+	// Every outbound call goes through the audit transport; those a connector marks as made
+	// for a user are recorded.
+	a.Audit = &audit.Recorder{Sinks: []audit.Sink{audit.LogSink{Log: opts.Log}}, Log: opts.Log, Now: opts.Now}
+	opts.HTTPClient = audit.Wrap(opts.HTTPClient, a.Audit)
 	a.Connector = &botframework.Connector{HTTPClient: opts.HTTPClient}
 
 	var auth server.Authenticator
@@ -106,6 +114,13 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	}
 
 	a.Bot = bot.New(a.Connector, opts.Log)
+	a.Bot.Identify = func(act *botframework.Activity) (audit.User, bool) {
+		c, err := sso.CallerOf(act, cfg.TenantID)
+		if err != nil {
+			return audit.User{}, false
+		}
+		return audit.User{TenantID: c.User.TenantID, ObjectID: c.User.ObjectID}, true
+	}
 
 	if cfg.TokenStore.Configured() {
 		store, err := openStore(ctx, cfg, opts)
@@ -113,6 +128,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 			return nil, fmt.Errorf("app: token store: %w", err)
 		}
 		a.Store = store
+		a.Audit.Sinks = append(a.Audit.Sinks, audit.TableSink{Store: store})
+		activity.Register(a.Bot, store, opts.Now)
 	}
 	var needer graph.TokenNeeder = notConfigured{}
 	if a.Entra != nil && a.Store != nil {
@@ -121,7 +138,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		entraapi.Register(a.Bot, a.SSO, a.SSO.M, cfg.TenantID, opts.HTTPClient.Transport)
 		needer = a.SSO
 	}
-	graph.Register(a.Bot, &graph.Client{BaseURL: cfg.GraphURL, HTTPClient: opts.HTTPClient}, needer)
+	graph.Register(a.Bot, &graph.Client{BaseURL: cfg.GraphURL, HTTPClient: opts.HTTPClient,
+		Resource: cfg.GraphResource, Scopes: cfg.GraphScopes}, needer)
 	if err := a.registerSAML(cfg, opts); err != nil {
 		return nil, fmt.Errorf("app: SAML applications: %w", err)
 	}

@@ -37,9 +37,11 @@ var sharedChatCases = []struct {
 	{"confluence page", "confluence page 1001", false},
 	{"connect", "connect jira", false},
 	{"disconnect", "disconnect jira", false},
+	{"reconnect", "reconnect jira", false},
 	{"connections", "connections", false},
 	{"link", "link 12345678", false},
 	{"signout", "signout", false},
+	{"activity", "activity", false},
 }
 
 // Alice is signed in (Microsoft 365 through SSO), so a data command that ran would answer with

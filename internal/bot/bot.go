@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/onbehalf/onbehalf/internal/audit"
 	"github.com/onbehalf/onbehalf/internal/botframework"
 	"github.com/onbehalf/onbehalf/internal/mdtext"
 )
@@ -58,6 +59,9 @@ type Bot struct {
 	invokes  map[string]InvokeFunc
 	// Fallback answers messages that match no command; nil uses the built-in answer.
 	Fallback CommandFunc
+	// Identify names the authenticated user of an activity (false: none), for the audit
+	// records of the calls the turn makes on their behalf. Nil: calls are recorded without a user.
+	Identify func(act *botframework.Activity) (audit.User, bool)
 }
 
 // New returns a bot with the help command registered.
@@ -118,6 +122,11 @@ var ErrUnhandledInvoke = errors.New("unhandled invoke")
 // response; for everything else the response is nil.
 func (b *Bot) OnActivity(ctx context.Context, act *botframework.Activity) (*botframework.InvokeResponse, *Turn, error) {
 	t := &Turn{Activity: act, bot: b}
+	if b.Identify != nil {
+		if u, ok := b.Identify(act); ok {
+			ctx = audit.WithUser(ctx, u)
+		}
+	}
 	switch act.Type {
 	case botframework.TypeMessage:
 		return nil, t, b.onMessage(ctx, t)
@@ -131,7 +140,7 @@ func (b *Bot) OnActivity(ctx context.Context, act *botframework.Activity) (*botf
 			t.Outcome = "invoke-not-implemented"
 			return &botframework.InvokeResponse{Status: http.StatusNotImplemented}, t, nil
 		}
-		resp, err := f(ctx, t)
+		resp, err := f(audit.WithAsker(ctx, "invoke:"+act.Name), t)
 		if err != nil {
 			return &botframework.InvokeResponse{Status: http.StatusInternalServerError}, t, err
 		}
@@ -181,9 +190,9 @@ func SubmittedCommand(act *botframework.Activity) string {
 }
 
 func (b *Bot) onMessage(ctx context.Context, t *Turn) error {
-	text := CommandText(t.Activity)
+	text, asker := CommandText(t.Activity), "command:"
 	if text == "" {
-		text = SubmittedCommand(t.Activity)
+		text, asker = SubmittedCommand(t.Activity), "card:"
 	}
 	if text == "" {
 		t.Outcome = "empty"
@@ -193,7 +202,7 @@ func (b *Bot) onMessage(ctx context.Context, t *Turn) error {
 	if !ok {
 		if b.Fallback != nil {
 			t.Outcome = "fallback"
-			return b.Fallback(ctx, t, text)
+			return b.Fallback(audit.WithAsker(ctx, "message"), t, text)
 		}
 		t.Outcome = "unknown-command"
 		return t.ReplyText(ctx, mdtext.Sprintf("I don't know %s. Type **help** to see what I can do.", mdtext.Code(firstWords(text, 3))))
@@ -204,7 +213,7 @@ func (b *Bot) onMessage(ctx context.Context, t *Turn) error {
 		return t.ReplyText(ctx, mdtext.Sprintf("I answer %s only in a 1:1 chat with me, so nobody else here sees your data. "+
 			"Open a chat with me and ask there.", mdtext.Code(c.Name)))
 	}
-	return c.Run(ctx, t, args)
+	return c.Run(audit.WithAsker(ctx, asker+c.Name), t, args)
 }
 
 // IsPersonal reports whether the activity comes from a one-to-one conversation. Teams names

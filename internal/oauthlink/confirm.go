@@ -120,7 +120,7 @@ func (s *Service) announce(ctx context.Context, t *bot.Turn, u tokenstore.UserKe
 	name := p.name()
 	account := ""
 	if p.Account != nil {
-		a, err := p.Account(ctx, p.Conn.Client(&source{store: s.Store, user: u, conn: p.Conn}))
+		a, err := p.Account(ctx, p.Conn.Client(&source{store: s.Store, user: u, conn: p.Conn, now: s.now}))
 		if err != nil {
 			s.log().Warn("reading the linked account failed", slog.String("connector", name), slog.String("user", u.String()), slog.String("error", err.Error()))
 		}
