@@ -56,6 +56,9 @@ type App struct {
 	LDAP      *ldap.Directory    // nil when LDAP_URL is not set
 	// Audit records every call made to a back end for a user (log line + the user's activity).
 	Audit *audit.Recorder
+	// HTTPClient is the outbound client every component uses: requests a connector marks as
+	// made for a user are checked against the policy and recorded.
+	HTTPClient *http.Client
 	// Background is work that goes on after a request was answered (resumed requests,
 	// account-link announcements); wait for it before stopping.
 	Background *background.Group
@@ -80,7 +83,13 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	// Every outbound call goes through the audit transport; those a connector marks as made
 	// for a user are recorded.
 	a.Audit = &audit.Recorder{Sinks: []audit.Sink{audit.LogSink{Log: opts.Log}}, Log: opts.Log, Now: opts.Now}
-	opts.HTTPClient = audit.Wrap(opts.HTTPClient, a.Audit)
+	// The administrator's policy is checked there too: a refused request is never sent.
+	var guard audit.Guard
+	if cfg.Policy != nil {
+		guard = cfg.Policy
+	}
+	opts.HTTPClient = audit.Wrap(opts.HTTPClient, a.Audit, guard)
+	a.HTTPClient = opts.HTTPClient
 	a.Connector = &botframework.Connector{HTTPClient: opts.HTTPClient}
 
 	var auth server.Authenticator

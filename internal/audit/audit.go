@@ -184,6 +184,14 @@ func Outcome(status int, err error) string {
 type Transport struct {
 	Next     http.RoundTripper
 	Recorder *Recorder
+	// Guard, when set, may refuse a marked request before it is sent; the refusal is
+	// recorded (outcome "denied") and returned.
+	Guard Guard
+}
+
+// Guard decides whether a request for a user may be sent (the administrator's policy).
+type Guard interface {
+	Check(req *http.Request, t Target) error
 }
 
 // RoundTrip implements http.RoundTripper.
@@ -193,7 +201,16 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		next = http.DefaultTransport
 	}
 	target, ok := targetFrom(req.Context())
-	if !ok || t.Recorder == nil {
+	if !ok {
+		return next.RoundTrip(req)
+	}
+	if t.Guard != nil {
+		if err := t.Guard.Check(req, target); err != nil {
+			t.Recorder.Denied(req.Context(), target, Operation(req.Method, req.URL.EscapedPath()))
+			return nil, err
+		}
+	}
+	if t.Recorder == nil {
 		return next.RoundTrip(req)
 	}
 	start := t.Recorder.now()
@@ -206,10 +223,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// Wrap returns a copy of c whose transport is a Transport recording to r.
-func Wrap(c *http.Client, r *Recorder) *http.Client {
+// Wrap returns a copy of c whose transport is a Transport recording to r and checking g
+// (nil: no check).
+func Wrap(c *http.Client, r *Recorder, g Guard) *http.Client {
 	out := *c
-	out.Transport = &Transport{Next: c.Transport, Recorder: r}
+	out.Transport = &Transport{Next: c.Transport, Recorder: r, Guard: g}
 	return &out
 }
 

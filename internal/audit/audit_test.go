@@ -51,7 +51,7 @@ func TestTransportRecordsMarkedCallsWithoutSecrets(t *testing.T) {
 	sink := &memSink{}
 	clock := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	rec := &audit.Recorder{Sinks: []audit.Sink{sink}, Now: func() time.Time { return clock }}
-	client := audit.Wrap(srv.Client(), rec)
+	client := audit.Wrap(srv.Client(), rec, nil)
 
 	user := audit.User{TenantID: "11111111-1111-1111-1111-111111111111", ObjectID: "22222222-2222-2222-2222-222222222222"}
 	ctx := audit.WithAsker(audit.WithUser(context.Background(), user), "command:mail")
@@ -100,7 +100,7 @@ func TestTransportRecordsFailuresAndSurvivesSinkErrors(t *testing.T) {
 	url := srv.URL
 	srv.Close()
 	sink := &memSink{err: errors.New("storage down")}
-	client := audit.Wrap(&http.Client{}, &audit.Recorder{Sinks: []audit.Sink{sink}})
+	client := audit.Wrap(&http.Client{}, &audit.Recorder{Sinks: []audit.Sink{sink}}, nil)
 	ctx := audit.WithTarget(context.Background(), audit.Target{Connector: "jira"})
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/rest/api/3/myself", nil)
 	if _, err := client.Do(req); err == nil {

@@ -19,6 +19,8 @@
 package config
 
 import (
+	"github.com/onbehalf/onbehalf/internal/policy"
+
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -113,6 +115,10 @@ type Config struct {
 
 	// LogLevel is the minimum slog level.
 	LogLevel slog.Level
+
+	// Policy is the administrator's policy per connector (CONNECTOR_POLICY): writes off
+	// unless enabled, allowed Atlassian sites, connectors turned off.
+	Policy *policy.Policy
 }
 
 // EntraAPI is one Entra-protected API the bot calls as the user. In ENTRA_APIS:
@@ -258,6 +264,11 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.EntraAPIs = r.entraAPIs("ENTRA_APIS")
 	c.OAuth2Connectors = r.oauth2Connectors("OAUTH2_CONNECTORS", c.EntraAPIs)
 	c.SAMLApps = r.samlApps("SAML_APPS", c.EntraAPIs, c.OAuth2Connectors)
+	if p, err := policy.Parse(r.str("CONNECTOR_POLICY")); err != nil {
+		r.fail("CONNECTOR_POLICY", err.Error())
+	} else {
+		c.Policy = p
+	}
 
 	// Identity: either a real bot identity, or explicit local anonymous mode.
 	switch {

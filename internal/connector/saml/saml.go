@@ -30,6 +30,7 @@ import (
 
 	"github.com/onbehalf/onbehalf/internal/audit"
 	"github.com/onbehalf/onbehalf/internal/entra"
+	"github.com/onbehalf/onbehalf/internal/policy"
 )
 
 // SAML2BearerGrant is the RFC 7522 §2.1 grant type.
@@ -280,7 +281,8 @@ func (a *App) redeem(ctx context.Context, sa entra.SAMLAssertion) (entra.Delegat
 	if a.cfg.Scope != "" {
 		form.Set("scope", a.cfg.Scope)
 	}
-	ctx = audit.WithTarget(ctx, audit.Target{Connector: a.cfg.Name, Audience: a.cfg.EntityID, Scopes: strings.Fields(a.cfg.Scope)})
+	// Redeeming the assertion reads a token; it changes nothing at the application.
+	ctx = policy.ReadOnly(audit.WithTarget(ctx, audit.Target{Connector: a.cfg.Name, Audience: a.cfg.EntityID, Scopes: strings.Fields(a.cfg.Scope)}))
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.cfg.TokenURL, strings.NewReader(form.Encode()))
 	if err != nil {
 		return entra.DelegatedToken{}, fmt.Errorf("saml %s: %w", a.cfg.Name, err)
