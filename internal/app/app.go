@@ -153,6 +153,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		return nil, fmt.Errorf("app: SAML applications: %w", err)
 	}
 	a.registerSignOut()
+	a.registerAdmin()
 	if err := a.registerOAuth(cfg, opts); err != nil {
 		return nil, fmt.Errorf("app: oauth connectors: %w", err)
 	}

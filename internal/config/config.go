@@ -119,6 +119,9 @@ type Config struct {
 	// Policy is the administrator's policy per connector (CONNECTOR_POLICY): writes off
 	// unless enabled, allowed Atlassian sites, connectors turned off.
 	Policy *policy.Policy
+	// AdminRoles (BOT_ADMIN_ROLES, app role values) and AdminGroups (BOT_ADMIN_GROUPS, group
+	// object ids), space separated, make a user an administrator of the bot.
+	AdminRoles, AdminGroups []string
 }
 
 // EntraAPI is one Entra-protected API the bot calls as the user. In ENTRA_APIS:
@@ -264,6 +267,14 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.EntraAPIs = r.entraAPIs("ENTRA_APIS")
 	c.OAuth2Connectors = r.oauth2Connectors("OAUTH2_CONNECTORS", c.EntraAPIs)
 	c.SAMLApps = r.samlApps("SAML_APPS", c.EntraAPIs, c.OAuth2Connectors)
+	c.AdminRoles = strings.Fields(r.str("BOT_ADMIN_ROLES"))
+	c.AdminGroups = strings.Fields(strings.ToLower(r.str("BOT_ADMIN_GROUPS")))
+	for _, g := range c.AdminGroups {
+		if !IsGUID(g) {
+			r.fail("BOT_ADMIN_GROUPS", "group object ids (GUIDs) separated by spaces")
+			break
+		}
+	}
 	if p, err := policy.Parse(r.str("CONNECTOR_POLICY")); err != nil {
 		r.fail("CONNECTOR_POLICY", err.Error())
 	} else {
