@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/onbehalf/onbehalf/internal/audit"
 	standin "github.com/onbehalf/onbehalf/internal/testenv/atlassian"
 	"github.com/onbehalf/onbehalf/internal/testenv/entra"
 	"github.com/onbehalf/onbehalf/internal/testenv/samlapp"
+	"github.com/onbehalf/onbehalf/internal/testenv/slapd"
 	"github.com/onbehalf/onbehalf/internal/testenv/stack"
 )
 
@@ -202,5 +204,33 @@ func TestAtlassianCallsAreAuditedOncePerRequest(t *testing.T) {
 	}
 	if len(lines) != calls[ada.aad]+calls[bo.aad] {
 		t.Errorf("%d records for %d requests", len(lines), calls[ada.aad]+calls[bo.aad])
+	}
+}
+
+// LDAP has no HTTP: each operation the directory runs as the user (proxied authorization)
+// records itself once, with the user and the directory's host; mapping the user to their entry
+// (done as the bot) and the user's search words are not recorded.
+func TestLDAPOperationsAreAuditedAsTheUser(t *testing.T) {
+	srv := slapd.Start(t)
+	h := newSSOHarness(t, ldapSettings(srv))
+	c := h.client(alice)
+	ldapSignIn(t, h, c)
+	time.Sleep(100 * time.Millisecond) // the parked whoami answered after sign-in
+	before := count(auditLines(t, h.logs.String()), alice.ObjectID, "ldap")
+	ask(t, h, c, "ldap whoami")
+	ask(t, h, c, "directory bob")
+	ask(t, h, c, "ldap search salary")
+	lines := auditLines(t, h.logs.String())
+	if n := count(lines, alice.ObjectID, "ldap") - before; n != 3 {
+		t.Fatalf("%d LDAP audit records for 3 operations", n)
+	}
+	for _, l := range lines {
+		if l.Connector != "ldap" {
+			continue
+		}
+		if l.TenantID != h.st.Entra.Tenant || l.Outcome != "ok" || l.Audience == "" || strings.Contains(l.raw, "salary") ||
+			strings.Contains(l.raw, "bob") || strings.Contains(l.raw, slapd.ServicePassword) {
+			t.Errorf("record: %s", l.raw)
+		}
 	}
 }
