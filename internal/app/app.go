@@ -59,6 +59,9 @@ type App struct {
 	// HTTPClient is the outbound client every component uses: requests a connector marks as
 	// made for a user are checked against the policy and recorded.
 	HTTPClient *http.Client
+	// AuditWrites are the audit records being written to the users' activity after their
+	// request went on; wait for them (Wait) before stopping.
+	AuditWrites *background.Group
 	// Background is work that goes on after a request was answered (resumed requests,
 	// account-link announcements); wait for it before stopping.
 	Background *background.Group
@@ -79,7 +82,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a := &App{Config: cfg, log: opts.Log, Background: &background.Group{}}
+	a := &App{Config: cfg, log: opts.Log, Background: &background.Group{}, AuditWrites: &background.Group{}}
 	// Every outbound call goes through the audit transport; those a connector marks as made
 	// for a user are recorded.
 	a.Audit = &audit.Recorder{Sinks: []audit.Sink{audit.LogSink{Log: opts.Log}}, Log: opts.Log, Now: opts.Now}
@@ -137,8 +140,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 			return nil, fmt.Errorf("app: token store: %w", err)
 		}
 		a.Store = store
-		a.Audit.Sinks = append(a.Audit.Sinks, audit.TableSink{Store: store})
-		activity.Register(a.Bot, store, opts.Now)
+		a.Audit.Sinks = append(a.Audit.Sinks, audit.TableSink{Store: store, Pending: a.AuditWrites, Log: opts.Log})
+		activity.Register(a.Bot, &flushed{store: store, pending: a.AuditWrites}, opts.Now)
 	}
 	var needer graph.TokenNeeder = notConfigured{}
 	if a.Entra != nil && a.Store != nil {
@@ -266,4 +269,28 @@ func (a *App) Warm(ctx context.Context) {
 		}
 	}
 	a.checkLDAP(ctx)
+}
+
+// Wait blocks until the work that goes on after requests (Background, AuditWrites) is done or
+// ctx ends; it reports whether everything finished.
+func (a *App) Wait(ctx context.Context) bool {
+	return a.Background.Wait(ctx) && a.AuditWrites.Wait(ctx)
+}
+
+// flushed reads a user's activity once the records still being written are in, so a user sees
+// the calls of their previous message.
+type flushed struct {
+	store   audit.ActivityStore
+	pending *background.Group
+}
+
+func (f *flushed) AddActivity(ctx context.Context, u tokenstore.UserKey, at time.Time, record []byte, ttl time.Duration) error {
+	return f.store.AddActivity(ctx, u, at, record, ttl)
+}
+
+func (f *flushed) Activity(ctx context.Context, u tokenstore.UserKey, since time.Time, max int) ([][]byte, error) {
+	wait, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	f.pending.Wait(wait)
+	return f.store.Activity(ctx, u, since, max)
 }

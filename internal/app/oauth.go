@@ -159,7 +159,7 @@ func atlassianAbsolute(cfg *config.Config) time.Duration {
 // back end for them.
 func (a *App) lastUsed(opts Options) func(ctx context.Context, u tokenstore.UserKey) map[string]time.Time {
 	return func(ctx context.Context, u tokenstore.UserKey) map[string]time.Time {
-		recs, err := audit.Recent(ctx, a.Store, u, opts.Now().Add(-activity.Window), 0)
+		recs, err := audit.Recent(ctx, &flushed{store: a.Store, pending: a.AuditWrites}, u, opts.Now().Add(-activity.Window), 0)
 		if err != nil {
 			return nil
 		}

@@ -465,6 +465,7 @@ func TestSSOTableRoundTripsPerMessage(t *testing.T) {
 	for range 10 {
 		c.Say(ctx, "whoami")
 	}
+	h.app.AuditWrites.Wait(ctx) // the audit records are written after the answer
 	warm := h.table.count() - before
 	t.Logf("warm: %d Table requests for 10 messages", warm)
 	if warm != 10 {
@@ -482,13 +483,16 @@ func TestSSOTableRoundTripsPerMessage(t *testing.T) {
 	srv2 := httptest.NewServer(second.Handler)
 	defer srv2.Close()
 	c.Endpoint = srv2.URL + "/api/messages"
+	h.app.AuditWrites.Wait(ctx)
 	before = h.table.count()
 	c.Say(ctx, "whoami")
+	second.AuditWrites.Wait(ctx)
 	cold := h.table.count() - before
 	before = h.table.count()
 	for range 5 {
 		c.Say(ctx, "whoami")
 	}
+	second.AuditWrites.Wait(ctx)
 	warmAgain := h.table.count() - before
 	t.Logf("cold: %d Table requests for the first message on a new instance; then %d for 5 more", cold, warmAgain)
 	if cold != 2 || warmAgain != 5 {

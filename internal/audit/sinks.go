@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/onbehalf/onbehalf/internal/background"
 	"github.com/onbehalf/onbehalf/internal/tokenstore"
 )
 
@@ -64,6 +65,11 @@ const DefaultRetention = 7 * 24 * time.Hour
 type TableSink struct {
 	Store     ActivityStore
 	Retention time.Duration
+	// Pending, when set, takes the writes off the user's request: Keep returns at once and
+	// the write runs in the group (wait for it before reading, and before stopping); a failed
+	// write is logged to Log. Nil: Keep writes before it returns.
+	Pending *background.Group
+	Log     *slog.Logger
 }
 
 var _ Sink = TableSink{}
@@ -81,9 +87,22 @@ func (s TableSink) Keep(ctx context.Context, r Record) error {
 	if ttl <= 0 {
 		ttl = DefaultRetention
 	}
-	if err := s.Store.AddActivity(ctx, tokenstore.UserKey{TenantID: r.TenantID, ObjectID: r.ObjectID}, r.Time, b, ttl); err != nil {
-		return fmt.Errorf("audit: keep record: %w", err)
+	u := tokenstore.UserKey{TenantID: r.TenantID, ObjectID: r.ObjectID}
+	if s.Pending == nil {
+		if err := s.Store.AddActivity(ctx, u, r.Time, b, ttl); err != nil {
+			return fmt.Errorf("audit: keep record: %w", err)
+		}
+		return nil
 	}
+	s.Pending.Go(ctx, 30*time.Second, func(ctx context.Context) {
+		if err := s.Store.AddActivity(ctx, u, r.Time, b, ttl); err != nil {
+			log := s.Log
+			if log == nil {
+				log = slog.Default()
+			}
+			log.Warn("audit record not kept in the user's activity", slog.String("connector", r.Connector), slog.String("user", u.String()), slog.String("error", err.Error()))
+		}
+	})
 	return nil
 }
 
