@@ -95,8 +95,8 @@ func serve(getenv func(string) string, stdout, stderr io.Writer) int {
 		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
-		// Requests answered after a sign-in may still be running: let them finish.
-		if !a.Background.Wait(shutdown) {
+		// Requests answered after a sign-in, and audit records, may still be in progress: let them finish.
+		if !a.Wait(shutdown) {
 			log.Warn("stopping with background work unfinished")
 		}
 	}

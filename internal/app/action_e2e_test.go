@@ -40,7 +40,7 @@ func TestCardActionSilentSignIn(t *testing.T) {
 			t.Fatalf("%s: first answer is not a login request with the SSO resource: %+v", u.Name, res[0])
 		}
 		other := "Bob Example"
-		if u == bob {
+		if u.ObjectID == bob.ObjectID {
 			other = "Alice Example"
 		}
 		if res[1].StatusCode != http.StatusOK || !strings.Contains(res[1].Text(), u.Name) || strings.Contains(res[1].Text(), other) {

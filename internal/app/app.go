@@ -15,7 +15,9 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
+	"github.com/onbehalf/onbehalf/internal/activity"
 	"github.com/onbehalf/onbehalf/internal/assistant"
+	"github.com/onbehalf/onbehalf/internal/audit"
 	"github.com/onbehalf/onbehalf/internal/background"
 	"github.com/onbehalf/onbehalf/internal/bot"
 	"github.com/onbehalf/onbehalf/internal/botframework"
@@ -57,6 +59,14 @@ type App struct {
 	OAuth     *oauthlink.Service // nil when no OAuth connector (Atlassian, OAUTH2_CONNECTORS) is configured
 	SAML      []*saml.App        // empty when no SAML application (SAML_APPS) is configured
 	LDAP      *ldap.Directory    // nil when LDAP_URL is not set
+	// Audit records every call made to a back end for a user (log line + the user's activity).
+	Audit *audit.Recorder
+	// HTTPClient is the outbound client every component uses: requests a connector marks as
+	// made for a user are checked against the policy and recorded.
+	HTTPClient *http.Client
+	// AuditWrites are the audit records being written to the users' activity after their
+	// request went on; wait for them (Wait) before stopping.
+	AuditWrites *background.Group
 	// Background is work that goes on after a request was answered (resumed requests,
 	// account-link announcements); wait for it before stopping.
 	Background *background.Group
@@ -84,7 +94,17 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a := &App{Config: cfg, log: opts.Log, Background: &background.Group{}}
+	a := &App{Config: cfg, log: opts.Log, Background: &background.Group{}, AuditWrites: &background.Group{}}
+	// Every outbound call goes through the audit transport; those a connector marks as made
+	// for a user are recorded.
+	a.Audit = &audit.Recorder{Sinks: []audit.Sink{audit.LogSink{Log: opts.Log}}, Log: opts.Log, Now: opts.Now}
+	// The administrator's policy is checked there too: a refused request is never sent.
+	var guard audit.Guard
+	if cfg.Policy != nil {
+		guard = cfg.Policy
+	}
+	opts.HTTPClient = audit.Wrap(opts.HTTPClient, a.Audit, guard)
+	a.HTTPClient = opts.HTTPClient
 	a.Connector = &botframework.Connector{HTTPClient: opts.HTTPClient}
 
 	var auth server.Authenticator
@@ -119,6 +139,13 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 
 	a.Bot = bot.New(a.Connector, opts.Log)
 	a.Bot.Targeted = cfg.TargetedMessages
+	a.Bot.Identify = func(act *botframework.Activity) (audit.User, bool) {
+		c, err := sso.CallerOf(act, cfg.TenantID)
+		if err != nil {
+			return audit.User{}, false
+		}
+		return audit.User{TenantID: c.User.TenantID, ObjectID: c.User.ObjectID}, true
+	}
 
 	if cfg.TokenStore.Configured() {
 		store, err := openStore(ctx, cfg, opts)
@@ -126,6 +153,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 			return nil, fmt.Errorf("app: token store: %w", err)
 		}
 		a.Store = store
+		a.Audit.Sinks = append(a.Audit.Sinks, audit.TableSink{Store: store, Pending: a.AuditWrites, Log: opts.Log})
+		activity.Register(a.Bot, &flushed{store: store, pending: a.AuditWrites}, opts.Now)
 	}
 	var needer graph.TokenNeeder = notConfigured{}
 	if a.Entra != nil && a.Store != nil {
@@ -134,7 +163,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		entraapi.Register(a.Bot, a.SSO, a.SSO.M, cfg.TenantID, opts.HTTPClient.Transport)
 		needer = a.SSO
 	}
-	gc := &graph.Client{BaseURL: cfg.GraphURL, HTTPClient: opts.HTTPClient}
+	gc := &graph.Client{BaseURL: cfg.GraphURL, HTTPClient: opts.HTTPClient, Resource: cfg.GraphResource, Scopes: cfg.GraphScopes}
 	graph.Register(a.Bot, gc, needer)
 	if a.SSO != nil {
 		a.tools = append(a.tools, assistant.GraphTools(gc, needer)...)
@@ -146,6 +175,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		return nil, fmt.Errorf("app: SAML applications: %w", err)
 	}
 	a.registerSignOut()
+	a.registerAdmin()
 	if err := a.registerOAuth(cfg, opts); err != nil {
 		return nil, fmt.Errorf("app: oauth connectors: %w", err)
 	}
@@ -266,4 +296,28 @@ func (a *App) Warm(ctx context.Context) {
 		}
 	}
 	a.checkLDAP(ctx)
+}
+
+// Wait blocks until the work that goes on after requests (Background, AuditWrites) is done or
+// ctx ends; it reports whether everything finished.
+func (a *App) Wait(ctx context.Context) bool {
+	return a.Background.Wait(ctx) && a.AuditWrites.Wait(ctx)
+}
+
+// flushed reads a user's activity once the records still being written are in, so a user sees
+// the calls of their previous message.
+type flushed struct {
+	store   audit.ActivityStore
+	pending *background.Group
+}
+
+func (f *flushed) AddActivity(ctx context.Context, u tokenstore.UserKey, at time.Time, record []byte, ttl time.Duration) error {
+	return f.store.AddActivity(ctx, u, at, record, ttl)
+}
+
+func (f *flushed) Activity(ctx context.Context, u tokenstore.UserKey, since time.Time, max int) ([][]byte, error) {
+	wait, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	f.pending.Wait(wait)
+	return f.store.Activity(ctx, u, since, max)
 }

@@ -38,7 +38,7 @@ func (a *App) registerLDAP(cfg *config.Config, opts Options) error {
 	d, err := ldap.Open(ldap.Config{
 		URL: l.URL, BaseDN: l.BaseDN, UserBaseDN: l.UserBaseDN, UserClaim: l.UserClaim, UserAttribute: l.UserAttribute,
 		BindDN: l.BindDN, BindPasswordSecret: l.BindPasswordSecretName, ClientCertSecret: l.ClientCertSecretName,
-		Secret: ldap.SecretFunc(secret), RootCAs: pool, AllowPlain: l.AllowPlain, Now: opts.Now,
+		Secret: ldap.SecretFunc(secret), RootCAs: pool, AllowPlain: l.AllowPlain, Now: opts.Now, Audit: a.Audit,
 	})
 	if err != nil {
 		return err

@@ -6,17 +6,21 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
+	"github.com/onbehalf/onbehalf/internal/activity"
 	"github.com/onbehalf/onbehalf/internal/assistant"
+	"github.com/onbehalf/onbehalf/internal/audit"
 	"github.com/onbehalf/onbehalf/internal/config"
 	"github.com/onbehalf/onbehalf/internal/connector/atlassian"
 	"github.com/onbehalf/onbehalf/internal/connector/oauth2"
 	"github.com/onbehalf/onbehalf/internal/mdtext"
 	"github.com/onbehalf/onbehalf/internal/oauthlink"
 	"github.com/onbehalf/onbehalf/internal/secrets"
+	"github.com/onbehalf/onbehalf/internal/tokenstore"
 )
 
 // registerOAuth wires the per-user OAuth connectors (Atlassian and OAUTH2_CONNECTORS): their
@@ -43,7 +47,9 @@ func (a *App) registerOAuth(cfg *config.Config, opts Options) error {
 		Background: a.Background,
 		Store:      a.Store, PublicURL: cfg.PublicURL, TenantID: cfg.TenantID, Anonymous: cfg.Anonymous,
 		Log: opts.Log, Now: opts.Now,
-		Resume: a.resumeActivity,
+		Resume:   a.resumeActivity,
+		Sender:   a.Connector,
+		LastUsed: a.lastUsed(opts),
 	}
 	if cfg.Atlassian.Configured() {
 		conn, err := atlassian.Config{
@@ -66,6 +72,7 @@ func (a *App) registerOAuth(cfg *config.Config, opts Options) error {
 			Message:   atlassian.UserMessage,
 			DisconnectNote: "Atlassian has no way for me to revoke the app's access myself: to remove it completely, " +
 				"open your Atlassian account's Security → Connected apps.",
+			RefreshIdle: atlassianIdle(cfg), RefreshAbsolute: atlassianAbsolute(cfg),
 		})
 		if err != nil {
 			return err
@@ -126,4 +133,51 @@ func (a *App) mountOAuth(mux *http.ServeMux) {
 	if a.OAuth != nil {
 		mux.Handle("/api/oauth/", a.OAuth)
 	}
+}
+
+// Atlassian Cloud's rotating refresh tokens lapse after 90 days unused and 365 days after the
+// user authorized the app, however often they are refreshed (community.developer.atlassian.com
+// "Refresh token expire after 36000 seconds", staff answer; developer.atlassian.com
+// cloud/oauth/getting-started/refresh-tokens). Data Center's lifetimes are the
+// administrator's choice: unknown here.
+func atlassianIdle(cfg *config.Config) time.Duration {
+	if cfg.Atlassian.DataCenterBaseURL != "" {
+		return 0
+	}
+	return 90 * 24 * time.Hour
+}
+
+func atlassianAbsolute(cfg *config.Config) time.Duration {
+	if cfg.Atlassian.DataCenterBaseURL != "" {
+		return 0
+	}
+	return 365 * 24 * time.Hour
+}
+
+// lastUsed reads, from the user's own audit records, when each connector last called its
+// back end for them.
+func (a *App) lastUsed(opts Options) func(ctx context.Context, u tokenstore.UserKey) map[string]time.Time {
+	return func(ctx context.Context, u tokenstore.UserKey) map[string]time.Time {
+		recs, err := audit.Recent(ctx, &flushed{store: a.Store, pending: a.AuditWrites}, u, opts.Now().Add(-activity.Window), 0)
+		if err != nil {
+			return nil
+		}
+		out := map[string]time.Time{}
+		for _, r := range recs { // newest first
+			if _, seen := out[r.Connector]; !seen {
+				out[r.Connector] = r.Time
+			}
+		}
+		return out
+	}
+}
+
+// WarnLapsing warns, once per connection across all instances, each user whose OAuth
+// connection will lapse within oauthlink.LapseWarning; a timer calls it. It returns how many
+// warnings this call sent.
+func (a *App) WarnLapsing(ctx context.Context, now time.Time) (int, error) {
+	if a.OAuth == nil {
+		return 0, nil
+	}
+	return a.OAuth.WarnLapsing(ctx, now)
 }

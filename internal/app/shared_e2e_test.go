@@ -39,10 +39,13 @@ var sharedChatCases = []struct {
 	{"confluence page", "confluence page 1001", false},
 	{"connect", "connect jira", false},
 	{"disconnect", "disconnect jira", false},
+	{"reconnect", "reconnect jira", false},
 	{"connections", "connections", false},
 	{"link", "link 12345678", false},
 	{"signout", "signout", false},
 	{"forget", "forget", true}, // clears only the asker's own memory of this conversation
+	{"activity", "activity", false},
+	{"admin revoke", "admin revoke b0b00000-0000-4000-8000-00000000000b", false},
 }
 
 // Alice is signed in (Microsoft 365 through SSO), so a data command that ran would answer with
@@ -69,6 +72,7 @@ func TestEveryCommandIsCheckedInSharedChats(t *testing.T) {
 		"OAUTH2_CONNECTORS": `[{"name":"acme","displayName":"Acme API","authURL":"` + atl.URL + `/authorize","tokenURL":"` + atl.URL +
 			`/oauth/token","apiBaseURL":"` + atl.URL + `","scopes":["read:me"],"clientID":"` + atl.ClientID() + `","clientSecretName":"acme-secret"}]`,
 		"OAUTH2_DEV_SECRETS": `{"acme-secret":"` + atl.ClientSecret() + `","sap-client-secret":"sap-s3cret"}`,
+		"BOT_ADMIN_ROLES":    "Bot.Admin",
 		"SAML_APPS":          `[{"name":"sap","entityId":"` + samlEntityID + `","tokenUrl":"` + sp.TokenURL + `","apiBaseUrl":"` + sp.APIURL + `","clientId":"ONBEHALF_BOT","clientSecretName":"sap-client-secret"}]`,
 	})
 	api.tenant.Store(h.st.Entra)

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/onbehalf/onbehalf/internal/audit"
 	"github.com/onbehalf/onbehalf/internal/botframework"
 	"github.com/onbehalf/onbehalf/internal/mdtext"
 )
@@ -77,6 +78,9 @@ type Bot struct {
 	// Defer hands a Slow command's turn to the work queue (it is answered again, by a worker,
 	// under InJob). An error answers the command in the turn after all; nil Defer always does.
 	Defer func(ctx context.Context, t *Turn) error
+	// Identify names the authenticated user of an activity (false: none), for the audit
+	// records of the calls the turn makes on their behalf. Nil: calls are recorded without a user.
+	Identify func(act *botframework.Activity) (audit.User, bool)
 }
 
 type inJobKey struct{}
@@ -226,6 +230,11 @@ var ErrUnhandledInvoke = errors.New("unhandled invoke")
 // response; for everything else the response is nil.
 func (b *Bot) OnActivity(ctx context.Context, act *botframework.Activity) (*botframework.InvokeResponse, *Turn, error) {
 	t := &Turn{Activity: act, bot: b}
+	if b.Identify != nil {
+		if u, ok := b.Identify(act); ok {
+			ctx = audit.WithUser(ctx, u)
+		}
+	}
 	switch act.Type {
 	case botframework.TypeMessage:
 		return nil, t, b.onMessage(ctx, t)
@@ -239,7 +248,7 @@ func (b *Bot) OnActivity(ctx context.Context, act *botframework.Activity) (*botf
 			t.Outcome = "invoke-not-implemented"
 			return &botframework.InvokeResponse{Status: http.StatusNotImplemented}, t, nil
 		}
-		resp, err := f(ctx, t)
+		resp, err := f(audit.WithAsker(ctx, "invoke:"+act.Name), t)
 		if err != nil {
 			return &botframework.InvokeResponse{Status: http.StatusInternalServerError}, t, err
 		}
@@ -308,7 +317,7 @@ func (b *Bot) RunText(ctx context.Context, t *Turn, text string) error {
 	if !ok {
 		if b.Fallback != nil {
 			t.Outcome = "fallback"
-			return b.Fallback(ctx, t, text)
+			return b.Fallback(audit.WithAsker(ctx, "message"), t, text)
 		}
 		t.Outcome = "unknown-command"
 		return t.replyPublic(ctx, mdtext.Sprintf("I don't know %s. Type **help** to see what I can do.", mdtext.Code(firstWords(text, 3))))
@@ -319,6 +328,12 @@ func (b *Bot) RunText(ctx context.Context, t *Turn, text string) error {
 		return t.replyPublic(ctx, mdtext.Sprintf("I answer %s only in a 1:1 chat with me, so nobody else here sees your data. "+
 			"Open a chat with me and ask there.", mdtext.Code(c.Name)))
 	}
+	// Who asked, for the audit: typed words, or a card's button (a submit or Action.Execute).
+	asker := "command:"
+	if CommandText(t.Activity) == "" {
+		asker = "card:"
+	}
+	ctx = audit.WithAsker(ctx, asker+c.Name)
 	if c.Slow && b.Defer != nil && !inJob(ctx) {
 		err := b.Defer(ctx, t)
 		if err == nil {

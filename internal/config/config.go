@@ -19,6 +19,8 @@
 package config
 
 import (
+	"github.com/onbehalf/onbehalf/internal/policy"
+
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -123,6 +125,13 @@ type Config struct {
 
 	// LogLevel is the minimum slog level.
 	LogLevel slog.Level
+
+	// Policy is the administrator's policy per connector (CONNECTOR_POLICY): writes off
+	// unless enabled, allowed Atlassian sites, connectors turned off.
+	Policy *policy.Policy
+	// AdminRoles (BOT_ADMIN_ROLES, app role values) and AdminGroups (BOT_ADMIN_GROUPS, group
+	// object ids), space separated, make a user an administrator of the bot.
+	AdminRoles, AdminGroups []string
 }
 
 // EntraAPI is one Entra-protected API the bot calls as the user. In ENTRA_APIS:
@@ -270,6 +279,19 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.OAuth2Connectors = r.oauth2Connectors("OAUTH2_CONNECTORS", c.EntraAPIs)
 	c.SAMLApps = r.samlApps("SAML_APPS", c.EntraAPIs, c.OAuth2Connectors)
 	c.Assistant = r.assistant()
+	c.AdminRoles = strings.Fields(r.str("BOT_ADMIN_ROLES"))
+	c.AdminGroups = strings.Fields(strings.ToLower(r.str("BOT_ADMIN_GROUPS")))
+	for _, g := range c.AdminGroups {
+		if !IsGUID(g) {
+			r.fail("BOT_ADMIN_GROUPS", "group object ids (GUIDs) separated by spaces")
+			break
+		}
+	}
+	if p, err := policy.Parse(r.str("CONNECTOR_POLICY")); err != nil {
+		r.fail("CONNECTOR_POLICY", err.Error())
+	} else {
+		c.Policy = p
+	}
 
 	// Identity: either a real bot identity, or explicit local anonymous mode.
 	switch {

@@ -77,6 +77,7 @@ var allChecks = []check{
 	{"connectors.callback", CatConnectors, "OAuth callback URL", checkConnectorsCallback, false},
 	{"connectors.secrets", CatConnectors, "Client secrets named, not inlined", checkConnectorsSecrets, false},
 	{"connectors.saml", CatConnectors, "SAML applications: enterprise app, identifier, reply URL, consent, assignment", checkSAMLApps, false},
+	{"connectors.policy", CatConnectors, "Connector policy in force (writes, sites)", checkConnectorPolicy, false},
 }
 
 // CheckIDs lists every check's id in report order.

@@ -188,6 +188,12 @@ var failCases = []failCase{
 		"connectors.secrets", StatusFail, []string{"GITHUB_CLIENT_SECRET holds a secret value"}, []string{"--setting-names GITHUB_CLIENT_SECRET"}},
 	{"SAML applications setting malformed", both, func(f *fixture) { f.setSetting("SAML_APPS", `[{"name":"sap"}]`) },
 		"connectors.saml", StatusFail, []string{"SAML_APPS: entry 0"}, []string{"SAML_APPS="}},
+	{"connector policy malformed", both, func(f *fixture) { f.setSetting("CONNECTOR_POLICY", `{"atlassian":{"writes":true}}`) },
+		"connectors.policy", StatusFail, []string{"CONNECTOR_POLICY", "unknown field"}, []string{"CONNECTOR_POLICY="}},
+	{"connector policy allows writes without confirmation", both, func(f *fixture) {
+		f.setSetting("CONNECTOR_POLICY", `{"atlassian":{"write":true,"sites":["acme-1"]},"contoso":{"write":true,"confirm":true}}`)
+	}, "connectors.policy", StatusWarn, []string{"without confirmation for atlassian", "atlassian: may write WITHOUT confirmation; sites acme-1", "contoso: may write, each write confirmed"},
+		[]string{`CONNECTOR_POLICY={"atlassian":{"write":true,"confirm":true}}`}},
 	{"connectors setting is not JSON", both, func(f *fixture) { f.setSetting("OAUTH2_CONNECTORS", "github") },
 		"connectors.secrets", StatusFail, []string{"OAUTH2_CONNECTORS: not a JSON array"}, []string{"OAUTH2_CONNECTORS="}},
 }

@@ -14,6 +14,12 @@ type UserClaims struct {
 	ObjectID string // oid
 	UPN      string // preferred_username (v2) or upn (v1)
 	Email    string // email (an optional claim)
+	// Roles are the user's app roles on the bot's app (roles); Groups the object ids of the
+	// user's groups (groups), absent when the user is in too many (the overage claim, which
+	// sets GroupsOverage; the groups are then unknown here).
+	Roles         []string
+	Groups        []string
+	GroupsOverage bool
 }
 
 // AssertionClaims validates token exactly as ValidateAssertion does and then returns its
@@ -29,7 +35,10 @@ func (v *SSOValidator) AssertionClaims(ctx context.Context, token, tenantID, obj
 	}
 	var c struct {
 		ssoClaims
-		Email string `json:"email"`
+		Email      string            `json:"email"`
+		Roles      []string          `json:"roles"`
+		Groups     []string          `json:"groups"`
+		ClaimNames map[string]string `json:"_claim_names"`
 	}
 	if err := tok.UnsafeClaimsWithoutVerification(&c); err != nil {
 		return nil, err
@@ -38,5 +47,7 @@ func (v *SSOValidator) AssertionClaims(ctx context.Context, token, tenantID, obj
 	if upn == "" {
 		upn = c.UPNv1
 	}
-	return &UserClaims{TenantID: strings.ToLower(c.TenantID), ObjectID: strings.ToLower(c.ObjectID), UPN: upn, Email: c.Email}, nil
+	_, overage := c.ClaimNames["groups"]
+	return &UserClaims{TenantID: strings.ToLower(c.TenantID), ObjectID: strings.ToLower(c.ObjectID), UPN: upn, Email: c.Email,
+		Roles: c.Roles, Groups: c.Groups, GroupsOverage: overage}, nil
 }

@@ -18,6 +18,7 @@ import (
 func (s *Service) Register(b *bot.Bot) {
 	names := strings.Join(s.commandNames(), ", ")
 	b.Handle(bot.Command{Name: "connect", Usage: "connect <service>", Help: "Connect your own account at " + names + ", so I can answer as you.", Run: s.runConnect})
+	b.Handle(bot.Command{Name: "reconnect", Usage: "reconnect <service>", Help: "Sign in to " + names + " again, renewing the connection before it lapses.", Run: s.runReconnect})
 	b.Handle(bot.Command{Name: "disconnect", Usage: "disconnect <service>", Help: "Forget your account at " + names + ".", Run: s.runDisconnect})
 	b.Handle(bot.Command{Name: "connections", Usage: "connections", Help: "Show the services you have connected, with buttons to connect or disconnect.", Run: s.runConnections})
 	b.Handle(bot.Command{Name: "link", Usage: "link <code>", Help: "Finish connecting an account with the code the sign-in page showed.", Run: s.runLink})
@@ -74,6 +75,21 @@ func (s *Service) runConnect(ctx context.Context, t *bot.Turn, args string) erro
 	}
 	t.Outcome = "connect-" + p.name()
 	return s.sendSignIn(ctx, t, u, p, fmt.Sprintf("Connect your %s account so I can answer as you: I will see only what you can see.", p.display()))
+}
+
+// runReconnect starts a new sign-in even when connected: the new link replaces the old one
+// once confirmed, and the connection's lifetimes start again.
+func (s *Service) runReconnect(ctx context.Context, t *bot.Turn, args string) error {
+	p, ok := s.pick(ctx, t, args, "reconnect")
+	if !ok {
+		return nil
+	}
+	u, err := s.UserOf(t.Activity)
+	if err != nil {
+		return t.ReplyText(ctx, "I can only connect accounts for a signed-in user.")
+	}
+	t.Outcome = "reconnect-" + p.name()
+	return s.sendSignIn(ctx, t, u, p, fmt.Sprintf("Sign in to %s again to renew the connection: I will see only what you can see.", p.display()))
 }
 
 func (s *Service) runDisconnect(ctx context.Context, t *bot.Turn, args string) error {
@@ -157,14 +173,49 @@ type Status struct {
 	// Note replaces the "Not connected" line of a connection made without the connect command
 	// (one from More).
 	Note string
+	// Scopes are the scopes the provider granted.
+	Scopes []string
+	// LastUsed is when the connection last called its back end for the user (zero: not within
+	// the audit records kept).
+	LastUsed time.Time
+	// Lapses is when the connection stops working unless it is used before (the provider's
+	// refresh-token lifetimes); zero when unknown.
+	Lapses time.Time
+}
+
+// Lapse is when a connection linked at linked and last refreshed at refreshed (zero: never)
+// stops working: idle after the last refresh (or the link), or absolute after the link,
+// whichever comes first. A zero lifetime is unknown; zero when both are.
+func Lapse(linked, refreshed time.Time, idle, absolute time.Duration) time.Time {
+	if linked.IsZero() {
+		return time.Time{}
+	}
+	var out time.Time
+	if idle > 0 {
+		from := linked
+		if refreshed.After(from) {
+			from = refreshed
+		}
+		out = from.Add(idle)
+	}
+	if absolute > 0 {
+		if abs := linked.Add(absolute); out.IsZero() || abs.Before(out) {
+			out = abs
+		}
+	}
+	return out
 }
 
 // Statuses reports u's state for every configured connector.
 func (s *Service) Statuses(ctx context.Context, u tokenstore.UserKey) ([]Status, error) {
 	var out []Status
+	var used map[string]time.Time
+	if s.LastUsed != nil {
+		used = s.LastUsed(ctx, u)
+	}
 	for _, name := range s.order {
 		p := s.providers[name]
-		st := Status{Name: name, Display: p.display()}
+		st := Status{Name: name, Display: p.display(), LastUsed: used[name]}
 		tok, err := s.Store.GetToken(ctx, u, tokenKey(name))
 		switch {
 		case err == nil && (tok.AccessToken != "" || tok.RefreshToken != ""):
@@ -176,6 +227,11 @@ func (s *Service) Statuses(ctx context.Context, u tokenstore.UserKey) ([]Status,
 			prefs, _ := s.prefs(ctx, u, name)
 			st.Account = prefs["account"]
 			st.Since, _ = time.Parse(time.RFC3339Nano, prefs["linked"])
+			st.Scopes = tok.Scopes
+			if tok.RefreshToken != "" {
+				refreshed, _ := time.Parse(time.RFC3339Nano, tok.Extra[xRefreshed])
+				st.Lapses = Lapse(st.Since, refreshed, p.RefreshIdle, p.RefreshAbsolute)
+			}
 		case err == nil, errors.Is(err, tokenstore.ErrNotFound), errors.Is(err, tokenstore.ErrSignInNeeded):
 		default:
 			return nil, fmt.Errorf("oauthlink: connections: %w", err)
@@ -198,7 +254,7 @@ func (s *Service) runConnections(ctx context.Context, t *bot.Turn, _ string) err
 	for i, st := range sts {
 		word := s.commandNames()[i]
 		var line string
-		var action map[string]any
+		var actions []map[string]any
 		switch {
 		case st.Connected:
 			line = "Connected"
@@ -211,16 +267,34 @@ func (s *Service) runConnections(ctx context.Context, t *bot.Turn, _ string) err
 			if !st.Expires.IsZero() {
 				line += "; expires " + st.Expires.UTC().Format("2 Jan 2006 15:04 UTC")
 			}
-			action = submit("Disconnect", "disconnect "+word)
+			line += "."
+			if len(st.Scopes) > 0 {
+				line += "\n\nAllowed: " + strings.Join(st.Scopes, ", ") + "."
+			}
+			if s.LastUsed != nil {
+				if st.LastUsed.IsZero() {
+					line += "\n\nNot used in the last 7 days."
+				} else {
+					line += "\n\nLast used " + st.LastUsed.UTC().Format("2 Jan 2006 15:04 UTC") + "."
+				}
+			}
+			if !st.Lapses.IsZero() {
+				line += "\n\nStops working on " + st.Lapses.UTC().Format("2 Jan 2006") + " unless used before then"
+				if p := s.providers[st.Name]; p.RefreshAbsolute > 0 && st.Lapses.Equal(st.Since.Add(p.RefreshAbsolute)) {
+					line = strings.TrimSuffix(line, " unless used before then") + ": reconnect before then"
+				}
+				line += "."
+			}
+			actions = []map[string]any{submit("Reconnect", "reconnect "+word), submit("Disconnect", "disconnect "+word)}
 		case !st.Expires.IsZero():
 			line = "Expired on " + st.Expires.UTC().Format("2 Jan 2006 15:04 UTC") + ": connect again"
-			action = submit("Connect", "connect "+word)
+			actions = []map[string]any{submit("Connect", "connect "+word)}
 		default:
 			line = "Not connected"
-			action = submit("Connect", "connect "+word)
+			actions = []map[string]any{submit("Connect", "connect "+word)}
 		}
 		body = append(body, cards.Bold(st.Display), cards.Text(line, true),
-			map[string]any{"type": "ActionSet", "actions": []map[string]any{action}})
+			map[string]any{"type": "ActionSet", "actions": actions})
 	}
 	if s.More != nil {
 		more, err := s.More(ctx, u)

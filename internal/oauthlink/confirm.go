@@ -140,7 +140,7 @@ func (s *Service) announce(ctx context.Context, snd bot.Sender, u tokenstore.Use
 	name := p.name()
 	account := ""
 	if p.Account != nil {
-		a, err := p.Account(ctx, p.Conn.Client(&source{store: s.Store, user: u, conn: p.Conn}))
+		a, err := p.Account(ctx, p.Conn.Client(&source{store: s.Store, user: u, conn: p.Conn, now: s.now}))
 		if err != nil {
 			s.log().Warn("reading the linked account failed", slog.String("connector", name), slog.String("user", u.String()), slog.String("error", err.Error()))
 		}

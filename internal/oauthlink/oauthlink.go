@@ -82,6 +82,10 @@ type Provider struct {
 	// DisconnectNote is added to the "disconnected" reply (for example where to revoke the
 	// app's access when the provider has no revocation endpoint).
 	DisconnectNote string
+	// RefreshIdle and RefreshAbsolute are how long the provider's refresh tokens last unused
+	// and at most since the user connected (Atlassian Cloud: 90 and 365 days); zero: unknown,
+	// and the connection is not shown as lapsing.
+	RefreshIdle, RefreshAbsolute time.Duration
 }
 
 func (p *Provider) name() string    { return p.Conn.Name() }
@@ -112,8 +116,13 @@ type Service struct {
 	// More lists connections the service does not manage (SAML applications, signed in through
 	// Microsoft Entra ID), shown by the connections command after its own; nil: none.
 	More func(ctx context.Context, u tokenstore.UserKey) ([]Status, error)
-	Log  *slog.Logger
-	Now  func() time.Time
+	// LastUsed returns when each connector last called a back end for u (from the audit
+	// records), by connector name; nil: not shown.
+	LastUsed func(ctx context.Context, u tokenstore.UserKey) map[string]time.Time
+	// Sender delivers the warnings of WarnLapsing; nil: WarnLapsing sends nothing.
+	Sender bot.Sender
+	Log    *slog.Logger
+	Now    func() time.Time
 
 	providers map[string]*Provider
 	words     map[string]string

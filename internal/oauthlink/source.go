@@ -21,7 +21,11 @@ type source struct {
 	store *tokenstore.Store
 	user  tokenstore.UserKey
 	conn  *oauth2.Connector
+	now   func() time.Time
 }
+
+// xRefreshed is the token's Extra key holding when it was last refreshed.
+const xRefreshed = "refreshed"
 
 var (
 	_ oauth2.TokenSource    = (*source)(nil)
@@ -66,7 +70,12 @@ func (x *source) refresh(refused string) tokenstore.RefreshFunc {
 			return tokenstore.Token{}, err
 		}
 		out := toStore(nt)
-		out.Extra = cur.Extra
+		out.Extra = map[string]string{}
+		for k, v := range cur.Extra {
+			out.Extra[k] = v
+		}
+		// A refresh starts the provider's idle lifetime of the new refresh token again.
+		out.Extra[xRefreshed] = x.now().UTC().Format(time.RFC3339Nano)
 		return out, nil
 	}
 }
@@ -95,7 +104,7 @@ func (s *Service) HTTPClient(user tokenstore.UserKey, name string) (*http.Client
 	if err != nil {
 		return nil, err
 	}
-	return p.Conn.Client(&source{store: s.Store, user: user, conn: p.Conn}), nil
+	return p.Conn.Client(&source{store: s.Store, user: user, conn: p.Conn, now: s.now}), nil
 }
 
 // Client returns the turn user's authorized client for connector name. When the user has no
@@ -122,7 +131,7 @@ func (s *Service) Client(ctx context.Context, t *bot.Turn, name string) (*http.C
 	default:
 		return nil, fmt.Errorf("oauthlink: read %s token: %w", p.name(), err)
 	}
-	return p.Conn.Client(&source{store: s.Store, user: u, conn: p.Conn}), nil
+	return p.Conn.Client(&source{store: s.Store, user: u, conn: p.Conn, now: s.now}), nil
 }
 
 // ask parks the turn's question and sends the sign-in card.

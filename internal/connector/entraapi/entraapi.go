@@ -27,6 +27,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/onbehalf/onbehalf/internal/audit"
 	"github.com/onbehalf/onbehalf/internal/bot"
 	"github.com/onbehalf/onbehalf/internal/mdtext"
 	"github.com/onbehalf/onbehalf/internal/sso"
@@ -59,7 +60,8 @@ func HTTPClient(tokens Tokens, caller sso.Caller, resource string, base http.Rou
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	return &http.Client{Transport: &transport{tokens: tokens, caller: caller, resource: resource, base: base, origin: u}}, nil
+	target := audit.Target{Connector: resource, Audience: audienceOf(r), Scopes: append([]string(nil), r.Scopes...)}
+	return &http.Client{Transport: &transport{tokens: tokens, caller: caller, resource: resource, base: base, origin: u, target: target}}, nil
 }
 
 type transport struct {
@@ -68,6 +70,18 @@ type transport struct {
 	resource string
 	base     http.RoundTripper
 	origin   *url.URL
+	target   audit.Target
+}
+
+// audienceOf is the resource the API's tokens are issued for: its first scope without the
+// scope name ("api://contoso-hr/access_as_user" → "api://contoso-hr"), else its base URL.
+func audienceOf(r sso.Resource) string {
+	if len(r.Scopes) > 0 {
+		if i := strings.LastIndex(r.Scopes[0], "/"); i > 0 {
+			return r.Scopes[0][:i]
+		}
+	}
+	return r.BaseURL
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -101,7 +115,7 @@ func (t *transport) send(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := req.Clone(req.Context())
+	r := req.Clone(audit.WithTarget(req.Context(), t.target))
 	r.Header.Set("Authorization", "Bearer "+tok)
 	return t.base.RoundTrip(r)
 }

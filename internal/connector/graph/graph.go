@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/onbehalf/onbehalf/internal/audit"
 )
 
 // Errors callers act on.
@@ -35,6 +37,10 @@ type Client struct {
 	BaseURL string
 	// HTTPClient performs the requests.
 	HTTPClient *http.Client
+	// Resource and Scopes are the audience and delegated scopes of the tokens passed in,
+	// named in the audit record of each call (never the token itself).
+	Resource string
+	Scopes   []string
 }
 
 // Profile is the signed-in user's profile.
@@ -190,6 +196,7 @@ func (c *Client) SearchFiles(ctx context.Context, token, text string, top int) (
 }
 
 func (c *Client) get(ctx context.Context, token, pathQuery string, into any) error {
+	ctx = audit.WithTarget(ctx, audit.Target{Connector: ResourceName, Audience: c.Resource, Scopes: c.Scopes})
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.BaseURL, "/")+pathQuery, nil)
 	if err != nil {
 		return err

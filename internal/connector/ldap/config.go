@@ -14,6 +14,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"github.com/onbehalf/onbehalf/internal/audit"
 	"net/url"
 	"strings"
 	"time"
@@ -95,6 +96,8 @@ type Config struct {
 	SizeLimit int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Audit records each operation made as a user (nil: none recorded).
+	Audit *audit.Recorder
 }
 
 // SettingError is a configuration problem an operator must fix; Setting names the setting.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	goldap "github.com/go-ldap/ldap/v3"
+
+	"github.com/onbehalf/onbehalf/internal/audit"
 )
 
 // Errors the commands turn into sentences.
@@ -266,6 +269,7 @@ func (d *Directory) WhoAmI(ctx context.Context, dn string) (string, error) {
 		return "", err
 	}
 	var authz string
+	start := d.cfg.Now()
 	err := d.do(ctx, func(c *goldap.Conn) error {
 		r, err := c.WhoAmI([]goldap.Control{proxyFor(dn)})
 		if err != nil {
@@ -274,6 +278,7 @@ func (d *Directory) WhoAmI(ctx context.Context, dn string) (string, error) {
 		authz = r.AuthzID
 		return nil
 	})
+	d.record(ctx, "EXTENDED whoami", start, err)
 	return authz, err
 }
 
@@ -304,6 +309,7 @@ func (d *Directory) search(ctx context.Context, dn, filter string, attrs []strin
 		return nil, err
 	}
 	out := &Result{}
+	start := d.cfg.Now()
 	err := d.do(ctx, func(c *goldap.Conn) error {
 		out.Entries, out.Truncated = nil, false
 		req := goldap.NewSearchRequest(d.cfg.BaseDN, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, d.cfg.SizeLimit, int(d.cfg.Timeout/time.Second), false,
@@ -323,10 +329,22 @@ func (d *Directory) search(ctx context.Context, dn, filter string, attrs []strin
 		}
 		return nil
 	})
+	d.record(ctx, "SEARCH subtree", start, err)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// record adds the audit record of one operation made as the user: the directory's host, and
+// the proxied authorization the bot's bind acts with (no token is involved). A refusal to act
+// for the user counts as 403, as over HTTP.
+func (d *Directory) record(ctx context.Context, op string, start time.Time, err error) {
+	status := 0
+	if errors.Is(err, ErrProxyDenied) {
+		status = http.StatusForbidden
+	}
+	d.cfg.Audit.Call(ctx, audit.Target{Connector: "ldap", Audience: d.u.Host, Scopes: []string{"proxied-authorization"}}, op, start, status, err)
 }
 
 func toEntry(e *goldap.Entry, attrs []string) Entry {

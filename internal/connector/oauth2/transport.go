@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/onbehalf/onbehalf/internal/audit"
 )
 
 // Client returns an *http.Client that calls the connector's API as the user whose tokens ts
@@ -158,7 +160,11 @@ func (t *transport) once(req *http.Request, op string) (*http.Response, error) {
 }
 
 func (t *transport) send(req *http.Request, tok *Token) (*http.Response, error) {
-	r := req.Clone(req.Context())
+	scopes := c0(t.conn.cfg.Scopes)
+	if tok.Scope != "" {
+		scopes = strings.Fields(tok.Scope)
+	}
+	r := req.Clone(audit.WithTarget(req.Context(), audit.Target{Connector: t.conn.cfg.Name, Audience: t.conn.apiURL.Host, Scopes: scopes}))
 	if req.GetBody != nil {
 		b, err := req.GetBody()
 		if err != nil {
@@ -190,3 +196,6 @@ func drain(resp *http.Response) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
 }
+
+// c0 copies a scope list, so an audit record never aliases configuration.
+func c0(s []string) []string { return append([]string(nil), s...) }

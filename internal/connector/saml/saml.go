@@ -28,7 +28,9 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/onbehalf/onbehalf/internal/audit"
 	"github.com/onbehalf/onbehalf/internal/entra"
+	"github.com/onbehalf/onbehalf/internal/policy"
 )
 
 // SAML2BearerGrant is the RFC 7522 §2.1 grant type.
@@ -279,6 +281,8 @@ func (a *App) redeem(ctx context.Context, sa entra.SAMLAssertion) (entra.Delegat
 	if a.cfg.Scope != "" {
 		form.Set("scope", a.cfg.Scope)
 	}
+	// Redeeming the assertion reads a token; it changes nothing at the application.
+	ctx = policy.ReadOnly(audit.WithTarget(ctx, audit.Target{Connector: a.cfg.Name, Audience: a.cfg.EntityID, Scopes: strings.Fields(a.cfg.Scope)}))
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.cfg.TokenURL, strings.NewReader(form.Encode()))
 	if err != nil {
 		return entra.DelegatedToken{}, fmt.Errorf("saml %s: %w", a.cfg.Name, err)

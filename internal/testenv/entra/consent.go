@@ -255,5 +255,6 @@ func (s *Server) delegatedClaims(client *App, u User, resource string, names []s
 	claims["azpacr"] = "2"
 	claims["preferred_username"] = u.UPN
 	claims["idtyp"] = "user"
+	membershipClaims(claims, u)
 	return claims
 }

@@ -70,6 +70,12 @@ type User struct {
 	Name string
 	// UPN is the sign-in name (preferred_username / upn).
 	UPN string
+	// Roles are the app roles assigned to the user on the bot's app (the roles claim), and
+	// Groups the object ids of the user's groups (the groups claim; more than 200 give the
+	// overage claim instead). Source: entra-docs identity-platform/access-token-claims-reference.md
+	// ("roles", "groups", "Groups overage claim").
+	Roles  []string
+	Groups []string
 }
 
 // SSOOptions shape a token minted by MintSSOToken; only AppID is required.
@@ -245,6 +251,7 @@ func (s *Server) MintSSOToken(u User, o SSOOptions) string {
 		"scp": o.Scope, "name": u.Name, "iat": issued.Unix(), "nbf": issued.Unix(), "exp": o.Expiry.Unix(),
 		"uti": uuid.NewString(), "rh": "0.stand-in",
 	}
+	membershipClaims(claims, u)
 	if o.V1 {
 		claims["iss"] = "https://sts.windows.net/" + o.Tenant + "/"
 		claims["ver"] = "1.0"
@@ -525,4 +532,21 @@ func (s *Server) delegatedResponse(client *App, u User, resource string, names [
 		resp["client_info"] = base64.RawURLEncoding.EncodeToString(ci)
 	}
 	return resp
+}
+
+// membershipClaims adds the user's roles and groups claims, or the groups overage claim for
+// more than 200 groups (entra-docs identity-platform/access-token-claims-reference.md,
+// "Groups overage claim"). The stand-in keeps one set of roles per user and puts it in every
+// token for an API registered here (in Entra a role belongs to one app: unverified shortcut).
+func membershipClaims(claims map[string]any, u User) {
+	if len(u.Roles) > 0 {
+		claims["roles"] = u.Roles
+	}
+	switch {
+	case len(u.Groups) > 200:
+		claims["_claim_names"] = map[string]any{"groups": "src1"}
+		claims["_claim_sources"] = map[string]any{"src1": map[string]any{"endpoint": "https://graph.microsoft.com/v1.0/users/" + u.ObjectID + "/getMemberObjects"}}
+	case len(u.Groups) > 0:
+		claims["groups"] = u.Groups
+	}
 }
