@@ -17,14 +17,20 @@ const modelAudience = "https://cognitiveservices.azure.com"
 
 // newAssistantEnv is the Atlassian environment plus the model, which accepts only the
 // managed identity's Entra token for Cognitive Services (no key exists).
-func newAssistantEnv(t *testing.T) (*atlEnv, *openai.Server) {
+func newAssistantEnv(t *testing.T, extra ...map[string]string) (*atlEnv, *openai.Server) {
 	t.Helper()
 	model := openai.New("gpt-test", "unused", "2024-10-21")
 	t.Cleanup(model.Close)
-	e := newAtlEnvWith(t, 1, false, map[string]string{
+	settings := map[string]string{
 		"AZURE_OPENAI_ENDPOINT":   model.URL,
 		"AZURE_OPENAI_DEPLOYMENT": "gpt-test",
-	}, nil)
+	}
+	for _, m := range extra {
+		for k, v := range m {
+			settings[k] = v
+		}
+	}
+	e := newAtlEnvWith(t, 1, false, settings, nil)
 	model.Verify = func(tok string) (int, error) {
 		claims, err := e.st.Entra.Verify(tok, modelAudience)
 		if err != nil {
@@ -118,7 +124,8 @@ var confirmRE = regexp.MustCompile(`jira comment confirm ([A-Za-z0-9_-]+)`)
 // reaches Jira until Alice herself confirms, and then exactly once, as Alice. Bob cannot
 // confirm Alice's card, and a second click posts nothing.
 func TestAssistantWriteNeedsTheUsersConfirmation(t *testing.T) {
-	e, model := newAssistantEnv(t)
+	// Writes are off unless the organisation's policy allows them (CONNECTOR_POLICY).
+	e, model := newAssistantEnv(t, map[string]string{"CONNECTOR_POLICY": `{"atlassian":{"write":true,"confirm":true}}`})
 	ada, bo := newChatUser("ada"), newChatUser("bo")
 	e.link(t, ada, atlassian.Alice, false)
 	e.submit(t, ada, "jira site "+atlassian.AcmeSite)

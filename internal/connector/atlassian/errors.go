@@ -3,6 +3,7 @@ package atlassian
 import (
 	"errors"
 	"fmt"
+	"github.com/onbehalf/onbehalf/internal/policy"
 	"time"
 
 	"github.com/onbehalf/onbehalf/internal/connector/oauth2"
@@ -65,6 +66,10 @@ func UserMessage(err error) string {
 		return fmt.Sprintf("Confluence page %s does not exist, or you do not have permission to see it.", np.Ref)
 	case errors.As(err, &in):
 		return in.msg
+	case errors.Is(err, policy.ErrWriteDenied):
+		return "Your organisation's policy lets me only read Atlassian for you, so I did not send this. Your administrator sets it (CONNECTOR_POLICY)."
+	case errors.Is(err, policy.ErrRefused):
+		return "Your organisation's policy does not let me use Atlassian for this, so I did not send it."
 	case errors.Is(err, oauth2.ErrNotConnected):
 		return "You have not connected your Atlassian account yet. Say \"connect jira\" to connect it."
 	case errors.Is(err, oauth2.ErrReconnect):
