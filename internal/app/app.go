@@ -203,7 +203,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		AllowLoopbackHTTP: cfg.Anonymous,
 	})
 	a.mountOAuth(mux)
-	a.mountWork(mux)
+	a.mountWork(mux, opts.Now)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))

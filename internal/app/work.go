@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
@@ -91,12 +92,12 @@ func (a *App) openWork(ctx context.Context, cfg *config.Config, opts Options) er
 }
 
 // mountWork serves the non-HTTP functions: /work (queue trigger) and /purge (timer).
-func (a *App) mountWork(mux *http.ServeMux) {
+func (a *App) mountWork(mux *http.ServeMux, now func() time.Time) {
 	if a.Worker != nil {
 		mux.Handle("/work", a.Worker)
 	}
 	if a.Store != nil {
-		mux.Handle("/purge", &work.Purge{Store: a.Store, Log: a.log})
+		mux.Handle("/purge", &work.Purge{Store: a.Store, Log: a.log, After: a.WarnLapsing, Now: now})
 	}
 }
 

@@ -77,6 +77,12 @@ func (s *Service) warnOne(ctx context.Context, p *Provider, h tokenstore.HeldTok
 		s.log().Warn("no conversation for a lapse warning", slog.String("connector", p.name()), slog.String("user", h.Holder.String()))
 		return false, nil
 	}
+	// The reference arrived in an authenticated activity and comes back sealed (bound to this
+	// row), so its serviceUrl is as trustworthy as when it was stored: a fresh instance that has
+	// not yet seen an activity from it may send there.
+	if tr, ok := s.Sender.(interface{ Trust(string) }); ok {
+		tr.Trust(ref.ServiceURL)
+	}
 	word := p.name()
 	if len(p.Words) > 0 {
 		word = p.Words[0]

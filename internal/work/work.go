@@ -319,6 +319,11 @@ var _ Purger = (*tokenstore.Store)(nil)
 type Purge struct {
 	Store Purger
 	Log   *slog.Logger
+	// After runs once the purge is done (the connections' lapse warnings); nil: nothing. Its
+	// failure is logged and reported, and does not undo the purge.
+	After func(ctx context.Context, now time.Time) (int, error)
+	// Now is the clock for After. Nil: time.Now.
+	Now func() time.Time
 }
 
 // ServeHTTP runs one purge.
@@ -335,5 +340,19 @@ func (p *Purge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Log.Info("purge: expired rows removed", slog.Int("removed", n))
-	answer(rw, http.StatusOK, fmt.Sprintf("removed %d expired rows", n))
+	msg := fmt.Sprintf("removed %d expired rows", n)
+	if p.After != nil {
+		now := time.Now
+		if p.Now != nil {
+			now = p.Now
+		}
+		sent, err := p.After(r.Context(), now())
+		if err != nil {
+			p.Log.Warn("purge: lapse warnings incomplete", slog.Int("sent", sent), slog.String("error", err.Error()))
+			msg += fmt.Sprintf("; %d lapse warnings sent, some failed", sent)
+		} else {
+			msg += fmt.Sprintf("; %d lapse warnings sent", sent)
+		}
+	}
+	answer(rw, http.StatusOK, msg)
 }
