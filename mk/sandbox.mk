@@ -14,4 +14,4 @@ sandbox-standin:
 funchost:
 	$(GO) build -o bin/funchost ./internal/testenv/funchost/cmd/funchost
 
-dev: $(if $(filter-out 0,$(ANONYMOUS)),,atlassian-standin sandbox-standin) funchost
+dev: $(if $(filter-out 0,$(ANONYMOUS)),,atlassian-standin sandbox-standin ldap-standin) funchost

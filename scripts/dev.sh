@@ -85,7 +85,7 @@ else
   bob_port="${PLAYGROUND_BOB_PORT:-56151}"
   ports+=("$atl_port" "$bridge_port" "$bob_port")
   azurite_dir=.dev/azurite-sandbox
-  for b in atlassian-standin sandbox-standin; do
+  for b in atlassian-standin sandbox-standin ldap-standin; do
     [[ -x "bin/$b" ]] || { echo "make dev: bin/$b is missing (make dev builds it)" >&2; exit 1; }
   done
 fi
@@ -139,6 +139,19 @@ if [[ "$anonymous" == 0 ]]; then
   # The bot identity and the stand-ins' URLs (never printed).
   # shellcheck disable=SC1091
   source .dev/sandbox/env
+
+  # The legacy directory: a real slapd with Alice, Bob and HR records (internal/testenv/slapd),
+  # on free loopback ports; the handler's LDAP_* settings come from the file it writes.
+  echo "make dev: starting the LDAP directory (slapd; log: .dev/ldap.log)"
+  rm -f .dev/ldap.env
+  ./bin/ldap-standin -env .dev/ldap.env > .dev/ldap.log 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 100); do [[ -s .dev/ldap.env ]] && break; sleep 0.1; done
+  [[ -s .dev/ldap.env ]] || { echo "make dev: the LDAP directory did not start; see .dev/ldap.log" >&2; exit 1; }
+  set -a
+  # shellcheck disable=SC1091
+  source .dev/ldap.env
+  set +a
 
   # The handler trusts the stand-ins' certificates next to the system CAs. Go reads
   # SSL_CERT_FILE on Linux (and WSL); macOS uses its own verifier and ignores it.
