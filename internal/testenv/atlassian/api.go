@@ -64,6 +64,17 @@ func (s *Server) handleMyself(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// siteCaller authenticates a site API request (bearer token carrying one of anyOf) and resolves
+// the site it addresses, answering the error itself when either fails.
+func (s *Server) siteCaller(w http.ResponseWriter, r *http.Request, anyOf ...string) (User, Site, bool) {
+	u, _, ok := s.bearer(w, r, anyOf...)
+	if !ok {
+		return User{}, Site{}, false
+	}
+	site, ok := s.site(w, r, u)
+	return u, site, ok
+}
+
 // site checks that the cloudid in the path belongs to the grant. The gateway answers 404 for
 // a site the token does not cover.
 func (s *Server) site(w http.ResponseWriter, r *http.Request, u User) (Site, bool) {
@@ -123,11 +134,7 @@ var issueKeyRE = regexp.MustCompile(`^[A-Z][A-Z0-9_]+-[0-9]+$`)
 // the user does not have permission to view it"
 // (developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-issues/#api-rest-api-3-issue-issueidorkey-get).
 func (s *Server) handleIssue(w http.ResponseWriter, r *http.Request) {
-	u, _, ok := s.bearer(w, r, "read:jira-work")
-	if !ok {
-		return
-	}
-	site, ok := s.site(w, r, u)
+	u, site, ok := s.siteCaller(w, r, "read:jira-work")
 	if !ok {
 		return
 	}
@@ -182,11 +189,7 @@ func (s *Server) searchHits(w http.ResponseWriter, jql string, site Site, u User
 //   - results contain only issues the user may browse; an invalid or unbounded query is 400
 //     with errorMessages.
 func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
-	u, _, ok := s.bearer(w, r, "read:jira-work")
-	if !ok {
-		return
-	}
-	site, ok := s.site(w, r, u)
+	u, site, ok := s.siteCaller(w, r, "read:jira-work")
 	if !ok {
 		return
 	}
@@ -264,11 +267,7 @@ func (s *Server) readPageToken(tok, jql string) (int, bool) {
 // startAt and reports total (docs.atlassian.com Jira Server REST API, "Search for issues
 // using JQL (GET)").
 func (s *Server) handleSearchDC(w http.ResponseWriter, r *http.Request) {
-	u, _, ok := s.bearer(w, r, "read:jira-work")
-	if !ok {
-		return
-	}
-	site, ok := s.site(w, r, u)
+	u, site, ok := s.siteCaller(w, r, "read:jira-work")
 	if !ok {
 		return
 	}
@@ -341,11 +340,7 @@ var tagRE = regexp.MustCompile(`<[^>]*>`)
 // has no search). Its OpenAPI operation accepts the classic scope search:confluence or the
 // granular read:content-details:confluence. Only content the user may view is returned.
 func (s *Server) handleCQL(w http.ResponseWriter, r *http.Request) {
-	u, _, ok := s.bearer(w, r, "search:confluence", "read:content-details:confluence")
-	if !ok {
-		return
-	}
-	site, ok := s.site(w, r, u)
+	u, site, ok := s.siteCaller(w, r, "search:confluence", "read:content-details:confluence")
 	if !ok {
 		return
 	}
@@ -426,11 +421,7 @@ func excerpt(html string, n int) string {
 // same as content that does not exist (developer.atlassian.com/cloud/confluence/rest/v1/api-group-content/#api-wiki-rest-api-content-id-get:
 // "Returned if ... the requesting user does not have permission to view the content").
 func (s *Server) handleContent(w http.ResponseWriter, r *http.Request) {
-	u, _, ok := s.bearer(w, r, "read:confluence-content.all")
-	if !ok {
-		return
-	}
-	site, ok := s.site(w, r, u)
+	u, site, ok := s.siteCaller(w, r, "read:confluence-content.all")
 	if !ok {
 		return
 	}
@@ -479,11 +470,7 @@ var v2Formats = []string{"storage", "atlas_doc_format", "view", "export_view", "
 //   - 404 "if the calling user does not have permission to view the requested page or the
 //     page was not found".
 func (s *Server) handlePageV2(w http.ResponseWriter, r *http.Request) {
-	u, _, ok := s.bearer(w, r, "read:page:confluence")
-	if !ok {
-		return
-	}
-	site, ok := s.site(w, r, u)
+	u, site, ok := s.siteCaller(w, r, "read:page:confluence")
 	if !ok {
 		return
 	}
@@ -523,11 +510,7 @@ func (s *Server) handlePageV2(w http.ResponseWriter, r *http.Request) {
 // handleSpaceV2 implements GET /wiki/api/v2/spaces/{id} ("Get space by id", scope
 // read:space:confluence; 404 when the space does not exist or the user may not view it).
 func (s *Server) handleSpaceV2(w http.ResponseWriter, r *http.Request) {
-	u, _, ok := s.bearer(w, r, "read:space:confluence")
-	if !ok {
-		return
-	}
-	site, ok := s.site(w, r, u)
+	u, site, ok := s.siteCaller(w, r, "read:space:confluence")
 	if !ok {
 		return
 	}

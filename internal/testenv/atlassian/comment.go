@@ -19,11 +19,7 @@ type Comment struct {
 // the issue does not exist or the user may not see it. The stand-in lets whoever may browse a
 // project comment in it (Jira's separate "Add comments" permission is not modelled).
 func (s *Server) handleAddComment(w http.ResponseWriter, r *http.Request) {
-	u, _, ok := s.bearer(w, r, "write:jira-work")
-	if !ok {
-		return
-	}
-	site, ok := s.site(w, r, u)
+	u, site, ok := s.siteCaller(w, r, "write:jira-work")
 	if !ok {
 		return
 	}
