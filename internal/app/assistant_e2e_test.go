@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +20,12 @@ const modelAudience = "https://cognitiveservices.azure.com"
 // managed identity's Entra token for Cognitive Services (no key exists).
 func newAssistantEnv(t *testing.T, extra ...map[string]string) (*atlEnv, *openai.Server) {
 	t.Helper()
+	return newAssistantEnvN(t, 1, extra...)
+}
+
+// newAssistantEnvN is newAssistantEnv with n app instances sharing one Azurite.
+func newAssistantEnvN(t *testing.T, n int, extra ...map[string]string) (*atlEnv, *openai.Server) {
+	t.Helper()
 	model := openai.New("gpt-test", "unused", "2024-10-21")
 	t.Cleanup(model.Close)
 	settings := map[string]string{
@@ -30,7 +37,7 @@ func newAssistantEnv(t *testing.T, extra ...map[string]string) (*atlEnv, *openai
 			settings[k] = v
 		}
 	}
-	e := newAtlEnvWith(t, 1, false, settings, nil)
+	e := newAtlEnvWith(t, n, false, settings, nil)
 	model.Verify = func(tok string) (int, error) {
 		claims, err := e.st.Entra.Verify(tok, modelAudience)
 		if err != nil {
@@ -157,6 +164,43 @@ func TestAssistantWriteNeedsTheUsersConfirmation(t *testing.T) {
 	cs := e.atl.Comments()
 	if len(cs) != 1 || cs[0].Author != atlassian.Alice || cs[0].Key != "PROJ-1" || cs[0].Text != text {
 		t.Fatalf("comments in Jira: %+v", cs)
+	}
+}
+
+// Two clicks on the same confirmation card reaching two instances at once post the comment
+// once: the pending comment is taken from Table Storage on a condition of its ETag, even when
+// the second instance still remembers it in its memory.
+func TestAssistantConfirmationPostsOnceAcrossInstances(t *testing.T) {
+	e, model := newAssistantEnvN(t, 2, map[string]string{"CONNECTOR_POLICY": `{"atlassian":{"write":true,"confirm":true}}`})
+	ada := newChatUser("ada")
+	e.link(t, ada, atlassian.Alice, false)
+	e.submit(t, ada, "jira site "+atlassian.AcmeSite)
+	const text = "Released in 4.2."
+	model.Script(openai.Turn{ToolCalls: toolCall("jira_comment", `{"key":"PROJ-1","text":"`+text+`"}`)}, openai.Turn{Content: ""})
+	m := confirmRE.FindStringSubmatch(dump(e.say(t, 0, ada, "comment on PROJ-1: released in 4.2")))
+	if m == nil {
+		t.Fatal("no confirmation card")
+	}
+	// The second instance reads Alice's facts (the pending comment among them) into its memory.
+	if d := dump(e.say(t, 1, ada, "jira PROJ-1")); !strings.Contains(d, "PROJ-1") {
+		t.Fatalf("jira PROJ-1 on the second instance:\n%s", d)
+	}
+	from := len(e.ch.Recorded())
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.send(t, i, ada, map[string]any{"type": "message", "value": map[string]any{"command": "jira comment confirm " + m[1]}})
+		}()
+	}
+	wg.Wait()
+	replies := dump(e.ch.Recorded()[from:])
+	if cs := e.atl.Comments(); len(cs) != 1 || cs[0].Text != text || cs[0].Author != atlassian.Alice {
+		t.Fatalf("comments in Jira after two confirmations: %+v\nreplies:\n%s", cs, replies)
+	}
+	if strings.Count(replies, "Posted your comment on") != 1 || strings.Count(replies, "no longer valid") != 1 {
+		t.Fatalf("want one \"posted\" and one \"no longer valid\":\n%s", replies)
 	}
 }
 

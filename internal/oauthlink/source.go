@@ -237,6 +237,48 @@ func (s *Service) Prefs(ctx context.Context, t *bot.Turn, name string, set map[s
 	return cur, nil
 }
 
+// errNothingToTake stops TakePref's conditional update without writing.
+var errNothingToTake = errors.New("oauthlink: nothing to take")
+
+// TakePref removes preference key from the turn user's facts for connection name and returns
+// its value, when accept agrees to it; otherwise it changes nothing and returns "". Of any
+// number of callers on any number of instances, at most one takes a value: the facts are read
+// from Table Storage (never an instance's memory) and the removal is conditioned on the ETag
+// read, so a caller that loses the race reads again and finds nothing to take.
+func (s *Service) TakePref(ctx context.Context, t *bot.Turn, name, key string, accept func(value string) bool) (string, error) {
+	p, err := s.provider(name)
+	if err != nil {
+		return "", err
+	}
+	u, err := s.UserOf(t.Activity)
+	if err != nil {
+		return "", err
+	}
+	var taken string
+	_, err = s.Store.UpdateToken(ctx, u, prefsKey(p.name()), func(cur *tokenstore.Token) (*tokenstore.Token, error) {
+		taken = ""
+		if cur == nil || cur.Extra[key] == "" || !accept(cur.Extra[key]) {
+			return nil, errNothingToTake
+		}
+		next := *cur
+		next.Extra = make(map[string]string, len(cur.Extra))
+		for k, v := range cur.Extra {
+			if k != key {
+				next.Extra[k] = v
+			}
+		}
+		taken = cur.Extra[key]
+		return &next, nil
+	})
+	switch {
+	case errors.Is(err, errNothingToTake):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("oauthlink: take preference: %w", err)
+	}
+	return taken, nil
+}
+
 func (s *Service) prefs(ctx context.Context, u tokenstore.UserKey, name string) (map[string]string, error) {
 	t, err := s.Store.GetToken(ctx, u, prefsKey(name))
 	if errors.Is(err, tokenstore.ErrNotFound) || errors.Is(err, tokenstore.ErrSignInNeeded) {

@@ -26,6 +26,9 @@ type Linker interface {
 	Recover(ctx context.Context, t *bot.Turn, connector string, err error) bool
 	// Prefs returns the user's facts for the connection after merging set into them.
 	Prefs(ctx context.Context, t *bot.Turn, connector string, set map[string]string) (map[string]string, error)
+	// TakePref removes one fact and returns it when accept agrees, at most once across
+	// instances; "" when there was nothing to take.
+	TakePref(ctx context.Context, t *bot.Turn, connector, key string, accept func(value string) bool) (string, error)
 }
 
 var _ Linker = (*oauthlink.Service)(nil)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/onbehalf/onbehalf/internal/bot"
@@ -68,34 +67,31 @@ func ConfirmCommentCard(i Issue, text, id string) map[string]any {
 	)
 }
 
-var confirmMu sync.Map // user → *sync.Mutex: one confirmation at a time per user in this instance
-
-// confirm posts the pending comment named by args, once.
+// confirm posts the pending comment named by args, once: taking it from the user's facts is
+// conditional on the row's ETag (Linker.TakePref), so two clicks on two instances post once.
 func (r *runner) confirm(ctx context.Context, t *bot.Turn, args string) error {
 	fields := strings.Fields(args)
 	if len(fields) != 2 || (fields[0] != "confirm" && fields[0] != "cancel") {
 		return t.ReplyText(ctx, "Ask me in plain words to comment on an issue; I will show you the comment to confirm.")
 	}
-	mu, _ := confirmMu.LoadOrStore(t.Activity.From.ID, &sync.Mutex{})
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
 	var p pendingComment
 	var posted string
 	ran := false
 	err := r.with(ctx, t, func(hc *http.Client, site Site) error {
 		ran = true
-		prefs, err := r.l.Prefs(ctx, t, Name, nil)
+		// Used up before the call, so a second click (here or on another instance) cannot
+		// post it again.
+		raw, err := r.l.TakePref(ctx, t, Name, prefPending, func(v string) bool {
+			var c pendingComment
+			return json.Unmarshal([]byte(v), &c) == nil && c.ID != "" && c.ID == fields[1] &&
+				c.Conv == t.Activity.Conversation.ID && r.now().Before(c.Expires)
+		})
 		if err != nil {
 			return err
 		}
-		if json.Unmarshal([]byte(prefs[prefPending]), &p) != nil || p.ID == "" || p.ID != fields[1] ||
-			p.Conv != t.Activity.Conversation.ID || !r.now().Before(p.Expires) {
+		if raw == "" || json.Unmarshal([]byte(raw), &p) != nil {
 			p = pendingComment{}
 			return nil
-		}
-		// Used up before the call, so a second click cannot post it again.
-		if _, err := r.l.Prefs(ctx, t, Name, map[string]string{prefPending: ""}); err != nil {
-			return err
 		}
 		if fields[0] == "cancel" {
 			return nil
