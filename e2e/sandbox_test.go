@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -190,7 +191,7 @@ func httpGet(t *testing.T, c *http.Client, u string) string {
 	return string(b)
 }
 
-// Every command of the README's table, typed into real Playgrounds by the two sandbox users,
+// Every command of the README's table, and the assistant, typed into real Playgrounds by the two sandbox users,
 // with the bot's identity and token checks on: answers are each user's own data, and Bob never
 // sees Alice's.
 func TestSandboxEveryCommandAsAliceAndBob(t *testing.T) {
@@ -247,6 +248,8 @@ func TestSandboxEveryCommandAsAliceAndBob(t *testing.T) {
 	got += say(t, bob, "confluence search payment", "Team handbook")
 	got += say(t, bob, "confluence page 1001", "does not exist, or you do not have permission")
 	got += say(t, bob, "jira site", "I will use acme.atlassian.net")
+	// Plain words go to the assistant (the sandbox model), as each user.
+	r.assistantTurns(t)
 	for _, alices := range []string{"Alice", "alice@", `"daysLeft":12`, "Quarterly report", "payments-roadmap", "Payment service leaks", "Payment service runbook", "PROJ-2", "globex"} {
 		if strings.Contains(got, alices) {
 			t.Errorf("Bob saw %q:\n%s", alices, got)
@@ -260,4 +263,71 @@ func TestSandboxEveryCommandAsAliceAndBob(t *testing.T) {
 	say(t, alice, "signout jira", "forgotten your jira sign-in")
 	say(t, alice, "signout all", "forgotten all your sign-ins")
 	say(t, alice, "api payroll /me", "I don't know an API called")
+}
+
+// streamOf is what the bot sent the Playground for one answer, in order: the stream types of
+// its typing and message activities ("informative", "streaming", "final").
+func streamOf(t *testing.T, p *playground.Playground, from int) []string {
+	t.Helper()
+	var kinds []string
+	for _, ex := range p.Exchanges()[from:] {
+		if ex.Direction != playground.FromBot {
+			continue
+		}
+		var act struct {
+			Type     string `json:"type"`
+			Entities []struct {
+				Type       string `json:"type"`
+				StreamType string `json:"streamType"`
+			} `json:"entities"`
+		}
+		if ex.Decode(&act) != nil {
+			continue
+		}
+		for _, e := range act.Entities {
+			if e.Type == "streaminfo" {
+				kinds = append(kinds, act.Type+":"+e.StreamType)
+			}
+		}
+	}
+	return kinds
+}
+
+// assistantTurns is make dev's assistant, once Alice and Bob have linked Jira: the sandbox
+// model answers free text in the Playground through the real assistant loop. Alice's "what's
+// the status of PROJ-1?" runs the Jira tool as Alice and streams the answer with the issue's
+// link (informative → streaming → final); Bob, who may not see PROJ-1, is told it is not found
+// or not his to see, and nothing of it. A comment is only proposed until Alice confirms it,
+// then posted once, as Alice.
+func (r *sandboxRun) assistantTurns(t *testing.T) {
+	t.Helper()
+	alice, bob := r.alice, r.bob
+	from := len(alice.Exchanges())
+	got := say(t, alice, "what's the status of PROJ-1?", "Sandbox model", "[PROJ-1](https://acme.atlassian.net/browse/PROJ-1)")
+	if !strings.Contains(got, "Payment service leaks memory under load") {
+		t.Errorf("Alice's answer: %s", got)
+	}
+	kinds := streamOf(t, alice, from)
+	if len(kinds) < 3 || kinds[0] != "typing:informative" || !slices.Contains(kinds, "typing:streaming") || kinds[len(kinds)-1] != "message:final" {
+		t.Errorf("Alice's answer was not streamed (informative → streaming → final): %v", kinds)
+	}
+
+	got = say(t, bob, "what's the status of PROJ-1?", "Sandbox model", "PROJ-1 was not found, or you have no permission to see it.")
+	if strings.Contains(got, "Payment service") || strings.Contains(got, "browse/PROJ-1") {
+		t.Errorf("Bob saw Alice's issue: %s", got)
+	}
+
+	card := say(t, alice, "comment on PROJ-1: deployed the fix to staging", "Post this comment on PROJ-1?", "deployed the fix to staging")
+	if n := len(r.atl.Comments()); n != 0 {
+		t.Fatalf("%d comments posted before confirmation", n)
+	}
+	id := regexp.MustCompile(`jira comment confirm ([A-Za-z0-9_-]+)`).FindStringSubmatch(card)
+	if id == nil {
+		t.Fatalf("no confirm button: %s", card)
+	}
+	say(t, alice, "jira comment confirm "+id[1], "Posted your comment on [PROJ-1]")
+	say(t, alice, "jira comment confirm "+id[1], "no longer valid")
+	if cs := r.atl.Comments(); len(cs) != 1 || cs[0].Author != standin.Alice || cs[0].Text != "deployed the fix to staging" {
+		t.Fatalf("comments in Jira: %+v", cs)
+	}
 }

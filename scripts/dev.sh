@@ -4,8 +4,9 @@
 #   1. Azurite (Table and Queue storage, npm, pinned) on 127.0.0.1:10002 / :10001
 #   2. the Atlassian stand-in (bin/atlassian-standin) on https://127.0.0.1:${SANDBOX_ATLASSIAN_PORT:-8443}
 #   3. the Microsoft stand-ins and the channel bridge (bin/sandbox-standin): Entra, the Bot
-#      Framework channel, the Bot Service token service and Graph, with the users Alice and Bob;
-#      the bridge on http://127.0.0.1:${SANDBOX_CHANNEL_PORT:-3980}
+#      Framework channel, the Bot Service token service, Graph and the assistant's sandbox model
+#      (deployment "sandbox-model", rule-based), with the users Alice and Bob; the bridge on
+#      http://127.0.0.1:${SANDBOX_CHANNEL_PORT:-3980}
 #   4. the handler (bin/onbehalf) on 127.0.0.1:${FUNCTIONS_CUSTOMHANDLER_PORT:-3978} with the sandbox
 #      bot identity: channel tokens checked, replies with the bot's own token, Microsoft 365
 #      through single sign-on and On-Behalf-Of, Jira and Confluence through OAuth
@@ -193,7 +194,8 @@ else
 make dev: the sandbox is running.
   Alice's chat:  http://127.0.0.1:$pg_port
   Bob's chat:    http://127.0.0.1:$bob_port
-  Type help. Sign-in cards open a sandbox consent page; Atlassian's consent page is on
+  Type help, or ask in plain words ("what's the status of PROJ-1?"): the assistant answers
+  with the sandbox model (rule-based, no real model). Sign-in cards open a sandbox consent page; Atlassian's consent page is on
   https://127.0.0.1:$atl_port (your browser warns about its certificate: accept it for 127.0.0.1).
   Logs in .dev/. Ctrl-C stops everything.
 MSG

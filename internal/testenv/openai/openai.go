@@ -124,6 +124,10 @@ type Server struct {
 	// without the data-plane role, which Azure answers with PermissionDenied).
 	Verify func(token string) (int, error)
 
+	// Responder, when set, answers every request that finds no scripted turn left (the
+	// sandbox's rule-based model); without it such a request fails with HTTP 500.
+	Responder func(Request) Turn
+
 	srv        *httptest.Server
 	token      string
 	deployment string
@@ -262,16 +266,22 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	rec := Request{Path: r.URL.Path, APIVersion: version, Model: model, Stream: req.Stream,
+		Messages: req.Messages, Tools: req.Tools, Header: r.Header.Clone()}
 	s.mu.Lock()
-	s.requests = append(s.requests, Request{Path: r.URL.Path, APIVersion: version, Model: model, Stream: req.Stream,
-		Messages: req.Messages, Tools: req.Tools, Header: r.Header.Clone()})
-	if len(s.script) == 0 {
+	s.requests = append(s.requests, rec)
+	var turn Turn
+	switch {
+	case len(s.script) > 0:
+		turn = s.script[0]
+		s.script = s.script[1:]
+	case s.Responder != nil:
+		turn = s.Responder(rec)
+	default:
 		s.mu.Unlock()
 		apiError(w, http.StatusInternalServerError, "server_error", "", "stand-in: no scripted turn left")
 		return
 	}
-	turn := s.script[0]
-	s.script = s.script[1:]
 	s.seq++
 	id := fmt.Sprintf("chatcmpl-%d", s.seq)
 	s.mu.Unlock()

@@ -26,6 +26,11 @@
 //     when its sign-in window closes (msteams-docs "Add authentication to your Teams bot":
 //     the magic code reaches the bot as signin/verifyState). The handler then takes the
 //     real path: GetToken with the code, On-Behalf-Of at Entra, Graph as the user.
+//
+// The assistant's model is the chat-completions stand-in (internal/testenv/openai) serving the
+// deterministic rule-based openai.SandboxModel as the deployment "sandbox-model": it accepts
+// only the managed identity's Entra token for Cognitive Services, as an Azure OpenAI resource
+// with the "Cognitive Services OpenAI User" role assignment does, and streams its answers.
 package sandbox
 
 import (
@@ -49,8 +54,10 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/onbehalf/onbehalf/internal/config"
 	"github.com/onbehalf/onbehalf/internal/testenv"
 	"github.com/onbehalf/onbehalf/internal/testenv/channel"
+	"github.com/onbehalf/onbehalf/internal/testenv/openai"
 	"github.com/onbehalf/onbehalf/internal/testenv/stack"
 )
 
@@ -81,6 +88,8 @@ type Sandbox struct {
 	srv         *http.Server
 	ln          net.Listener
 	hr          *httptest.Server
+	// Model is the assistant's model: the chat-completions stand-in with the sandbox model.
+	Model *openai.Server
 	// connector serves the bot's replies over HTTPS (the stand-ins' CA): outside local
 	// anonymous mode the handler accepts only an https serviceUrl, as in Azure.
 	connector *httptest.Server
@@ -136,6 +145,7 @@ func Start(o Options) (*Sandbox, error) {
 		days[u.Entra.ObjectID] = u.LeaveDays
 	}
 	s.hr = startHRAPI(st.Entra, days)
+	s.Model = startModel(st)
 	// The organisation's administrator has consented to the bot calling Contoso HR as its users,
 	// as for Graph (stack.New grants that admin consent).
 	st.Entra.SetPermissions(stack.BotAppID, HRAudience, "access_as_user")
@@ -163,6 +173,7 @@ func (s *Sandbox) Close() {
 	_ = s.srv.Shutdown(ctx)
 	s.connector.Close()
 	s.hr.Close()
+	s.Model.Close()
 	s.SSO.Close()
 	s.Stack.Close()
 }
@@ -175,6 +186,11 @@ func (s *Sandbox) Env() map[string]string {
 		env[k] = v
 	}
 	env["ENTRA_APIS"] = hrAPIEnv(s.hr.URL)
+	env["AZURE_OPENAI_ENDPOINT"] = s.Model.URL
+	env["AZURE_OPENAI_DEPLOYMENT"] = openai.SandboxDeployment
+	// The sandbox organisation lets the assistant comment on Jira issues, each comment
+	// confirmed by the user on a card first.
+	env["CONNECTOR_POLICY"] = `{"atlassian":{"write":true,"confirm":true}}`
 	return env
 }
 
@@ -546,4 +562,30 @@ func cloneMap(m map[string]any) map[string]any {
 		out[k] = v
 	}
 	return out
+}
+
+// modelAudience is the audience of Entra tokens for Azure OpenAI (scope
+// https://cognitiveservices.azure.com/.default).
+const modelAudience = "https://cognitiveservices.azure.com"
+
+// SandboxChunkDelay spaces the sandbox model's streamed pieces, so that an answer takes a
+// couple of seconds and the Playground shows it streaming.
+const SandboxChunkDelay = 300 * time.Millisecond
+
+// startModel serves the sandbox model to the managed identity only: any other token is
+// refused as Azure refuses an identity without the data-plane role (403).
+func startModel(st *stack.Stack) *openai.Server {
+	m := openai.New(openai.SandboxDeployment, "", config.DefaultOpenAIAPIVersion)
+	m.Verify = func(tok string) (int, error) {
+		claims, err := st.Entra.Verify(tok, modelAudience)
+		if err != nil {
+			return http.StatusUnauthorized, err
+		}
+		if claims["oid"] != st.MIPrincipal {
+			return http.StatusForbidden, errors.New("the principal has no data-plane role on the sandbox model")
+		}
+		return 0, nil
+	}
+	m.Responder = openai.SandboxModel{ChunkDelay: SandboxChunkDelay}.Respond
+	return m
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/onbehalf/onbehalf/internal/testenv/channel"
 	"github.com/onbehalf/onbehalf/internal/testenv/sandbox"
@@ -163,6 +164,49 @@ func TestPlaygroundConfigNamesTheUser(t *testing.T) {
 		cfg := sb.PlaygroundConfig(u)
 		if !strings.Contains(cfg, "currentUser:\n  id: "+u.PlaygroundID+"\n") || !strings.Contains(cfg, "aadObjectId: "+u.Entra.ObjectID) {
 			t.Errorf("config for %s:\n%s", u.Entra.Name, cfg)
+		}
+	}
+}
+
+// The handler's settings point the assistant at the sandbox model, and the model answers the
+// managed identity only: no token, another principal's token or a token for another audience
+// is refused, as Azure refuses a caller without the data-plane role.
+func TestSandboxModelAnswersTheManagedIdentityOnly(t *testing.T) {
+	sb, _ := start(t)
+	env := sb.Env()
+	if env["AZURE_OPENAI_ENDPOINT"] != sb.Model.URL || env["AZURE_OPENAI_DEPLOYMENT"] != "sandbox-model" {
+		t.Fatalf("assistant settings: %q %q", env["AZURE_OPENAI_ENDPOINT"], env["AZURE_OPENAI_DEPLOYMENT"])
+	}
+	now := time.Now()
+	token := func(aud, oid string) string {
+		return sb.Stack.Entra.Sign(map[string]any{"iss": sb.Stack.Entra.Issuer(), "aud": aud, "oid": oid,
+			"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix()})
+	}
+	ask := func(authz string) int {
+		req, _ := http.NewRequest(http.MethodPost, sb.Model.URL+"/openai/deployments/sandbox-model/chat/completions?api-version=2024-10-21",
+			strings.NewReader(`{"messages":[{"role":"user","content":"hello"}]}`))
+		req.Header.Set("Content-Type", "application/json")
+		if authz != "" {
+			req.Header.Set("Authorization", authz)
+		}
+		resp, err := sb.Model.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for name, c := range map[string]struct {
+		authz string
+		want  int
+	}{
+		"the managed identity":         {"Bearer " + token("https://cognitiveservices.azure.com", sb.Stack.MIPrincipal), http.StatusOK},
+		"no token":                     {"", http.StatusUnauthorized},
+		"another principal":            {"Bearer " + token("https://cognitiveservices.azure.com", "0000aaaa-0000-4000-8000-00000000beef"), http.StatusForbidden},
+		"a token for another audience": {"Bearer " + token("https://graph.microsoft.com", sb.Stack.MIPrincipal), http.StatusUnauthorized},
+	} {
+		if got := ask(c.authz); got != c.want {
+			t.Errorf("%s: status %d, want %d", name, got, c.want)
 		}
 	}
 }
