@@ -103,6 +103,30 @@ param ldapClientCertSecretName string = ''
 param ldapBindDn string = ''
 param ldapBindPasswordSecretName string = 'ldap-bind-password'
 
+@description('The assistant\'s model (free text in plain words): none (the assistant is off), create (a new Azure OpenAI account and model deployment in this resource group), or existing (an account you already have, named by openAiAccountId; nothing is created there but the role assignment). Either way the Function App identity gets Cognitive Services OpenAI User only, and no key exists.')
+@allowed([
+  'none'
+  'create'
+  'existing'
+])
+param assistantModel string = 'none'
+
+@description('existing: resource id of the Azure OpenAI / AI Foundry account (/subscriptions/…/resourceGroups/…/providers/Microsoft.CognitiveServices/accounts/NAME). The deploying user must be able to assign roles on it.')
+param openAiAccountId string = ''
+
+@description('Model deployment name (AZURE_OPENAI_DEPLOYMENT): required for existing; for create, empty means the model name.')
+param openAiDeploymentName string = ''
+
+@description('create: the model, its version, the deployment type and its capacity (thousands of tokens per minute), and the region (empty = location); the model must be offered there.')
+param openAiModelName string = 'gpt-4o-mini'
+param openAiModelVersion string = '2024-07-18'
+param openAiSkuName string = 'GlobalStandard'
+param openAiCapacity int = 10
+param openAiLocation string = ''
+
+@description('Data-plane API version (AZURE_OPENAI_API_VERSION); empty keeps the handler default.')
+param openAiApiVersion string = ''
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -253,9 +277,45 @@ module functionApp 'modules/function-app.bicep' = {
       TOKENSTORE_KEYVAULT_URL: keyVault.outputs.uri
       TOKENSTORE_KEY_NAME: tokenStoreKeyName
       LOG_LEVEL: logLevel
-    }, botFrameworkOverrides, connectorSettings, ldapSettings)
+    }, botFrameworkOverrides, connectorSettings, ldapSettings, assistantSettings)
   }
 }
+
+// The assistant's model: created here, or an existing account (in its own resource group).
+var openAiDeployment = empty(openAiDeploymentName) ? openAiModelName : openAiDeploymentName
+var openAiExistingParts = split(empty(openAiAccountId) ? '/subscriptions/${subscription().subscriptionId}/resourceGroups/${rg.name}/providers/Microsoft.CognitiveServices/accounts/none' : openAiAccountId, '/')
+
+module openAi 'modules/openai.bicep' = if (assistantModel == 'create') {
+  name: 'openai'
+  scope: rg
+  params: {
+    name: 'oai-${resourceToken}'
+    location: empty(openAiLocation) ? location : openAiLocation
+    tags: tags
+    deploymentName: openAiDeployment
+    modelName: openAiModelName
+    modelVersion: openAiModelVersion
+    skuName: openAiSkuName
+    capacity: openAiCapacity
+    userPrincipalId: identity.outputs.principalId
+  }
+}
+
+module openAiExisting 'modules/openai-existing.bicep' = if (assistantModel == 'existing') {
+  name: 'openai-existing'
+  scope: resourceGroup(openAiExistingParts[2], openAiExistingParts[4])
+  params: {
+    accountName: last(openAiExistingParts)
+    userPrincipalId: identity.outputs.principalId
+  }
+}
+
+// The handler's assistant settings (internal/config/assistant.go); no key, ever.
+var openAiEndpoint = assistantModel == 'create' ? openAi.outputs.endpoint : (assistantModel == 'existing' ? openAiExisting.outputs.endpoint : '')
+var assistantSettings = assistantModel == 'none' ? {} : union({
+  AZURE_OPENAI_ENDPOINT: openAiEndpoint
+  AZURE_OPENAI_DEPLOYMENT: openAiDeployment
+}, empty(openAiApiVersion) ? {} : { AZURE_OPENAI_API_VERSION: openAiApiVersion })
 
 // login endpoint without the trailing slash, e.g. https://login.microsoftonline.com
 var entraAuthorityHost = substring(environment().authentication.loginEndpoint, 0, length(environment().authentication.loginEndpoint) - 1)
@@ -336,4 +396,6 @@ output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 // Read back through main.parameters.json (entraScopeProvisioned) on the next provision.
 output BOT_ENTRA_SCOPE_PROVISIONED bool = true
+output AZURE_OPENAI_ENDPOINT string = openAiEndpoint
+output AZURE_OPENAI_DEPLOYMENT string = assistantModel == 'none' ? '' : openAiDeployment
 output TEAMS_APP_ID string = guid(subscription().id, environmentName, 'teams-app')

@@ -58,6 +58,8 @@ const (
 	EntraAPIWhole            Invariant = "entra-api-whole"             // every declaration sending api sends all of it
 	FlexDeprecatedProperties Invariant = "flex-deprecated-properties"  // nothing Flex Consumption deprecates
 	FlexPublishingPolicies   Invariant = "flex-no-publishing-policies" // no basicPublishingCredentialsPolicies on the Flex site
+	ModelKeyless             Invariant = "model-keyless"               // every model account: disableLocalAuth, a custom subdomain
+	ModelDataRole            Invariant = "model-data-role-only"        // the identity holds Cognitive Services OpenAI User, nothing more
 )
 
 // Well-known values (Microsoft Teams SSO documentation; PROTOCOL.md).
@@ -96,7 +98,7 @@ var (
 	}
 	ForbiddenAppSettings = []string{
 		"BOT_CLIENT_SECRET", "BOT_ALLOW_ANONYMOUS", "TOKENSTORE_CONNECTION_STRING", "TOKENSTORE_DEV_KEY", "WORK_QUEUE_CONNECTION_STRING",
-		"FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsStorage",
+		"FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsStorage", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_KEY",
 	}
 )
 
@@ -106,6 +108,9 @@ const (
 	roleQueueDataContributor = "974c5e8b-45b9-4653-ba55-5f855dd0fb88"
 	roleBlobDataOwner        = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
 	roleKeyVaultSecretsUser  = "4633458b-17de-408a-b874-0445c86b69e6"
+	// Cognitive Services OpenAI User: inference, no keys, no deployment management
+	// (learn.microsoft.com azure/role-based-access-control/built-in-roles/ai-machine-learning).
+	roleOpenAIUser = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"
 )
 
 // Violation is one broken invariant, where it was found, and what was found instead.
@@ -233,6 +238,7 @@ func (c *checker) run() {
 	c.checkBot()
 	c.checkStorageAndVault()
 	c.checkAppSettings()
+	c.checkModel()
 	c.checkManifest()
 }
 
@@ -724,6 +730,12 @@ func (c *checker) checkAppSettings() {
 	expect("AzureWebJobsStorage__credential", "'managedidentity'", "'managedidentity'")
 	expect("BOT_OAUTH_CONNECTION", c.connName, "the OAuth connection's name")
 	expect("BOT_PUBLIC_URL", nonEmpty(c.siteHost, "", "'https://${", "}'"), "https://{the Function App host}")
+	// The assistant's model: an endpoint needs its deployment, and the other way round.
+	_, endpoint := settings["AZURE_OPENAI_ENDPOINT"]
+	_, deployment := settings["AZURE_OPENAI_DEPLOYMENT"]
+	if endpoint != deployment {
+		c.fail(AppSettings, at.File, at.Line, "AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_DEPLOYMENT must be deployed together")
+	}
 	for k, l := range settings {
 		v := l.node.textOr("")
 		if strings.Contains(v, "listKeys(") || strings.Contains(v, "AccountKey=") || strings.Contains(v, "SharedAccessKey=") {
@@ -741,4 +753,58 @@ func nonEmpty(s, suffix string, wrap ...string) string {
 		return wrap[0] + s + suffix + wrap[1]
 	}
 	return s + suffix
+}
+
+// checkModel holds the assistant's model to keyless access: each account declared has local
+// (key) authentication disabled and a custom subdomain (Entra tokens need it), and every role
+// assignment on a model account — declared or existing — gives the Function App identity
+// Cognitive Services OpenAI User and nothing else.
+func (c *checker) checkModel() {
+	for _, a := range c.resources("Microsoft.CognitiveServices/accounts") {
+		if v := strings.TrimSpace(a.Body.Get("properties.disableLocalAuth").textOr("")); v != "true" {
+			c.fail(ModelKeyless, a.File, a.Line, "account %s: disableLocalAuth is %q, want true", a.Symbol, v)
+		}
+		if a.Body.Get("properties.customSubDomainName") == nil {
+			c.fail(ModelKeyless, a.File, a.Line, "account %s has no customSubDomainName (Entra token authentication needs one)", a.Symbol)
+		}
+	}
+	accounts := map[*File]map[string]bool{} // file → symbols of model accounts, declared or existing
+	for _, f := range c.sortedFiles() {
+		for _, r := range f.Resources {
+			if strings.EqualFold(r.Type, "Microsoft.CognitiveServices/accounts") {
+				if accounts[f] == nil {
+					accounts[f] = map[string]bool{}
+				}
+				accounts[f][r.Symbol] = true
+			}
+		}
+	}
+	for f, syms := range accounts {
+		granted := false
+		for _, r := range f.Resources {
+			if !strings.EqualFold(r.Type, "Microsoft.Authorization/roleAssignments") || !syms[strings.TrimSpace(r.Body.Get("scope").textOr(""))] {
+				continue
+			}
+			text := r.Body.Get("properties.roleDefinitionId").textOr("")
+			for _, name := range identToken.FindAllString(text, -1) {
+				if v, ok := f.Vars[name]; ok {
+					text += " " + v.Value.Text
+				}
+			}
+			principal := c.in.Resolve(f, r.Body.Get("properties.principalId"))
+			for _, g := range anyGUID.FindAllString(text, -1) {
+				if !strings.EqualFold(g, roleOpenAIUser) {
+					c.fail(ModelDataRole, f, r.Line, "role assignment %s on the model gives role %s; only Cognitive Services OpenAI User (%s) is allowed", r.Symbol, g, roleOpenAIUser)
+				}
+			}
+			if principal != c.uami+".properties.principalId" {
+				c.fail(ModelDataRole, f, r.Line, "role assignment %s on the model is for %s, want the Function App identity", r.Symbol, principal)
+				continue
+			}
+			granted = granted || strings.Contains(strings.ToLower(text), roleOpenAIUser)
+		}
+		if !granted {
+			c.fail(ModelDataRole, f, 0, "the Function App identity gets no Cognitive Services OpenAI User role on the model account in %s", f.Path)
+		}
+	}
 }

@@ -82,6 +82,8 @@ func TestBreakingOneInvariantIsReported(t *testing.T) {
 		scope    = "infra/modules/entra-app-scope.bicep"
 		params   = "infra/main.parameters.json"
 		manifest = "appPackage/manifest.template.json"
+		oai      = "infra/modules/openai.bicep"
+		oaiOld   = "infra/modules/openai-existing.bicep"
 	)
 	cases := []struct {
 		name      string
@@ -152,6 +154,15 @@ func TestBreakingOneInvariantIsReported(t *testing.T) {
 		{"ftpsState on the Flex site", fn, "      minTlsVersion: '1.2'\n", "      minTlsVersion: '1.2'\n      ftpsState: 'Disabled'\n", FlexDeprecatedProperties},
 		{"deprecated Flex app setting", mainB, "LOG_LEVEL: logLevel\n", "LOG_LEVEL: logLevel\n      FUNCTIONS_EXTENSION_VERSION: '~4'\n", FlexDeprecatedProperties},
 		{"publishing policy on the Flex site", fn, "      runtime: {\n        name: 'custom'\n        version: '1.0'\n      }\n    }\n  }\n", "      runtime: {\n        name: 'custom'\n        version: '1.0'\n      }\n    }\n  }\n\n  resource scmBasicAuth 'basicPublishingCredentialsPolicies' = {\n    name: 'scm'\n    properties: {\n      allow: false\n    }\n  }\n", FlexPublishingPolicies},
+		// The assistant's model: keyless, and the data-plane role only.
+		{"model keys on", oai, "disableLocalAuth: true", "disableLocalAuth: false", ModelKeyless},
+		{"model without a subdomain", oai, "    customSubDomainName: name\n", "", ModelKeyless},
+		{"model contributor role", oai, "var openAiUserRoleId = '5e0bd9bd-7b93-4f28-af87-19fc36ad61bd'", "var openAiUserRoleId = '25fbc0a9-bd7c-42a3-aa1a-3b75d497ee68'", ModelDataRole},
+		{"model extra contributor role", oai, "output endpoint string", "resource modelAdmin 'Microsoft.Authorization/roleAssignments@2022-04-01' = {\n  name: guid(account.id, userPrincipalId, 'admin')\n  scope: account\n  properties: {\n    principalId: userPrincipalId\n    principalType: 'ServicePrincipal'\n    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', 'a001fd3d-188f-4b5d-821b-7da978bf7442')\n  }\n}\n\noutput endpoint string", ModelDataRole},
+		{"existing model: role for someone else", oaiOld, "    principalId: userPrincipalId\n", "    principalId: '11111111-1111-1111-1111-111111111111'\n", ModelDataRole},
+		{"existing model: role dropped", oaiOld, "scope: account\n", "scope: resourceGroup()\n", ModelDataRole},
+		{"model endpoint without its deployment", mainB, "  AZURE_OPENAI_DEPLOYMENT: openAiDeployment\n", "", AppSettings},
+		{"model key deployed", mainB, "  AZURE_OPENAI_DEPLOYMENT: openAiDeployment\n", "  AZURE_OPENAI_DEPLOYMENT: openAiDeployment\n  AZURE_OPENAI_API_KEY: 'x'\n", AppSettings},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

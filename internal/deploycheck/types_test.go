@@ -29,6 +29,12 @@ func loadBicepTypes(t *testing.T) *bicepTypes {
 	if len(paths) == 0 {
 		t.Skipf("no Bicep type definitions in %s", bicepTypesDir)
 	}
+	// More published files (types not yet in shared/bicep-types), from directories named by
+	// BICEP_TYPES_EXTRA (separated like PATH).
+	for _, dir := range filepath.SplitList(os.Getenv("BICEP_TYPES_EXTRA")) {
+		more, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+		paths = append(paths, more...)
+	}
 	bt := &bicepTypes{files: map[string][]map[string]any{}, body: map[string]map[string]any{}, file: map[string]string{}}
 	for _, p := range paths {
 		raw, err := os.ReadFile(p)
@@ -48,6 +54,7 @@ func loadBicepTypes(t *testing.T) *bicepTypes {
 			}
 		}
 	}
+	bt.addFallback("fallback:microsoft.cognitiveservices-2024-10-01", cognitiveServicesFallback())
 	return bt
 }
 
@@ -175,6 +182,9 @@ func TestBicepTypeCheckFindsMistakes(t *testing.T) {
 		{"unknown property", "infra/modules/function-app.bicep", "httpsOnly: true", "httpsOnly: true\n    httpsEverywhere: true", "no such property"},
 		{"read-only property", "infra/modules/entra-app-scope.bicep", "signInAudience: 'AzureADMyOrg'\n", "signInAudience: 'AzureADMyOrg'\n  appId: '00000000-0000-0000-0000-000000000000'\n", "appId: read-only"},
 		{"value outside the enum", "infra/modules/keyvault.bicep", "name: 'standard'", "name: 'basic'", "not one of the allowed values"},
+		{"unknown model account property", "infra/modules/openai.bicep", "disableLocalAuth: true", "disableLocalAuth: true\n    disableKeys: true", "no such property"},
+		{"read-only model account property", "infra/modules/openai.bicep", "publicNetworkAccess: 'Enabled'", "publicNetworkAccess: 'Enabled'\n    endpoint: 'https://x.openai.azure.com/'", "endpoint: read-only"},
+		{"unknown model deployment property", "infra/modules/openai.bicep", "versionUpgradeOption: 'OnceNewDefaultVersionAvailable'", "versionUpgradeOption: 'OnceNewDefaultVersionAvailable'\n    autoUpgrade: true", "no such property"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			root := copyTree(t, "infra")
