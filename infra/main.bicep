@@ -311,7 +311,7 @@ module openAiExisting 'modules/openai-existing.bicep' = if (assistantModel == 'e
 }
 
 // The handler's assistant settings (internal/config/assistant.go); no key, ever.
-var openAiEndpoint = assistantModel == 'create' ? openAi.outputs.endpoint : (assistantModel == 'existing' ? openAiExisting.outputs.endpoint : '')
+var openAiEndpoint = assistantModel == 'create' ? openAi!.outputs.endpoint : (assistantModel == 'existing' ? openAiExisting!.outputs.endpoint : '')
 var assistantSettings = assistantModel == 'none' ? {} : union({
   AZURE_OPENAI_ENDPOINT: openAiEndpoint
   AZURE_OPENAI_DEPLOYMENT: openAiDeployment
