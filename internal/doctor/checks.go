@@ -78,6 +78,7 @@ var allChecks = []check{
 	{"connectors.secrets", CatConnectors, "Client secrets named, not inlined", checkConnectorsSecrets, false},
 	{"connectors.saml", CatConnectors, "SAML applications: enterprise app, identifier, reply URL, consent, assignment", checkSAMLApps, false},
 	{"connectors.policy", CatConnectors, "Connector policy in force (writes, sites)", checkConnectorPolicy, false},
+	{"connectors.model", CatConnectors, "Assistant model: endpoint, deployment, the identity's data-plane role", checkAssistantModel, false},
 }
 
 // CheckIDs lists every check's id in report order.

@@ -194,6 +194,20 @@ var failCases = []failCase{
 		f.setSetting("CONNECTOR_POLICY", `{"atlassian":{"write":true,"sites":["acme-1"]},"contoso":{"write":true,"confirm":true}}`)
 	}, "connectors.policy", StatusWarn, []string{"without confirmation for atlassian", "atlassian: may write WITHOUT confirmation; sites acme-1", "contoso: may write, each write confirmed"},
 		[]string{`CONNECTOR_POLICY={"atlassian":{"write":true,"confirm":true}}`}},
+	{"assistant model: no data-plane role", liveMode, func(f *fixture) { f.withModel(&modelFixture{}) },
+		"connectors.model", StatusFail, []string{"no Cognitive Services OpenAI User role", "refuses its token (403)", `deployment "gpt-4o-mini"`},
+		[]string{"az role assignment create --assignee-object-id " + tMIPrincip, "--role " + OpenAIUserRole, "/accounts/" + tModelAccount}},
+	{"assistant model: deployment missing", liveMode, func(f *fixture) { f.withModel(&modelFixture{NoDeployment: true, Role: OpenAIUserRole}) },
+		"connectors.model", StatusFail, []string{`has no deployment "gpt-4o-mini"`}, []string{"az cognitiveservices account deployment create"}},
+	{"assistant model: keys on", liveMode, func(f *fixture) { f.withModel(&modelFixture{KeysOn: true, Role: OpenAIUserRole}) },
+		"connectors.model", StatusWarn, []string{"keys are enabled"}, []string{"properties.disableLocalAuth=true"}},
+	{"assistant model: more than the data-plane role", liveMode, func(f *fixture) {
+		f.withModel(&modelFixture{Role: OpenAIUserRole})
+		f.Roles = append(f.Roles, map[string]any{"scope": "/subscriptions/" + tSub + "/resourceGroups/" + tRG + "/providers/Microsoft.CognitiveServices/accounts/" + tModelAccount,
+			"roleDefinitionId": "/subscriptions/" + tSub + "/providers/Microsoft.Authorization/roleDefinitions/25fbc0a9-bd7c-42a3-aa1a-3b75d497ee68", "principalId": tMIPrincip})
+	}, "connectors.model", StatusWarn, []string{"25fbc0a9-bd7c-42a3-aa1a-3b75d497ee68", "more than the assistant needs"}, []string{"az role assignment list"}},
+	{"assistant model: endpoint without deployment", both, func(f *fixture) { f.setSetting("AZURE_OPENAI_ENDPOINT", "https://oai-onbehalf.openai.azure.com") },
+		"connectors.model", StatusFail, []string{"AZURE_OPENAI_DEPLOYMENT is missing"}, []string{"AZURE_OPENAI_DEPLOYMENT="}},
 	{"connectors setting is not JSON", both, func(f *fixture) { f.setSetting("OAUTH2_CONNECTORS", "github") },
 		"connectors.secrets", StatusFail, []string{"OAUTH2_CONNECTORS: not a JSON array"}, []string{"OAUTH2_CONNECTORS="}},
 }
@@ -403,4 +417,34 @@ func TestCheckIDsAreUnique(t *testing.T) {
 	if len(slices.Compact(sorted)) != len(ids) {
 		t.Fatalf("duplicate check ids: %v", ids)
 	}
+}
+
+// The assistant's model, as a user of the doctor sees it: which endpoint and deployment the
+// handler uses, and (live) that the managed identity holds the data-plane role, so the model
+// accepts its token.
+func TestAssistantModelShown(t *testing.T) {
+	f := goodFixture(t)
+	if r, _, _ := runReport(t, f.offlineOptions(t)); !strings.Contains(detailOf(t, r, "connectors.model"), "assistant is off") {
+		t.Errorf("without settings: %s", detailOf(t, r, "connectors.model"))
+	}
+	f.withModel(&modelFixture{Role: OpenAIUserRole})
+	r, code, stderr := runReport(t, f.startLive(t).opts)
+	got, _ := r.Find("connectors.model")
+	if code != ExitOK || got.Status != StatusPass || !strings.Contains(got.Detail, "endpoint https://oai-onbehalf.openai.azure.com") ||
+		!strings.Contains(got.Detail, `deployment "gpt-4o-mini"`) || !strings.Contains(got.Detail, "holds Cognitive Services OpenAI User") {
+		t.Fatalf("live: exit %d, %s %s (stderr %s)", code, got.Status, got.Detail, stderr)
+	}
+	r, _, _ = runReport(t, f.offlineOptions(t))
+	if d := detailOf(t, r, "connectors.model"); !strings.Contains(d, `deployment "gpt-4o-mini"`) || !strings.Contains(d, "not checked") {
+		t.Errorf("offline: %s", d)
+	}
+}
+
+func detailOf(t *testing.T, r Report, id string) string {
+	t.Helper()
+	c, ok := r.Find(id)
+	if !ok {
+		t.Fatalf("no result for %s", id)
+	}
+	return string(c.Status) + ": " + c.Detail
 }

@@ -57,6 +57,26 @@ type fixture struct {
 	NoIdentity         bool // the Function App has no user-assigned identity
 	EndpointStatus     int  // what the messaging endpoint answers (default 401)
 	EndpointDown       bool // nothing listens at the messaging endpoint
+	Model              *modelFixture
+}
+
+// modelFixture is the assistant's model account in the resource group (live only).
+type modelFixture struct {
+	KeysOn       bool   // disableLocalAuth false
+	NoDeployment bool   // the deployment the settings name does not exist
+	Role         string // role definition id held by the managed identity on the account; "" none
+}
+
+const (
+	tModelAccount  = "oai-onbehalf"
+	tModelEndpoint = "https://oai-onbehalf.openai.azure.com/"
+)
+
+// withModel turns the assistant on with the model account m.
+func (f *fixture) withModel(m *modelFixture) {
+	f.Model = m
+	f.setSetting("AZURE_OPENAI_ENDPOINT", strings.TrimSuffix(tModelEndpoint, "/"))
+	f.setSetting("AZURE_OPENAI_DEPLOYMENT", "gpt-4o-mini")
 }
 
 func readFixtureFile(t *testing.T, name string, into any) {
@@ -279,6 +299,20 @@ func (f *fixture) startLive(t *testing.T) *liveEnv {
 	for _, r := range f.Roles {
 		m := r.(map[string]any)
 		a.AddRoleAssignment(m["scope"].(string), m["roleDefinitionId"].(string), m["principalId"].(string))
+	}
+
+	if m := f.Model; m != nil {
+		id := "/subscriptions/" + tSub + "/resourceGroups/" + tRG + "/providers/Microsoft.CognitiveServices/accounts/" + tModelAccount
+		must(a.Put(id, map[string]any{"name": tModelAccount, "kind": "OpenAI", "properties": map[string]any{
+			"endpoint": tModelEndpoint, "customSubDomainName": tModelAccount, "disableLocalAuth": !m.KeysOn, "provisioningState": "Succeeded",
+		}}))
+		if !m.NoDeployment {
+			must(a.Put(id+"/deployments/gpt-4o-mini", map[string]any{"name": "gpt-4o-mini", "properties": map[string]any{
+				"model": map[string]any{"format": "OpenAI", "name": "gpt-4o-mini", "version": "2024-07-18"}}}))
+		}
+		if m.Role != "" {
+			a.AddRoleAssignment(id, "/subscriptions/"+tSub+"/providers/Microsoft.Authorization/roleDefinitions/"+m.Role, f.Identity["principalId"].(string))
+		}
 	}
 
 	dir := t.TempDir()

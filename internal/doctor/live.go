@@ -163,6 +163,11 @@ func (l *live) load(ctx context.Context, extra OfflineFiles) (*Snapshot, error) 
 	if err := l.loadFunctionApp(ctx, s); err != nil {
 		return nil, err
 	}
+	if s.Settings != nil {
+		if err := l.loadModel(ctx, s, unread); err != nil {
+			return nil, err
+		}
+	}
 
 	// OAuth connection named by the handler's settings.
 	name := s.expectedConnectionName()

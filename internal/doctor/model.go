@@ -285,6 +285,9 @@ type Snapshot struct {
 	RoleAssignments []RoleAssignment
 	RolesKnown      bool
 
+	// Model is the assistant's model account (live mode; assistant.go).
+	Model *ModelAccount
+
 	Probe *ProbeResult
 
 	// OBOScopes are the Graph delegated permissions the connectors need.

@@ -31,7 +31,7 @@ type OfflineFiles struct {
 // error naming it: a diagnosis from half-read input would mislead.
 func LoadOffline(f OfflineFiles) (*Snapshot, error) {
 	s := &Snapshot{Mode: "offline", Absent: map[string]string{}, NotFound: map[string]string{}}
-	for _, src := range []string{"probe", "sp", "saml"} {
+	for _, src := range []string{"probe", "sp", "saml", "model"} {
 		s.Absent[src] = "offline mode: checked in live mode (--subscription, --resource-group, --bot-name)"
 	}
 	s.Absent["channel"] = "offline"

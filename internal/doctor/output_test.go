@@ -52,7 +52,7 @@ func TestTextReportGroupsByCategoryWithFixesUnderFailures(t *testing.T) {
 		"  ✓ Sign-in audience single tenant: AzureADMyOrg",
 		"  - Refuses unauthenticated POST with 401: offline mode",
 		"  i Client secrets named, not inlined",
-		"32 passed, 1 failed, 0 warnings, 3 info, 2 skipped",
+		"32 passed, 1 failed, 0 warnings, 4 info, 2 skipped",
 	}
 	for _, w := range wantLines {
 		if !strings.Contains(text, w) {
@@ -102,7 +102,7 @@ func TestJSONReportShape(t *testing.T) {
 			}
 		}
 	}
-	want := map[string]int{"pass": 32, "fail": 1, "warn": 0, "info": 3, "skip": 2}
+	want := map[string]int{"pass": 32, "fail": 1, "warn": 0, "info": 4, "skip": 2}
 	for k, v := range want {
 		if doc.Sum[k] != v {
 			t.Errorf("summary %s = %d, want %d (%v)", k, doc.Sum[k], v, doc.Sum)

@@ -43,6 +43,8 @@ var APIVersions = map[string][]string{
 	"microsoft.authorization":   {"2020-04-01-preview", "2022-04-01"},
 	"microsoft.keyvault":        {"2023-07-01"},
 	"microsoft.managedidentity": {"2023-01-31"},
+	// Azure/bicep-types-az generated/cognitiveservices/microsoft.cognitiveservices/2024-10-01.
+	"microsoft.cognitiveservices": {"2024-10-01"},
 }
 
 // Server is the ARM stand-in.
