@@ -159,7 +159,7 @@ func TestShapes(t *testing.T) {
 		{"refresh_token in JSON", `{"refresh_token":"Qm9iUmVmcmVzaDEyMzQ1Njc4"}`, "shape: OAuth refresh_token"},
 		{"refresh_token in escaped JSON", `"body":"{\"refresh_token\":\"Qm9iUmVmcmVzaDEyMzQ1Njc4\"}"`, "shape: OAuth refresh_token"},
 		{"client_secret in a form", "client_id=x&client_secret=s3cr3t-V4lue-0123", "shape: OAuth client_secret"},
-		{"client_assertion", "client_assertion_type=urn&client_assertion=abcdefghijklmnopqrstu", "shape: OAuth client_assertion"},
+		{"client_assertion", "client_assertion_type=urn&client_assertion=aBc1dEf2gHi3jKl4mNo5", "shape: OAuth client_assertion"},
 		{"code in a redirect", "GET /api/oauth/callback?code=SplxlOBeZQQYbYS6WxSbIA&state=x", "shape: authorization code in a URL"},
 		{"Entra refresh token (documented example prefix)", "rt AwABAAAAvPM1KaPlrEqdFSBzjqfTGAMxZGUTdM0t4B4rTfgV29ghDOHRc2B", "shape: Entra refresh token or code"},
 		{"Entra authorization code (documented example prefix)", "OAAABAAAAiL9Kn2Z27UubvWFPbm0gLWQJVzCTE9UkP3pSx1aXxUjq3n8b2JRLk4OxVXr", "shape: Entra refresh token or code"},
@@ -205,6 +205,9 @@ func TestShapesLeaveIdsETagsAndSealedValuesAlone(t *testing.T) {
 		"version 1.2.3 and 0.A",
 		`"code":"invalid_grant"`,
 		"?code=&state=abc",
+		`{"assertion":"missing_audience_claim","code_verifier":"NOT_PROVIDED_BY_CLIENT"}`,
+		"Bearer authorization-header-missing",
+		"/api/oauth/callback?code=access_denied_by_the_user",
 	}
 	for _, s := range clean {
 		if got := Shapes(s); len(got) != 0 {

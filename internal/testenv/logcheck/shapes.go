@@ -48,15 +48,35 @@ func Shapes(text string) []Secret {
 		}
 	}
 	for _, m := range bearerRE.FindAllStringSubmatch(text, -1) {
-		add("bearer credential", m[1])
+		if !wordy(m[1]) {
+			add("bearer credential", m[1])
+		}
 	}
 	for _, m := range paramRE.FindAllStringSubmatch(text, -1) {
-		add("OAuth "+strings.ToLower(m[1]), m[2])
+		if !wordy(m[2]) {
+			add("OAuth "+strings.ToLower(m[1]), m[2])
+		}
 	}
 	for _, m := range codeParamRE.FindAllStringSubmatch(text, -1) {
-		add("authorization code in a URL", m[1])
+		if !wordy(m[1]) {
+			add("authorization code in a URL", m[1])
+		}
 	}
 	return out
+}
+
+// wordy reports a value made of one case of letters and separators only ("invalid_grant",
+// "NOT_PROVIDED", "token-missing"): an error code or a placeholder, not a credential. A random
+// value of 12 or more base64 characters is like that about once in a million.
+func wordy(v string) bool {
+	lower, upper := true, true
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		sep := c == '_' || c == '-' || c == '.'
+		lower = lower && (c >= 'a' && c <= 'z' || sep)
+		upper = upper && (c >= 'A' && c <= 'Z' || sep)
+	}
+	return lower || upper
 }
 
 var (
