@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "e2e: build handler: %v\n%s", err, out)
 			return 1
 		}
-		return m.Run()
+		return logcheck.RunMain(m)
 	}())
 }
 

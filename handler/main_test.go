@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 )
 
 // Starting with missing or malformed settings prints one message naming each, and exits non-zero.
@@ -14,7 +16,9 @@ func TestStartRefusesBadSettings(t *testing.T) {
 		"FUNCTIONS_CUSTOMHANDLER_PORT": "http",
 		"BOT_CLIENT_SECRET":            "local-secret-value",
 	}
+	logcheck.Issue("client secret setting", env["BOT_CLIENT_SECRET"])
 	var out, errb bytes.Buffer
+	logcheck.Watch(t, func() string { return out.String() + errb.String() })
 	code := run([]string{"serve"}, func(k string) string { return env[k] }, &out, &errb)
 	if code == 0 {
 		t.Fatal("started with invalid settings")

@@ -58,6 +58,7 @@ func newHarness(t *testing.T, extra map[string]string) *harness {
 	logcheck.Watch(t, logs.String)
 	st := stack.New()
 	t.Cleanup(st.Close)
+	logcheck.WatchReplies(t, st.Channel.Sent)
 	// azidentity reads the App Service managed-identity variables from the process environment.
 	t.Setenv("IDENTITY_ENDPOINT", st.Entra.IdentityEndpoint)
 	t.Setenv("IDENTITY_HEADER", st.Entra.IdentityHeader)

@@ -102,6 +102,7 @@ func newAtlEnvWith(t *testing.T, instances int, anonymous bool, extra map[string
 	t.Setenv("IDENTITY_HEADER", st.Entra.IdentityHeader)
 
 	e := &atlEnv{clk: &fakeClock{t: time.Now()}, st: st, ch: st.Channel, anon: anonymous, logs: logs, world: standin.DefaultWorld(), inflight: map[string]bool{}}
+	logcheck.WatchReplies(t, func() []map[string]any { return e.ch.Sent() }) // e.ch: the anonymous channel, if any
 	for range instances {
 		e.srvs = append(e.srvs, httptest.NewUnstartedServer(nil))
 	}

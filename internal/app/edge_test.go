@@ -193,6 +193,7 @@ func TestAnonymousModeLocal(t *testing.T) {
 	}
 	var logs syncBuffer
 	logcheck.Watch(t, logs.String)
+	logcheck.WatchReplies(t, ch.Sent)
 	a, err := app.New(context.Background(), cfg, app.Options{HTTPClient: stack.New().HTTPClient(), Log: slog.New(slog.NewJSONHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -304,6 +305,7 @@ func TestAnonymousModeServiceURLOnlyLoopbackHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs syncBuffer
+	logcheck.Watch(t, logs.String)
 	a, err := app.New(context.Background(), cfg, app.Options{Log: slog.New(slog.NewJSONHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -77,6 +77,7 @@ func newSSOHarness(t testing.TB, extra ...map[string]string) *ssoHarness {
 	logcheck.Watch(t, logs.String)
 	st := stack.New()
 	t.Cleanup(st.Close)
+	logcheck.WatchReplies(t, st.Channel.Sent)
 	az := azurite.Start(t)
 	sso := st.StartSSO("sso")
 	t.Cleanup(sso.Close)

@@ -15,6 +15,7 @@ import (
 	"github.com/onbehalf/onbehalf/internal/botframework"
 	"github.com/onbehalf/onbehalf/internal/connector/atlassian"
 	"github.com/onbehalf/onbehalf/internal/testenv/azuretoken"
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 	"github.com/onbehalf/onbehalf/internal/testenv/openai"
 )
 
@@ -109,6 +110,7 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	r := &rig{model: s, reader: &reader{}, sender: &sender{}, logs: &bytes.Buffer{}}
+	logcheck.Watch(t, r.logs.String)
 	log := slog.New(slog.NewJSONHandler(r.logs, nil))
 	r.a = &assistant.Assistant{Model: m, Tools: assistant.AtlassianTools(r.reader), Log: log, Timeout: 2 * time.Second}
 	r.bot = bot.New(r.sender, log)

@@ -17,6 +17,7 @@ import (
 	"github.com/onbehalf/onbehalf/internal/keyring"
 	"github.com/onbehalf/onbehalf/internal/seal"
 	"github.com/onbehalf/onbehalf/internal/testenv/keyvault"
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 )
 
 type clock struct {
@@ -49,6 +50,7 @@ func setup(t *testing.T) *fixture {
 	c := &clock{t: time.Now()}
 	kv := keyvault.Start(t, keyvault.Options{Now: c.Now})
 	f := &fixture{kv: kv, clock: c, logs: &bytes.Buffer{}}
+	logcheck.Watch(t, f.logs.String)
 	ring, err := keyring.NewVault(keyring.VaultOptions{
 		VaultURL:   kv.URL(),
 		Credential: kv.Credential(),

@@ -13,6 +13,7 @@ import (
 	"github.com/onbehalf/onbehalf/internal/bot"
 	"github.com/onbehalf/onbehalf/internal/botframework"
 	"github.com/onbehalf/onbehalf/internal/server"
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 )
 
 type panickingBot struct{}
@@ -27,6 +28,7 @@ func (panickingBot) OnActivity(_ context.Context, a *botframework.Activity) (*bo
 // happened, not its value (the user's words stay out of the log), and the server goes on.
 func TestPanickingCommandIsA500WithALogLine(t *testing.T) {
 	var logs bytes.Buffer
+	logcheck.Watch(t, logs.String)
 	m := &server.Messages{Auth: &countingAuth{}, Bot: panickingBot{}, Trust: &countingTrust{}, Seen: &server.Dedupe{},
 		Log: slog.New(slog.NewJSONHandler(&logs, nil))}
 	for i, text := range []string{"secret words of the user", "again"} {

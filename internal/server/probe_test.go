@@ -9,12 +9,14 @@ import (
 	"testing"
 
 	"github.com/onbehalf/onbehalf/internal/server"
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 )
 
 // A HEAD probe (the Agents Playground sends one on every page load) gets 204 with Allow: POST
 // and leaves no warning in the log; GET is still refused with 405 and logged.
 func TestHeadProbeIsNotAWarning(t *testing.T) {
 	var logBuf bytes.Buffer
+	logcheck.Watch(t, logBuf.String)
 	m := &server.Messages{Log: slog.New(slog.NewJSONHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelInfo}))}
 	srv := httptest.NewServer(m)
 	defer srv.Close()

@@ -14,6 +14,7 @@ import (
 	"github.com/onbehalf/onbehalf/internal/bot"
 	"github.com/onbehalf/onbehalf/internal/botframework"
 	"github.com/onbehalf/onbehalf/internal/server"
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 )
 
 type countingAuth struct{ calls atomic.Int32 }
@@ -54,6 +55,7 @@ func TestServiceURLIsCheckedBeforeAnythingRuns(t *testing.T) {
 	} {
 		auth, b, trust := &countingAuth{}, &countingBot{}, &countingTrust{}
 		var logs bytes.Buffer
+		logcheck.Watch(t, logs.String)
 		seen := &server.Dedupe{}
 		m := &server.Messages{Auth: auth, Bot: b, Trust: trust, Seen: seen, AllowLoopbackHTTP: tc.local,
 			Log: slog.New(slog.NewJSONHandler(&logs, nil))}

@@ -21,6 +21,7 @@ import (
 	"github.com/onbehalf/onbehalf/internal/keyring"
 	"github.com/onbehalf/onbehalf/internal/testenv/azurite"
 	"github.com/onbehalf/onbehalf/internal/testenv/keyvault"
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 	"github.com/onbehalf/onbehalf/internal/tokenstore"
 )
 
@@ -42,8 +43,20 @@ func TestMain(m *testing.M) {
 	default:
 		shared = s
 	}
-	code := m.Run()
+	code := logcheck.RunMain(m)
 	if shared != nil {
+		// Whatever the tests left in the shared Azurite must be sealed values and metadata.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		rows, err := shared.Rows(ctx)
+		cancel()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "logcheck: list the tables:", err)
+			code = 1
+		}
+		for _, f := range logcheck.FindInRows(rows) {
+			fmt.Fprintln(os.Stderr, "logcheck: found in Table Storage:", f)
+			code = 1
+		}
 		_ = shared.Close()
 	}
 	os.Exit(code)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 )
 
 // Credential maps a scope ("https://host/.default") to the token issued for it.
@@ -29,6 +31,7 @@ func New(tokens map[string]string) *Credential {
 	c := &Credential{tokens: map[string]string{}}
 	for k, v := range tokens {
 		c.tokens[k] = v
+		logcheck.Issue("access token for "+k, v)
 	}
 	return c
 }

@@ -11,6 +11,7 @@
 package azurite
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"github.com/onbehalf/onbehalf/internal/testenv"
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 )
 
 // Azurite's fixed development account. Azurite accepts only this account and key unless told
@@ -72,7 +74,9 @@ type Options struct {
 }
 
 // Start launches Azurite for a test and stops it when the test ends. It skips the test when
-// azurite-table is not installed and fails it when Azurite does not start.
+// azurite-table is not installed and fails it when Azurite does not start. Before it stops, it
+// lists every row of every table and fails the test if one holds a secret or an opaque value
+// that is not sealed (logcheck.FindInRows).
 func Start(t testing.TB) *Server {
 	t.Helper()
 	return StartService(t, Table)
@@ -89,6 +93,14 @@ func StartService(t testing.TB, service string) *Server {
 		t.Fatalf("start azurite: %v", err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
+	if service == Table {
+		// Runs before Close, after the cleanups registered later (the handler's servers).
+		logcheck.WatchTables(t, func() ([]logcheck.Row, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			return s.Rows(ctx)
+		})
+	}
 	return s
 }
 

@@ -21,6 +21,7 @@
 package channel
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -106,6 +107,7 @@ type Server struct {
 	mu       sync.Mutex
 	verify   BotTokenVerifier
 	recorded []Recorded
+	sent     [][]byte // every POST and PUT body received, never reset
 	faults   []Fault
 	members  map[string][]string // conversation id → the user ids in it (group chats, channels)
 	noTarget bool                // targeted messages are refused (a tenant or client without them)
@@ -349,6 +351,23 @@ func (s *Server) Recorded() []Recorded {
 	return append([]Recorded(nil), s.recorded...)
 }
 
+// Sent returns every activity the bot sent (POST or PUT bodies), including those refused by an
+// injected fault or by authentication and those recorded before a Reset, for the leak check
+// (logcheck.WatchReplies). A body that is not a JSON object is returned as {"body": text}.
+func (s *Server) Sent() []map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]map[string]any, 0, len(s.sent))
+	for _, b := range s.sent {
+		var a map[string]any
+		if json.Unmarshal(b, &a) != nil {
+			a = map[string]any{"body": string(b)}
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
 // Reset forgets what was recorded.
 func (s *Server) Reset() {
 	s.mu.Lock()
@@ -373,6 +392,14 @@ func (s *Server) WaitFor(ctx context.Context, pred func([]Recorded) bool) ([]Rec
 }
 
 func (s *Server) connector(w http.ResponseWriter, r *http.Request) {
+	// Every body the bot sends is kept for Sent, whether it is then refused or recorded.
+	if r.Method == http.MethodPost || r.Method == http.MethodPut {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		s.mu.Lock()
+		s.sent = append(s.sent, body)
+		s.mu.Unlock()
+	}
 	s.mu.Lock()
 	verify := s.verify
 	var fault *Fault

@@ -56,6 +56,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 )
 
 // Resource is the audience Key Vault names in its challenge.
@@ -240,6 +242,11 @@ func (s *Server) addVersion(name, value, contentType string, enabled bool) strin
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	id := hex.EncodeToString(b)
+	// A secret's value is a secret (keys, client secrets); short or spaced test values would
+	// match ordinary words, and are not recorded.
+	if len(value) >= 16 && !strings.ContainsAny(value, " \t\n") {
+		logcheck.Issue("Key Vault secret", value)
+	}
 	// Key Vault's attribute timestamps are whole seconds since the epoch (the REST API's
 	// "created" is an integer), so two versions set within one second carry the same created
 	// time; the stand-in keeps such ties, as the service does (docs/fidelity.md).
@@ -530,6 +537,7 @@ func (c credential) GetToken(ctx context.Context, o policy.TokenRequestOptions) 
 	exp := c.s.now().Add(c.s.life)
 	c.s.mu.Lock()
 	c.s.tokens[tok] = exp
+	logcheck.Issue("Key Vault access token", tok)
 	c.s.grants++
 	c.s.mu.Unlock()
 	return azcore.AccessToken{Token: tok, ExpiresOn: exp, RefreshOn: exp.Add(-c.s.life / 2)}, nil

@@ -1,6 +1,11 @@
-// Package logcheck finds secrets in a captured log. The stand-ins report every token, code
-// and secret they hand out (Issue); a test harness registers Watch for the log it captures,
-// and the test fails at its end if any of them — or a distinctive part of one — was written.
+// Package logcheck finds secrets where they must not be: in captured logs, in the replies the
+// bot sends users, and in the rows it keeps in Table Storage. The stand-ins report every
+// token, code and secret they hand out (Issue); a test harness registers Watch for the log it
+// captures (WatchReplies, WatchTables for the others), and the test fails at its end if any
+// of them — or a distinctive part of one — was written, or if anything there has the shape
+// of a secret nobody recorded (Shapes: JWTs, bearer credentials, OAuth credential parameters,
+// the providers' opaque token formats). Main does the same for a test binary's default
+// slog output.
 //
 // The record is process-wide and never shrinks: a secret issued by an earlier test is as
 // much a leak in this test's log as one issued by this test. A JWT is looked for by its
@@ -47,7 +52,7 @@ func Issued() []Secret {
 }
 
 // Watch makes t fail at its end (t.Cleanup) when the log logs returns then contains an
-// issued secret. Register it right after the log sink is created, so it runs after every
+// issued secret or a secret-shaped value (Find). Register it right after the log sink is created, so it runs after every
 // other cleanup of the harness (servers closed, background work finished).
 func Watch(t testing.TB, logs func() string) {
 	t.Helper()
@@ -58,10 +63,20 @@ func Watch(t testing.TB, logs func() string) {
 	})
 }
 
-// Find returns the issued secrets that appear in log, each once.
+// Find returns the issued secrets that appear in log, each once, followed by the
+// secret-shaped values (Shapes) that are not one of them.
 func Find(log string) []Secret {
-	idx := newIndex(Issued())
-	return idx.find(log)
+	return findWith(newIndex(Issued()), log)
+}
+
+func findWith(idx *index, log string) []Secret {
+	out := idx.find(log)
+	for _, s := range Shapes(log) {
+		if len(idx.find(s.Value)) == 0 {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // redact shows enough of a secret to find it in the test's own records, not to use it.

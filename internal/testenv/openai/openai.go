@@ -41,6 +41,8 @@ import (
 	"time"
 
 	"github.com/onbehalf/onbehalf/internal/testenv"
+
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 )
 
 // Scope is the Entra scope whose token the stand-in accepts (Cognitive Services audience).
@@ -143,6 +145,7 @@ type Server struct {
 // deployments route, and the bearer token tok (the token a test credential issues for Scope).
 func New(deployment, tok string, apiVersions ...string) *Server {
 	s := &Server{token: tok, deployment: deployment, versions: map[string]bool{}}
+	logcheck.Issue("Azure OpenAI access token", tok)
 	for _, v := range apiVersions {
 		s.versions[v] = true
 	}

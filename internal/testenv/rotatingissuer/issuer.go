@@ -25,6 +25,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 )
 
 // Options configures Start.
@@ -120,6 +122,8 @@ func (i *Issuer) Seed() (access, refresh string, expiry time.Time) {
 
 func (i *Issuer) issueLocked(fam string) (string, string, time.Time) {
 	at, rt := "at-"+randHex(), "rt-"+randHex()
+	logcheck.Issue("rotating issuer access token", at)
+	logcheck.Issue("rotating issuer refresh token", rt)
 	exp := i.now().Add(i.ttl)
 	i.access[at] = &atState{fam: fam, exp: exp}
 	i.refresh[rt] = &rtState{fam: fam}
