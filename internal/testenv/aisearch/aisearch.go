@@ -87,24 +87,32 @@ type Server struct {
 	// Index is the index name (AZURE_SEARCH_INDEX).
 	Index string
 
-	entra *entra.Server
-	srv   *httptest.Server
+	srv *httptest.Server
 
 	mu      sync.Mutex
+	entra   *entra.Server
 	docs    []Document
 	readers map[string]bool
 	queries []Query
 	fail    int
 }
 
-// New starts a search service whose index is named index, trusting tokens of the Entra
-// stand-in e and reading users' group memberships from its directory (the service asks
-// Microsoft Graph; the stand-in's directory is what Graph would answer).
-func New(e *entra.Server, index string) *Server {
-	s := &Server{Index: index, entra: e, readers: map[string]bool{}}
+// New starts a search service whose index is named index. It answers 503 until Trust names
+// its tenant.
+func New(index string) *Server {
+	s := &Server{Index: index, readers: map[string]bool{}}
 	s.srv = testenv.SharedCA().NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
 	return s
+}
+
+// Trust makes the service belong to the tenant of the Entra stand-in e: it accepts tokens e
+// issues and reads users' group memberships from e's directory (the service asks Microsoft
+// Graph; the stand-in's directory is what Graph would answer).
+func (s *Server) Trust(e *entra.Server) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.entra = e
 }
 
 // Close stops the server.
@@ -178,6 +186,13 @@ type request struct {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	tenant := s.entra
+	s.mu.Unlock()
+	if tenant == nil {
+		searchError(w, http.StatusServiceUnavailable, "", "The service is not ready.")
+		return
+	}
 	name, ok := indexOf(r.URL.EscapedPath())
 	if !ok || r.Method != http.MethodPost {
 		searchError(w, http.StatusNotFound, "", "The requested resource does not exist (the stand-in serves the POST search of documents only).")
@@ -206,7 +221,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		searchError(w, http.StatusUnauthorized, "", "Authentication failed: no bearer token.")
 		return
 	}
-	caller, err := s.entra.Verify(bearer, Audience)
+	caller, err := tenant.Verify(bearer, Audience)
 	if err != nil {
 		searchError(w, http.StatusUnauthorized, "", "Authentication failed: "+err.Error())
 		return
@@ -233,7 +248,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	userOID := ""
 	if h := r.Header.Get("x-ms-query-source-authorization"); h != "" {
 		tok := strings.TrimPrefix(h, "Bearer ")
-		claims, err := s.entra.Verify(tok, Audience)
+		claims, err := tenant.Verify(tok, Audience)
 		if err != nil {
 			msg := "The query source authorization token is invalid: " + err.Error()
 			if strings.Contains(err.Error(), "aud") {
@@ -244,7 +259,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		scp, _ := claims["scp"].(string)
 		userOID, _ = claims["oid"].(string)
-		if scp == "" || userOID == "" || claims["tid"] != s.entra.Tenant {
+		if scp == "" || userOID == "" || claims["tid"] != tenant.Tenant {
 			searchError(w, http.StatusUnauthorized, "", "The query source authorization token is not a user token of this tenant.")
 			return
 		}
@@ -270,7 +285,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		searchError(w, http.StatusServiceUnavailable, "", "Permission evaluation is unavailable; no results are returned.")
 		return
 	}
-	s.answer(w, q, callerOID, userOID)
+	var groups []string
+	if u, ok := tenant.User(userOID); ok && userOID != "" {
+		groups = u.Groups
+	}
+	s.answer(w, q, callerOID, userOID, groups)
 }
 
 // visible applies the permission fields: any field that matches grants access.
@@ -293,13 +312,7 @@ func (s *Server) visible(d Document, userOID string, groups []string) bool {
 	return match(d.UserIDs, user) || match(d.GroupIDs, groups)
 }
 
-func (s *Server) answer(w http.ResponseWriter, q request, callerOID, userOID string) {
-	var groups []string
-	if userOID != "" {
-		if u, ok := s.entra.User(userOID); ok {
-			groups = u.Groups
-		}
-	}
+func (s *Server) answer(w http.ResponseWriter, q request, callerOID, userOID string, groups []string) {
 	text := ""
 	if q.Search != nil {
 		text = strings.TrimSpace(*q.Search)

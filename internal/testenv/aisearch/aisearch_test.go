@@ -34,7 +34,8 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(e.Close)
 	e.AddUser(entra.User{ObjectID: alice, Name: "Alice", Groups: []string{finance}})
 	e.AddUser(entra.User{ObjectID: bob, Name: "Bob"})
-	s := aisearch.New(e, "kb")
+	s := aisearch.New("kb")
+	s.Trust(e)
 	t.Cleanup(s.Close)
 	s.GrantReader(botMI)
 	for _, d := range []aisearch.Document{
