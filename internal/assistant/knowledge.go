@@ -66,12 +66,12 @@ func KnowledgeTool(s KnowledgeSearcher, tokens graph.TokenNeeder, resource strin
 		}}
 }
 
-// clip cuts s to at most n characters on a rune boundary, marking the cut.
+// clip cuts s to at most n characters (n > 0) on a rune boundary, the last one marking the cut.
 func clip(s string, n int) string {
 	s = strings.TrimSpace(s)
 	if utf8.RuneCountInString(s) <= n {
 		return s
 	}
 	r := []rune(s)
-	return string(r[:n]) + "…"
+	return string(r[:n-1]) + "…"
 }
