@@ -62,6 +62,7 @@ Rules:
 - If a tool says "user_prompted", tell the user to use the card they were shown and then ask again.
 - If a tool says "awaiting_user_confirmation", say that nothing is sent until they confirm the card.
 - Link only to URLs that appear in tool results for the user's items. Never include images.
+- When you use knowledge-base documents, cite each one as [ref] with its ref number; the sources are listed for the user below your answer.
 - Answer briefly in Markdown.`
 
 const groupPrompt = `
