@@ -252,6 +252,9 @@ func (a *App) newSSO(cfg *config.Config, opts Options) *sso.Flow {
 	for _, api := range cfg.EntraAPIs {
 		resources[api.Name] = sso.Resource{Name: api.Name, Display: api.Display, BaseURL: api.BaseURL, Scopes: api.Scopes}
 	}
+	if cfg.Search.Configured() {
+		resources[config.SearchResourceName] = searchResource()
+	}
 	m := &sso.Manager{
 		Store: a.Store,
 		TokenService: &botframework.TokenService{

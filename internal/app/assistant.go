@@ -32,6 +32,9 @@ func (a *App) registerAssistant(cfg *config.Config, opts Options) error {
 		}
 		cred = mi
 	}
+	if err := a.registerSearch(cfg, opts); err != nil {
+		return fmt.Errorf("knowledge base: %w", err)
+	}
 	model, err := assistant.NewAzure(assistant.AzureConfig{
 		Endpoint: cfg.Assistant.Endpoint, Deployment: cfg.Assistant.Deployment, APIVersion: cfg.Assistant.APIVersion,
 		Credential: cred, HTTPClient: opts.HTTPClient,

@@ -62,6 +62,7 @@ Rules:
 - If a tool says "user_prompted", tell the user to use the card they were shown and then ask again.
 - If a tool says "awaiting_user_confirmation", say that nothing is sent until they confirm the card.
 - Link only to URLs that appear in tool results for the user's items. Never include images.
+- When you use knowledge-base documents, cite each one as [ref] with its ref number; the sources are listed for the user below your answer.
 - Answer briefly in Markdown.`
 
 const groupPrompt = `
@@ -147,10 +148,11 @@ func (a *Assistant) run(ctx context.Context, t *bot.Turn, text string, st *Stats
 	hosts := append([]string(nil), a.LinkHosts...)
 	answer := first.Content
 	prompted := 0
+	var cites []Citation
 	if len(first.ToolCalls) > 0 {
 		msgs = append(msgs, first)
 		for i, c := range first.ToolCalls {
-			out, h, p := a.call(ctx, t, byName, c, i, st, now)
+			out, h, p := a.call(ctx, t, byName, c, i, st, now, &cites)
 			hosts = append(hosts, h...)
 			if p {
 				prompted++
@@ -185,7 +187,8 @@ func (a *Assistant) run(ctx context.Context, t *bot.Turn, text string, st *Stats
 		return out.final(ctx, "I have no answer to that. Try rephrasing, or type **help** to see my commands.")
 	}
 	st.Outcome = "answered"
-	if err := out.final(ctx, safe); err != nil {
+	sources, entities := a.citations(cites)
+	if err := out.final(ctx, safe+sources, entities...); err != nil {
 		return err
 	}
 	if a.Memory != nil {
@@ -237,7 +240,7 @@ type toolOutput struct {
 	UntrustedData any `json:"untrusted_data,omitempty"`
 }
 
-func (a *Assistant) call(ctx context.Context, t *bot.Turn, tools map[string]Tool, c Call, i int, st *Stats, now func() time.Time) (string, []string, bool) {
+func (a *Assistant) call(ctx context.Context, t *bot.Turn, tools map[string]Tool, c Call, i int, st *Stats, now func() time.Time, cites *[]Citation) (string, []string, bool) {
 	out := toolOutput{Tool: c.Name}
 	var hosts []string
 	prompted := false
@@ -272,6 +275,14 @@ func (a *Assistant) call(ctx context.Context, t *bot.Turn, tools map[string]Tool
 		case err == nil:
 			out.Status, out.UntrustedData = "ok", res.Data
 			hosts = res.Hosts
+			if len(res.Citations) > 0 {
+				refs := make([]map[string]any, 0, len(res.Citations))
+				for _, ci := range res.Citations {
+					*cites = append(*cites, ci)
+					refs = append(refs, map[string]any{"ref": len(*cites), "title": ci.Title, "url": ci.URL, "excerpt": ci.Excerpt})
+				}
+				out.UntrustedData = refs
+			}
 		case errors.Is(err, ErrNotFound):
 			out.Status = "not_found_or_no_permission"
 		case errors.Is(err, ErrConfirmationShown):

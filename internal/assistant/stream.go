@@ -46,9 +46,9 @@ type stream struct {
 	now  func() time.Time
 }
 
-func (s *stream) send(ctx context.Context, typ, text string, info streamInfo) error {
+func (s *stream) send(ctx context.Context, typ, text string, info streamInfo, more ...json.RawMessage) error {
 	ent, _ := json.Marshal(info)
-	id, err := s.t.Sender().Send(ctx, s.t.Reference(), &botframework.Activity{Type: typ, Text: text, Entities: []json.RawMessage{ent}})
+	id, err := s.t.Sender().Send(ctx, s.t.Reference(), &botframework.Activity{Type: typ, Text: text, Entities: append([]json.RawMessage{ent}, more...)})
 	if err == nil && s.id == "" {
 		s.id = id
 	}
@@ -93,9 +93,10 @@ func (s *stream) chunk(ctx context.Context, sofar string, hosts []string) {
 // final ends the stream with the whole answer, or sends it as a plain reply. text is the
 // bot's own sentence or the model's Markdown after SafeAnswer (no HTML, no images, links
 // only to allowed hosts).
-func (s *stream) final(ctx context.Context, text string) error {
+// Entities (citations) go with the final message only.
+func (s *stream) final(ctx context.Context, text string, entities ...json.RawMessage) error {
 	if s.id == "" {
-		return s.t.ReplyText(ctx, mdtext.Markdown(text))
+		return s.t.Reply(ctx, &botframework.Activity{Type: botframework.TypeMessage, Text: string(mdtext.Markdown(text)), Entities: entities})
 	}
-	return s.send(ctx, botframework.TypeMessage, text, streamInfo{Type: "streaminfo", StreamID: s.id, StreamType: "final"})
+	return s.send(ctx, botframework.TypeMessage, text, streamInfo{Type: "streaminfo", StreamID: s.id, StreamType: "final"}, entities...)
 }

@@ -105,6 +105,17 @@ type Result struct {
 	// Hosts are the hosts the answer may link to because of this result (the site the user's
 	// items live on), added to the allow-list for this turn only.
 	Hosts []string
+	// Citations are sources found (knowledge-base documents). The model reads them numbered
+	// (ref, title, url, excerpt) in place of Data; the final answer lists those whose link is
+	// to a host on the assistant's configured allow-list (LinkHosts), as Teams citations.
+	Citations []Citation
+}
+
+// Citation is one source a tool found.
+type Citation struct {
+	Title, URL string
+	// Excerpt is what the model reads of it: untrusted data.
+	Excerpt string
 }
 
 // Tool is one capability the model may call. Run acts as the turn's user, through the same

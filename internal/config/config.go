@@ -119,6 +119,8 @@ type Config struct {
 	LDAP LDAP
 	// Assistant holds the LLM assistant's settings; it is off without an endpoint.
 	Assistant Assistant
+	// Search is the assistant's knowledge base (Azure AI Search); off without an endpoint.
+	Search Search
 
 	// Work holds the work queue's settings (work.go).
 	Work Work
@@ -279,6 +281,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.OAuth2Connectors = r.oauth2Connectors("OAUTH2_CONNECTORS", c.EntraAPIs)
 	c.SAMLApps = r.samlApps("SAML_APPS", c.EntraAPIs, c.OAuth2Connectors)
 	c.Assistant = r.assistant()
+	c.Search = r.search()
 	c.AdminRoles = strings.Fields(r.str("BOT_ADMIN_ROLES"))
 	c.AdminGroups = strings.Fields(strings.ToLower(r.str("BOT_ADMIN_GROUPS")))
 	for _, g := range c.AdminGroups {
@@ -313,6 +316,9 @@ func Load(getenv func(string) string) (*Config, error) {
 		c.Anonymous = true
 	default:
 		r.fail("BOT_APP_ID", "required; for local development without a bot identity set BOT_ALLOW_ANONYMOUS=true instead")
+	}
+	if c.Search.Configured() && c.Anonymous {
+		r.fail("AZURE_SEARCH_ENDPOINT", "needs signed-in Teams users (BOT_APP_ID and single sign-on): the index is queried with each user's own token")
 	}
 	if c.InAzure {
 		if allowAnon {
@@ -473,7 +479,7 @@ func (r *reader) entraAPIs(name string) []EntraAPI {
 		r.fail(name, "must be a JSON array of {name, baseUrl, scopes[, display]}: "+err.Error())
 		return nil
 	}
-	seen := map[string]bool{"graph": true}
+	seen := map[string]bool{"graph": true, SearchResourceName: true}
 	for i, a := range apis {
 		u, err := url.Parse(a.BaseURL)
 		switch {

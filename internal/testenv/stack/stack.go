@@ -24,15 +24,20 @@ const (
 )
 
 // BotRequiredResourceAccess is the delegated permissions the bot's app registration lists:
-// the Microsoft Graph scopes of GRAPH_SCOPES' default and its own access_as_user, so that one
-// combined consent (a sign-in for api://botid-{appId}/.default) covers both the token for the
-// bot's API and the Graph scopes OBO needs.
+// the Microsoft Graph scopes of GRAPH_SCOPES' default, Azure AI Search's user_impersonation and
+// its own access_as_user, so that one combined consent (a sign-in for
+// api://botid-{appId}/.default) covers both the token for the bot's API and the scopes OBO needs.
 func BotRequiredResourceAccess() map[string][]string {
 	return map[string][]string{
 		entra.GraphResource:       {"User.Read", "Mail.Read", "Files.Read.All"},
 		"api://botid-" + BotAppID: {entra.SSOScope},
+		// Azure AI Search's delegated permission, for the knowledge base queried as the user.
+		SearchResource: {"user_impersonation"},
 	}
 }
+
+// SearchResource is Azure AI Search's resource identifier.
+const SearchResource = "https://search.azure.com"
 
 // Stack is a running set of stand-ins.
 type Stack struct {
