@@ -20,6 +20,9 @@ type AppInsights struct {
 	// InstrumentationKey is the connection string's InstrumentationKey (an identifier, not a
 	// secret once local authentication is disabled).
 	InstrumentationKey string
+	// Audience is the connection string's AADAudience (sovereign clouds); empty: the public
+	// cloud's https://monitor.azure.com.
+	Audience string
 }
 
 // Configured reports whether custom events can be sent.
@@ -64,6 +67,8 @@ func parseAIConnectionString(v string) (AppInsights, bool) {
 		switch strings.ToLower(k) {
 		case "instrumentationkey":
 			ai.InstrumentationKey = strings.TrimSpace(val)
+		case "aadaudience":
+			ai.Audience = strings.TrimSpace(val)
 		case "ingestionendpoint":
 			ai.IngestionEndpoint = strings.TrimRight(strings.TrimSpace(val), "/")
 		}

@@ -58,6 +58,9 @@ const (
 	EntraAPIWhole            Invariant = "entra-api-whole"             // every declaration sending api sends all of it
 	FlexDeprecatedProperties Invariant = "flex-deprecated-properties"  // nothing Flex Consumption deprecates
 	FlexPublishingPolicies   Invariant = "flex-no-publishing-policies" // no basicPublishingCredentialsPolicies on the Flex site
+	// MonitoringEntraOnly: Application Insights takes Entra-authenticated telemetry only and the
+	// Function App identity may publish to it (the handler sends audit events as that identity).
+	MonitoringEntraOnly Invariant = "monitoring-entra-only"
 )
 
 // Well-known values (Microsoft Teams SSO documentation; PROTOCOL.md).
@@ -106,6 +109,9 @@ const (
 	roleQueueDataContributor = "974c5e8b-45b9-4653-ba55-5f855dd0fb88"
 	roleBlobDataOwner        = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
 	roleKeyVaultSecretsUser  = "4633458b-17de-408a-b874-0445c86b69e6"
+	// Monitoring Metrics Publisher: publishes all telemetry, not only metrics, to an
+	// Application Insights component (learn.microsoft.com azure-monitor/app/azure-ad-authentication).
+	roleMonitoringMetricsPublisher = "3913510d-42f4-4e42-8a64-420c390055eb"
 )
 
 // Violation is one broken invariant, where it was found, and what was found instead.
@@ -683,6 +689,14 @@ func (c *checker) checkStorageAndVault() {
 	}
 	if !roles[roleKeyVaultSecretsUser] {
 		c.fail(KeyVaultRBAC, nil, 0, "the Function App identity lacks Key Vault Secrets User (%s)", roleKeyVaultSecretsUser)
+	}
+	for _, ai := range c.resources("Microsoft.Insights/components") {
+		if v := strings.TrimSpace(ai.Body.Get("properties.DisableLocalAuth").textOr("")); v != "true" {
+			c.fail(MonitoringEntraOnly, ai.File, ai.Line, "Application Insights %s: DisableLocalAuth is %q, want true", ai.Symbol, v)
+		}
+	}
+	if !roles[roleMonitoringMetricsPublisher] {
+		c.fail(MonitoringEntraOnly, nil, 0, "the Function App identity lacks Monitoring Metrics Publisher (%s) for its audit events", roleMonitoringMetricsPublisher)
 	}
 }
 
