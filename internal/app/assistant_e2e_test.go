@@ -286,3 +286,30 @@ func TestAssistantMailToolReadsTheAskersMailbox(t *testing.T) {
 		}
 	}
 }
+
+// With the default policy (Atlassian read only), a comment the assistant proposed and Ada
+// confirmed is refused before it reaches Jira; she is told why, and the refusal is audited.
+func TestAssistantProposedWriteRefusedByReadOnlyPolicyIsAudited(t *testing.T) {
+	e, model := newAssistantEnv(t)
+	ada := newChatUser("ada")
+	e.link(t, ada, atlassian.Alice, false)
+	e.submit(t, ada, "jira site "+atlassian.AcmeSite)
+	model.Script(openai.Turn{ToolCalls: toolCall("jira_comment", `{"key":"PROJ-1","text":"Ship it"}`)}, openai.Turn{Content: ""})
+	m := confirmRE.FindStringSubmatch(dump(e.say(t, 0, ada, "comment on PROJ-1: ship it")))
+	if m == nil {
+		t.Fatal("no confirmation card")
+	}
+	d := dump(e.submit(t, ada, "jira comment confirm "+m[1]))
+	if !strings.Contains(d, "policy lets me only read Atlassian") || len(e.atl.Comments()) != 0 {
+		t.Fatalf("read-only policy did not refuse (%d comments):\n%s", len(e.atl.Comments()), d)
+	}
+	var denied []auditLine
+	for _, l := range auditLines(t, e.logs.String()) {
+		if l.Outcome == "denied" {
+			denied = append(denied, l)
+		}
+	}
+	if len(denied) != 1 || denied[0].ObjectID != ada.aad || denied[0].Connector != "atlassian" || strings.Contains(denied[0].raw, "Ship it") {
+		t.Fatalf("refusal not audited once: %+v", denied)
+	}
+}
