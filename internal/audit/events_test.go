@@ -148,3 +148,18 @@ func TestAuditEventsLeaveAfterTheDelay(t *testing.T) {
 		t.Fatal("a record was not sent after the delay")
 	}
 }
+
+// BenchmarkEventSinkKeep is what one record costs the request that made it.
+func BenchmarkEventSinkKeep(b *testing.B) {
+	ai := appinsights.Start(ikey, verify, "uami")
+	defer ai.Close()
+	sink, _ := newSink(ai, map[string]string{appinsights.Scope: "tok|https://monitor.azure.com/|uami"})
+	sink.MaxQueue = b.N + 1
+	r := record(1)
+	b.ResetTimer()
+	for range b.N {
+		_ = sink.Keep(context.Background(), r)
+	}
+	b.StopTimer()
+	sink.Flush(context.Background())
+}
