@@ -43,6 +43,9 @@ type Options struct {
 	Log *slog.Logger
 	// Now is the clock.
 	Now func() time.Time
+	// MonitorCredential authenticates the audit events to Application Insights; nil uses the
+	// managed identity (BOT_MANAGED_IDENTITY_CLIENT_ID).
+	MonitorCredential azcore.TokenCredential
 	// ModelCredential authenticates the assistant to Azure OpenAI; nil uses the managed
 	// identity (BOT_MANAGED_IDENTITY_CLIENT_ID).
 	ModelCredential azcore.TokenCredential
@@ -64,6 +67,9 @@ type App struct {
 	// HTTPClient is the outbound client every component uses: requests a connector marks as
 	// made for a user are checked against the policy and recorded.
 	HTTPClient *http.Client
+	// AuditEvents sends the audit records to Application Insights as custom events; nil
+	// without APPLICATIONINSIGHTS_CONNECTION_STRING (the records are then in the log only).
+	AuditEvents *audit.EventSink
 	// AuditWrites are the audit records being written to the users' activity after their
 	// request went on; wait for them (Wait) before stopping.
 	AuditWrites *background.Group
@@ -104,6 +110,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		guard = cfg.Policy
 	}
 	opts.HTTPClient = audit.Wrap(opts.HTTPClient, a.Audit, guard)
+	if err := a.sendAuditEvents(cfg, opts); err != nil {
+		return nil, fmt.Errorf("app: audit events: %w", err)
+	}
 	a.HTTPClient = opts.HTTPClient
 	a.Connector = &botframework.Connector{HTTPClient: opts.HTTPClient}
 
@@ -301,10 +310,14 @@ func (a *App) Warm(ctx context.Context) {
 	a.checkLDAP(ctx)
 }
 
-// Wait blocks until the work that goes on after requests (Background, AuditWrites) is done or
+// Wait blocks until the work that goes on after requests (Background, AuditWrites, AuditEvents) is done or
 // ctx ends; it reports whether everything finished.
 func (a *App) Wait(ctx context.Context) bool {
-	return a.Background.Wait(ctx) && a.AuditWrites.Wait(ctx)
+	done := a.Background.Wait(ctx) && a.AuditWrites.Wait(ctx)
+	if a.AuditEvents != nil {
+		done = a.AuditEvents.Flush(ctx) && done
+	}
+	return done
 }
 
 // flushed reads a user's activity once the records still being written are in, so a user sees

@@ -68,7 +68,10 @@ func TestAssistantAnswersAsTheAskingUser(t *testing.T) {
 
 	model.Script(openai.Turn{ToolCalls: toolCall("jira_issue", `{"key":"PROJ-1"}`)},
 		openai.Turn{Content: "PROJ-1 is **In Progress**: [PROJ-1](https://acme.atlassian.net/browse/PROJ-1)"})
+	calls := map[string]int{}
+	n := e.atl.APICalls()
 	d := dump(e.say(t, 0, ada, "what's the status of PROJ-1?"))
+	calls[ada.aad] = e.atl.APICalls() - n
 	if !strings.Contains(d, "[PROJ-1](https://acme.atlassian.net/browse/PROJ-1)") {
 		t.Fatalf("Ada's answer:\n%s\nlog:\n%s", d, e.logs.String())
 	}
@@ -79,7 +82,9 @@ func TestAssistantAnswersAsTheAskingUser(t *testing.T) {
 
 	model.Script(openai.Turn{ToolCalls: toolCall("jira_issue", `{"key":"PROJ-1"}`)},
 		openai.Turn{Content: "PROJ-1 does not exist, or you do not have permission to see it."})
+	n = e.atl.APICalls()
 	d = dump(e.say(t, 0, bo, "what's the status of PROJ-1?"))
+	calls[bo.aad] = e.atl.APICalls() - n
 	reqs = model.Requests()
 	shown := reqs[len(reqs)-1].Messages[3].Text()
 	if !strings.Contains(shown, "not_found_or_no_permission") || strings.Contains(shown, proj1.Summary) {
@@ -97,6 +102,19 @@ func TestAssistantAnswersAsTheAskingUser(t *testing.T) {
 	}
 	if l := e.logs.String(); strings.Contains(l, "eyJ") || strings.Contains(l, proj1.Summary) {
 		t.Fatalf("a token or back-end content reached the log:\n%s", l)
+	}
+	// Each Jira request the tool made is one audit record of the asker, naming the tool.
+	lines := auditLines(t, e.logs.String())
+	for _, u := range []chatUser{ada, bo} {
+		got := 0
+		for _, l := range lines {
+			if l.ObjectID == u.aad && l.Asker == "assistant:jira_issue" && l.Connector == "atlassian" {
+				got++
+			}
+		}
+		if got != calls[u.aad] || got == 0 {
+			t.Errorf("%s: %d audit records naming the tool for %d Jira requests", u.name, got, calls[u.aad])
+		}
 	}
 }
 
@@ -310,5 +328,32 @@ func TestAssistantMailToolReadsTheAskersMailbox(t *testing.T) {
 		if strings.Contains(shown, "eyJ") {
 			t.Fatalf("a token reached the model: %s", shown)
 		}
+	}
+}
+
+// With the default policy (Atlassian read only), a comment the assistant proposed and Ada
+// confirmed is refused before it reaches Jira; she is told why, and the refusal is audited.
+func TestAssistantProposedWriteRefusedByReadOnlyPolicyIsAudited(t *testing.T) {
+	e, model := newAssistantEnv(t)
+	ada := newChatUser("ada")
+	e.link(t, ada, atlassian.Alice, false)
+	e.submit(t, ada, "jira site "+atlassian.AcmeSite)
+	model.Script(openai.Turn{ToolCalls: toolCall("jira_comment", `{"key":"PROJ-1","text":"Ship it"}`)}, openai.Turn{Content: ""})
+	m := confirmRE.FindStringSubmatch(dump(e.say(t, 0, ada, "comment on PROJ-1: ship it")))
+	if m == nil {
+		t.Fatal("no confirmation card")
+	}
+	d := dump(e.submit(t, ada, "jira comment confirm "+m[1]))
+	if !strings.Contains(d, "policy lets me only read Atlassian") || len(e.atl.Comments()) != 0 {
+		t.Fatalf("read-only policy did not refuse (%d comments):\n%s", len(e.atl.Comments()), d)
+	}
+	var denied []auditLine
+	for _, l := range auditLines(t, e.logs.String()) {
+		if l.Outcome == "denied" {
+			denied = append(denied, l)
+		}
+	}
+	if len(denied) != 1 || denied[0].ObjectID != ada.aad || denied[0].Connector != "atlassian" || strings.Contains(denied[0].raw, "Ship it") {
+		t.Fatalf("refusal not audited once: %+v", denied)
 	}
 }

@@ -1,12 +1,15 @@
 package app_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/onbehalf/onbehalf/internal/audit"
+	"github.com/onbehalf/onbehalf/internal/testenv/appinsights"
 	standin "github.com/onbehalf/onbehalf/internal/testenv/atlassian"
 	"github.com/onbehalf/onbehalf/internal/testenv/entra"
 	"github.com/onbehalf/onbehalf/internal/testenv/samlapp"
@@ -69,12 +72,20 @@ func TestEveryBackEndCallIsAuditedOnceForTheRightUser(t *testing.T) {
 	sp := samlapp.Start(samlapp.Config{EntityID: samlEntityID, ClientID: "ONBEHALF_BOT", ClientSecret: "sap-s3cret",
 		Data: map[string][]string{alice.UPN: {"Sales order 4711 for Alice"}, bob.UPN: {"Sales order 4712 for Bob"}}})
 	t.Cleanup(sp.Close)
+	// Application Insights with local authentication off: the handler's managed identity
+	// holds Monitoring Metrics Publisher on it.
+	var verify appinsights.Verifier
+	ai := appinsights.Start("5f0c7a4e-61b2-4c1d-9e8f-0a1b2c3d4e5f", func(tok, aud string) (map[string]any, error) { return verify(tok, aud) })
+	t.Cleanup(ai.Close)
 	h := newSSOHarness(t, map[string]string{
-		"ENTRA_APIS":         `[{"name":"contoso","display":"Contoso HR","baseUrl":"` + api.url + `","scopes":["api://contoso-hr/access_as_user"]}]`,
-		"OAUTH2_DEV_SECRETS": `{"sap-client-secret":"sap-s3cret"}`,
+		"APPLICATIONINSIGHTS_CONNECTION_STRING": ai.ConnectionString(),
+		"ENTRA_APIS":                            `[{"name":"contoso","display":"Contoso HR","baseUrl":"` + api.url + `","scopes":["api://contoso-hr/access_as_user"]}]`,
+		"OAUTH2_DEV_SECRETS":                    `{"sap-client-secret":"sap-s3cret"}`,
 		"SAML_APPS": `[{"name":"sap","entityId":"` + samlEntityID + `","tokenUrl":"` + sp.TokenURL + `","apiBaseUrl":"` + sp.APIURL +
 			`","clientId":"ONBEHALF_BOT","clientSecretName":"sap-client-secret","nameId":"upn"}]`,
 	})
+	verify = h.st.Entra.Verify
+	ai.Grant(h.st.MIPrincipal)
 	api.tenant.Store(h.st.Entra)
 	h.st.Entra.SetPermissions(stack.BotAppID, "api://contoso-hr", "access_as_user")
 	h.st.Entra.AddSAMLApp(entra.SAMLApp{EntityID: samlEntityID, ReplyURLs: []string{sp.TokenURL}, NameID: "upn"})
@@ -146,6 +157,38 @@ func TestEveryBackEndCallIsAuditedOnceForTheRightUser(t *testing.T) {
 	}
 	if t.Failed() {
 		t.FailNow()
+	}
+
+	// The same records reached Application Insights as custom events: one per line, with the
+	// same user, connector and operation, sent as the managed identity, and no secret.
+	if !h.app.AuditEvents.Flush(context.Background()) {
+		t.Fatal("audit events not flushed")
+	}
+	events := ai.Events()
+	if len(events) != len(lines) {
+		t.Fatalf("%d custom events for %d audit records", len(events), len(lines))
+	}
+	want := map[string]int{}
+	for _, l := range lines {
+		want[l.TenantID+"|"+l.ObjectID+"|"+l.Connector+"|"+l.Operation+"|"+l.Asker+"|"+l.Outcome]++
+	}
+	for _, e := range events {
+		p := e.Properties
+		want[p["tenantId"]+"|"+p["objectId"]+"|"+p["connector"]+"|"+p["operation"]+"|"+p["asker"]+"|"+p["outcome"]]--
+		if e.Name != audit.EventName || e.Publisher != h.st.MIPrincipal || p["audience"] == "" {
+			t.Errorf("event: %+v", e)
+		}
+		raw := fmt.Sprint(p)
+		for _, bad := range []string{"eyJ", "Bearer", "salary", "quarterly", alice.Name, alice.UPN, "sap-s3cret", "Sales order"} {
+			if strings.Contains(raw, bad) {
+				t.Errorf("event holds %q: %s", bad, raw)
+			}
+		}
+	}
+	for k, n := range want {
+		if n != 0 {
+			t.Errorf("records and events differ for %s by %d", k, n)
+		}
 	}
 
 	// Each user's activity lists their own calls and nobody else's.

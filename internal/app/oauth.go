@@ -14,6 +14,7 @@ import (
 	"github.com/onbehalf/onbehalf/internal/activity"
 	"github.com/onbehalf/onbehalf/internal/assistant"
 	"github.com/onbehalf/onbehalf/internal/audit"
+	"github.com/onbehalf/onbehalf/internal/botframework"
 	"github.com/onbehalf/onbehalf/internal/config"
 	"github.com/onbehalf/onbehalf/internal/connector/atlassian"
 	"github.com/onbehalf/onbehalf/internal/connector/oauth2"
@@ -47,9 +48,10 @@ func (a *App) registerOAuth(cfg *config.Config, opts Options) error {
 		Background: a.Background,
 		Store:      a.Store, PublicURL: cfg.PublicURL, TenantID: cfg.TenantID, Anonymous: cfg.Anonymous,
 		Log: opts.Log, Now: opts.Now,
-		Resume:   a.resumeActivity,
-		Sender:   a.Connector,
-		LastUsed: a.lastUsed(opts),
+		Resume:         a.resumeActivity,
+		Sender:         a.Connector,
+		LastUsed:       a.lastUsed(opts),
+		KeepAliveAfter: cfg.KeepAliveAfter,
 	}
 	if cfg.Atlassian.Configured() {
 		conn, err := atlassian.Config{
@@ -91,6 +93,12 @@ func (a *App) registerOAuth(cfg *config.Config, opts Options) error {
 		}
 	}
 	svc.Register(a.Bot)
+	// A user's every request keeps their idle-lapsing connections alive (in the background).
+	a.Bot.Active = func(ctx context.Context, act *botframework.Activity) {
+		if u, err := svc.UserOf(act); err == nil {
+			svc.Active(ctx, u)
+		}
+	}
 	if a.SSO != nil {
 		a.SSO.Verifiers = append(a.SSO.Verifiers, svc.VerifyState)
 	} else {

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/onbehalf/onbehalf/internal/audit"
 	"github.com/onbehalf/onbehalf/internal/bot"
 	"github.com/onbehalf/onbehalf/internal/botframework"
 	"github.com/onbehalf/onbehalf/internal/mdtext"
@@ -267,7 +268,8 @@ func (a *Assistant) call(ctx context.Context, t *bot.Turn, tools map[string]Tool
 		}
 		start := now()
 		var res Result
-		res, err = tool.Run(ctx, t, args)
+		// The calls the tool makes are recorded as asked by the assistant, naming the tool.
+		res, err = tool.Run(audit.WithAsker(ctx, "assistant:"+c.Name), t, args)
 		st.ToolCalls++
 		st.ToolTime += now().Sub(start)
 		var bad *BadInputError

@@ -207,7 +207,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.Guard != nil {
 		if err := t.Guard.Check(req, target); err != nil {
 			t.Recorder.Denied(req.Context(), target, Operation(req.Method, req.URL.EscapedPath()))
-			return nil, err
+			return nil, &DeniedError{Err: err}
 		}
 	}
 	if t.Recorder == nil {
@@ -222,6 +222,15 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.Recorder.Call(req.Context(), target, Operation(req.Method, req.URL.EscapedPath()), start, status, err)
 	return resp, err
 }
+
+// DeniedError is the Transport's answer to a request its Guard refused: the request was never
+// sent, and sending it again cannot succeed, so clients must not retry it.
+type DeniedError struct{ Err error }
+
+func (e *DeniedError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the Guard's error.
+func (e *DeniedError) Unwrap() error { return e.Err }
 
 // Wrap returns a copy of c whose transport is a Transport recording to r and checking g
 // (nil: no check).

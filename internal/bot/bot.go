@@ -81,6 +81,9 @@ type Bot struct {
 	// Identify names the authenticated user of an activity (false: none), for the audit
 	// records of the calls the turn makes on their behalf. Nil: calls are recorded without a user.
 	Identify func(act *botframework.Activity) (audit.User, bool)
+	// Active is told of every activity once it has been answered (keep-alive of the user's
+	// connections); it must not block. Nil: nothing is told.
+	Active func(ctx context.Context, act *botframework.Activity)
 }
 
 type inJobKey struct{}
@@ -230,6 +233,9 @@ var ErrUnhandledInvoke = errors.New("unhandled invoke")
 // response; for everything else the response is nil.
 func (b *Bot) OnActivity(ctx context.Context, act *botframework.Activity) (*botframework.InvokeResponse, *Turn, error) {
 	t := &Turn{Activity: act, bot: b}
+	if b.Active != nil {
+		defer b.Active(ctx, act)
+	}
 	if b.Identify != nil {
 		if u, ok := b.Identify(act); ok {
 			ctx = audit.WithUser(ctx, u)

@@ -30,6 +30,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/onbehalf/onbehalf/internal/connector/oauth2"
 	"github.com/onbehalf/onbehalf/internal/connector/saml"
@@ -134,6 +135,13 @@ type Config struct {
 	// AdminRoles (BOT_ADMIN_ROLES, app role values) and AdminGroups (BOT_ADMIN_GROUPS, group
 	// object ids), space separated, make a user an administrator of the bot.
 	AdminRoles, AdminGroups []string
+
+	// AppInsights receives audit records as custom events (audit.go); off when not set.
+	AppInsights AppInsights
+	// KeepAliveAfter is how long an idle-lapsing connection's refresh token may go unused
+	// before an active user's connection is refreshed (CONNECTION_KEEPALIVE_DAYS, default 30;
+	// negative: off).
+	KeepAliveAfter time.Duration
 }
 
 // EntraAPI is one Entra-protected API the bot calls as the user. In ENTRA_APIS:
@@ -290,6 +298,7 @@ func Load(getenv func(string) string) (*Config, error) {
 			break
 		}
 	}
+	r.audit(c)
 	if p, err := policy.Parse(r.str("CONNECTOR_POLICY")); err != nil {
 		r.fail("CONNECTOR_POLICY", err.Error())
 	} else {

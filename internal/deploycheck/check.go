@@ -60,6 +60,9 @@ const (
 	FlexPublishingPolicies   Invariant = "flex-no-publishing-policies" // no basicPublishingCredentialsPolicies on the Flex site
 	ModelKeyless             Invariant = "model-keyless"               // every model account: disableLocalAuth, a custom subdomain
 	ModelDataRole            Invariant = "model-data-role-only"        // the identity holds Cognitive Services OpenAI User, nothing more
+	// MonitoringEntraOnly: Application Insights takes Entra-authenticated telemetry only and the
+	// Function App identity may publish to it (the handler sends audit events as that identity).
+	MonitoringEntraOnly Invariant = "monitoring-entra-only"
 )
 
 // Well-known values (Microsoft Teams SSO documentation; PROTOCOL.md).
@@ -111,6 +114,9 @@ const (
 	// Cognitive Services OpenAI User: inference, no keys, no deployment management
 	// (learn.microsoft.com azure/role-based-access-control/built-in-roles/ai-machine-learning).
 	roleOpenAIUser = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"
+	// Monitoring Metrics Publisher: publishes all telemetry, not only metrics, to an
+	// Application Insights component (learn.microsoft.com azure-monitor/app/azure-ad-authentication).
+	roleMonitoringMetricsPublisher = "3913510d-42f4-4e42-8a64-420c390055eb"
 )
 
 // Violation is one broken invariant, where it was found, and what was found instead.
@@ -689,6 +695,14 @@ func (c *checker) checkStorageAndVault() {
 	}
 	if !roles[roleKeyVaultSecretsUser] {
 		c.fail(KeyVaultRBAC, nil, 0, "the Function App identity lacks Key Vault Secrets User (%s)", roleKeyVaultSecretsUser)
+	}
+	for _, ai := range c.resources("Microsoft.Insights/components") {
+		if v := strings.TrimSpace(ai.Body.Get("properties.DisableLocalAuth").textOr("")); v != "true" {
+			c.fail(MonitoringEntraOnly, ai.File, ai.Line, "Application Insights %s: DisableLocalAuth is %q, want true", ai.Symbol, v)
+		}
+	}
+	if !roles[roleMonitoringMetricsPublisher] {
+		c.fail(MonitoringEntraOnly, nil, 0, "the Function App identity lacks Monitoring Metrics Publisher (%s) for its audit events", roleMonitoringMetricsPublisher)
 	}
 }
 

@@ -79,6 +79,7 @@ func TestBreakingOneInvariantIsReported(t *testing.T) {
 		fn       = "infra/modules/function-app.bicep"
 		st       = "infra/modules/storage.bicep"
 		kv       = "infra/modules/keyvault.bicep"
+		mon      = "infra/modules/monitoring.bicep"
 		scope    = "infra/modules/entra-app-scope.bicep"
 		params   = "infra/main.parameters.json"
 		manifest = "appPackage/manifest.template.json"
@@ -131,6 +132,8 @@ func TestBreakingOneInvariantIsReported(t *testing.T) {
 		{"queue role dropped", st, "  queueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88' // Storage Queue Data Contributor\n", "", StorageDataRoles},
 		{"vault with access policies", kv, "enableRbacAuthorization: true", "enableRbacAuthorization: false", KeyVaultRBAC},
 		{"secrets user role dropped", kv, "principalId: readerPrincipalId\n", "principalId: tenant().tenantId\n", KeyVaultRBAC},
+		{"instrumentation-key ingestion on", mon, "DisableLocalAuth: true", "DisableLocalAuth: false", MonitoringEntraOnly},
+		{"publisher role for someone else", mon, "principalId: publisherPrincipalId\n", "principalId: tenant().tenantId\n", MonitoringEntraOnly},
 		{"node runtime", fn, "runtime: {\n        name: 'custom'", "runtime: {\n        name: 'node'", FlexCustomRuntime},
 		{"consumption plan", fn, "name: 'FC1'", "name: 'Y1'", FlexCustomRuntime},
 		{"worker runtime set", mainB, "LOG_LEVEL: logLevel\n", "LOG_LEVEL: logLevel\n      FUNCTIONS_WORKER_RUNTIME: 'custom'\n", NoFunctionsWorkerSetting},

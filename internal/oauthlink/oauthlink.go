@@ -121,8 +121,14 @@ type Service struct {
 	LastUsed func(ctx context.Context, u tokenstore.UserKey) map[string]time.Time
 	// Sender delivers the warnings of WarnLapsing; nil: WarnLapsing sends nothing.
 	Sender bot.Sender
-	Log    *slog.Logger
-	Now    func() time.Time
+	// KeepAliveAfter is how long a refresh token of a provider with an idle lifetime may go
+	// unused before Active refreshes it for an active user; zero: DefaultKeepAliveAfter,
+	// negative: never.
+	KeepAliveAfter time.Duration
+	Log            *slog.Logger
+	Now            func() time.Time
+
+	alive keepAlive
 
 	providers map[string]*Provider
 	words     map[string]string

@@ -30,14 +30,16 @@ var (
 	ErrWriteDenied = fmt.Errorf("%w: this connection may only read", ErrRefused)
 	ErrSiteDenied  = fmt.Errorf("%w: this site is not allowed", ErrRefused)
 	ErrDisabled    = fmt.Errorf("%w: this connection is turned off", ErrRefused)
+	ErrUnconfirmed = fmt.Errorf("%w: a write must be confirmed by the user first", ErrRefused)
 )
 
 // Rule is one connector's policy.
 type Rule struct {
 	// Write allows requests that change data. Off by default.
 	Write bool `json:"write"`
-	// Confirm says writes are confirmed by the user before they are sent (shown by doctor;
-	// the confirmation itself belongs to the command or assistant tool that writes).
+	// Confirm requires every write to have been confirmed by the user on a card that showed
+	// exactly what is sent (the code that posts after the click marks it with Confirmed); any
+	// other write is refused. Doctor warns when Write is on without it.
 	Confirm bool `json:"confirm"`
 	// Sites lists the Atlassian cloud ids the connector may call; empty: any.
 	Sites []string `json:"sites,omitempty"`
@@ -99,6 +101,19 @@ type readKey struct{}
 // token redeem, a search sent as POST). Only connector code that knows this sets it.
 func ReadOnly(ctx context.Context) context.Context { return context.WithValue(ctx, readKey{}, true) }
 
+type confirmedKey struct{}
+
+// Confirmed marks the requests made under ctx as a write the user confirmed, on a card that
+// showed exactly what is sent. Only the code that runs the card's confirm button sets it.
+func Confirmed(ctx context.Context) context.Context {
+	return context.WithValue(ctx, confirmedKey{}, true)
+}
+
+func isConfirmed(req *http.Request) bool {
+	c, _ := req.Context().Value(confirmedKey{}).(bool)
+	return c
+}
+
 // IsWrite reports whether req may change data: any method but GET, HEAD and OPTIONS, unless
 // its context is marked ReadOnly.
 func IsWrite(req *http.Request) bool {
@@ -118,6 +133,8 @@ func (p *Policy) Check(req *http.Request, t audit.Target) error {
 		return ErrDisabled
 	case IsWrite(req) && !r.Write:
 		return ErrWriteDenied
+	case IsWrite(req) && r.Confirm && !isConfirmed(req):
+		return ErrUnconfirmed
 	case len(r.Sites) > 0:
 		if site, ok := atlassianSite(req.URL.Path); ok && !contains(r.Sites, site) {
 			return ErrSiteDenied

@@ -12,7 +12,7 @@ import (
 )
 
 func TestPolicyRules(t *testing.T) {
-	p, err := policy.Parse(`{"atlassian":{"sites":["ACME-1"]},"contoso":{"write":true,"confirm":true},"legacy":{"disabled":true}}`)
+	p, err := policy.Parse(`{"atlassian":{"sites":["ACME-1"]},"contoso":{"write":true,"confirm":true},"hr":{"write":true},"legacy":{"disabled":true}}`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +30,11 @@ func TestPolicyRules(t *testing.T) {
 		{"writes are off by default", "graph", "POST", "/v1.0/me/sendMail", bg, policy.ErrWriteDenied},
 		{"PATCH and DELETE are writes", "atlassian", "DELETE", "/ex/jira/acme-1/rest/api/3/issue/X-1", bg, policy.ErrWriteDenied},
 		{"a POST marked as a read", "sap", "POST", "/token", policy.ReadOnly(bg), nil},
-		{"write enabled", "contoso", "PUT", "/api/me/leave", bg, nil},
+		{"write enabled without confirmation", "hr", "PUT", "/api/me/leave", bg, nil},
+		{"confirmed write", "contoso", "PUT", "/api/me/leave", policy.Confirmed(bg), nil},
+		{"unconfirmed write where confirmation is required", "contoso", "PUT", "/api/me/leave", bg, policy.ErrUnconfirmed},
+		{"confirmation does not lift read-only", "graph", "POST", "/v1.0/me/sendMail", policy.Confirmed(bg), policy.ErrWriteDenied},
+		{"reads need no confirmation", "contoso", "GET", "/api/me/leave", bg, nil},
 		{"allowed site", "atlassian", "GET", "/ex/jira/acme-1/rest/api/3/myself", bg, nil},
 		{"other site", "atlassian", "GET", "/ex/confluence/globex-2/wiki/api/v2/pages/1", bg, policy.ErrSiteDenied},
 		{"site-independent path", "atlassian", "GET", "/oauth/token/accessible-resources", bg, nil},

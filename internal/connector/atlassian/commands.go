@@ -55,8 +55,9 @@ func Register(b *bot.Bot, c *Connector, l Linker, log *slog.Logger) {
 	b.Handle(bot.Command{Name: "jira site", Usage: "jira site <site id>", Help: "Choose which Atlassian site I use for you.", Run: r.chooseSite})
 	b.Handle(bot.Command{Name: "confluence search", Usage: "confluence search <words>", Help: "Find Confluence pages you can see.", Run: r.confluenceSearch, Slow: true})
 	b.Handle(bot.Command{Name: "confluence page", Usage: "confluence page <id or link>", Help: "Show a Confluence page: title, space, excerpt and link.", Run: r.page})
-	// What the confirmation card's buttons send; not listed in help.
-	b.Handle(bot.Command{Name: "jira comment", Usage: "jira comment confirm|cancel <id>", Help: "Confirm or cancel a comment I proposed on a card.", Run: r.confirm, Hidden: true})
+	// "jira comment <KEY> <text>" shows the comment on a card; its buttons send "jira comment
+	// confirm|cancel <id>", and only the confirm posts it.
+	b.Handle(bot.Command{Name: "jira comment", Usage: "jira comment <KEY-123> <text>", Help: "Comment on a Jira issue as you, after you confirm it on a card.", Run: r.confirm})
 	b.Handle(bot.Command{Name: "confluence", Help: "Confluence: search, or show a page.", Run: r.confluenceUsage, Hidden: true})
 }
 

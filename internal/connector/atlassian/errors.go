@@ -68,6 +68,8 @@ func UserMessage(err error) string {
 		return in.msg
 	case errors.Is(err, policy.ErrWriteDenied):
 		return "Your organisation's policy lets me only read Atlassian for you, so I did not send this. Your administrator sets it (CONNECTOR_POLICY)."
+	case errors.Is(err, policy.ErrUnconfirmed):
+		return "Your organisation's policy lets me write to Atlassian only after you confirm exactly what I send, so I did not send this."
 	case errors.Is(err, policy.ErrRefused):
 		return "Your organisation's policy does not let me use Atlassian for this, so I did not send it."
 	case errors.Is(err, oauth2.ErrNotConnected):

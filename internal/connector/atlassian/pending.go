@@ -13,6 +13,7 @@ import (
 	"github.com/onbehalf/onbehalf/internal/bot"
 	"github.com/onbehalf/onbehalf/internal/cards"
 	"github.com/onbehalf/onbehalf/internal/mdtext"
+	"github.com/onbehalf/onbehalf/internal/policy"
 )
 
 // A write is never done on the model's say-so: ProposeComment only stores the exact comment,
@@ -71,8 +72,16 @@ func ConfirmCommentCard(i Issue, text, id string) map[string]any {
 // conditional on the row's ETag (Linker.TakePref), so two clicks on two instances post once.
 func (r *runner) confirm(ctx context.Context, t *bot.Turn, args string) error {
 	fields := strings.Fields(args)
+	if len(fields) >= 2 && ValidIssueKey(strings.ToUpper(fields[0])) {
+		// "jira comment PROJ-1 text": shown on a card to confirm, like the assistant's.
+		key := strings.ToUpper(fields[0])
+		text := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(args), fields[0]))
+		return r.with(ctx, t, func(*http.Client, Site) error {
+			return (&Reader{r: r}).ProposeComment(ctx, t, key, text)
+		})
+	}
 	if len(fields) != 2 || (fields[0] != "confirm" && fields[0] != "cancel") {
-		return t.ReplyText(ctx, "Ask me in plain words to comment on an issue; I will show you the comment to confirm.")
+		return t.ReplyText(ctx, "Say \"jira comment <KEY-123> <text>\", or ask me in plain words; I will show you the comment to confirm before I post it.")
 	}
 	var p pendingComment
 	var posted string
@@ -96,7 +105,9 @@ func (r *runner) confirm(ctx context.Context, t *bot.Turn, args string) error {
 		if fields[0] == "cancel" {
 			return nil
 		}
-		posted, err = r.c.Jira(hc, site).AddComment(ctx, p.Key, p.Text)
+		// The user's click on the card that showed this exact comment is the confirmation
+		// the policy may require.
+		posted, err = r.c.Jira(hc, site).AddComment(policy.Confirmed(ctx), p.Key, p.Text)
 		return err
 	})
 	switch {

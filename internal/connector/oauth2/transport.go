@@ -76,6 +76,10 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	refreshed := false
 	for attempt := 1; ; attempt++ {
 		resp, err := t.send(req, tok)
+		if denied := new(audit.DeniedError); errors.As(err, &denied) {
+			// Refused before it was sent (the administrator's policy): final.
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
 		if err != nil {
 			if ctx.Err() != nil || attempt >= policy.MaxAttempts {
 				return nil, fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)
