@@ -81,3 +81,20 @@ func TestPendingExchangeIsNotTakenOverByAnInstanceWithAFastClock(t *testing.T) {
 		t.Fatalf("an abandoned claim was not taken over: %v", err)
 	}
 }
+
+// An instance whose clock runs ahead reads a claim made a moment ago as expired, but must not
+// delete it: the instance that claimed it still records its outcome there, for the duplicates.
+func TestAFastClockDoesNotDeleteAnotherInstancesPendingClaim(t *testing.T) {
+	e := newEnv(t)
+	s1 := e.store()
+	fast := e.store(func(o *tokenstore.Options) { o.Now = func() time.Time { return time.Now().Add(3 * time.Minute) } })
+	if err := s1.ClaimExchange(ctx, alice, "kept", 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fast.ExchangeResult(ctx, alice, "kept"); !errors.Is(err, tokenstore.ErrNotFound) {
+		t.Fatalf("the fast clock read %v, want not found (expired by its clock)", err)
+	}
+	if err := s1.CompleteExchange(ctx, alice, "kept", tokenstore.ExchangeOutcome{State: tokenstore.ExchangeSucceeded, Status: 200}); err != nil {
+		t.Fatalf("the claim was deleted under its owner: %v", err)
+	}
+}
