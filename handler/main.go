@@ -66,7 +66,12 @@ func serve(getenv func(string) string, stdout, stderr io.Writer) int {
 		log.Warn("ANONYMOUS MODE: inbound requests are NOT authenticated and replies carry no token. " +
 			"This is for local development only; set BOT_APP_ID to run for real.")
 	}
-	a, err := app.New(context.Background(), cfg, app.Options{Log: log})
+	now, err := soakClock(getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "onbehalf: cannot start: %v\n", err)
+		return 2
+	}
+	a, err := app.New(context.Background(), cfg, app.Options{Log: log, Now: now})
 	if err != nil {
 		fmt.Fprintf(stderr, "onbehalf: cannot start: %v\n", err)
 		return 2
@@ -81,6 +86,7 @@ func serve(getenv func(string) string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go a.Warm(ctx)
+	soakStats(ctx, log, getenv)
 	log.Info("listening", slog.String("address", ln.Addr().String()), slog.Bool("anonymous", cfg.Anonymous), slog.String("version", version))
 
 	errc := make(chan error, 1)

@@ -124,7 +124,13 @@ func (f *Flow) park(ctx context.Context, c Caller, resource string, act *botfram
 	if ttl == 0 {
 		ttl = 15 * time.Minute
 	}
-	if _, err := f.M.Store.Park(ctx, c.User, tokenstore.Parked{ID: act.ID, Connector: connectorPrefix + resource, Payload: payload}, ttl); err != nil {
+	_, err = f.M.Store.Park(ctx, c.User, tokenstore.Parked{ID: act.ID, Connector: connectorPrefix + resource, Payload: payload}, ttl)
+	if errors.Is(err, tokenstore.ErrConflict) {
+		// The same activity (same id, same user) is parked already: the channel sent it again
+		// after an earlier attempt failed past the parking. It waits once; carry on to the card.
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("park request: %w", err)
 	}
 	return nil

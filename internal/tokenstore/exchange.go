@@ -28,6 +28,11 @@ type ExchangeOutcome struct {
 
 const kindExchange = "exchange"
 
+// ClockSkew is how far the clocks of two instances sharing the store may differ. A pending
+// exchange claim is taken over only once it has expired by this much more, so that an instance
+// whose clock runs ahead does not run a second exchange beside the first.
+const ClockSkew = 5 * time.Minute
+
 func exchangeRK(id string) string { return "xchg|" + hashKey("exchange", id) }
 
 // ClaimExchange records, create-only, that this caller handles exchange id for user u (Teams
@@ -59,7 +64,7 @@ func (s *Store) ClaimExchange(ctx context.Context, u UserKey, id string, ttl tim
 			if _, err = s.insert(ctx, s.users, r); err == nil {
 				return nil
 			}
-		case rerr == nil && (!s.now().Before(old.exp) ||
+		case rerr == nil && (!s.now().Before(old.exp.Add(ClockSkew)) ||
 			(s.open(ctx, s.users, old, kindExchange, &prev) == nil && prev.State == ExchangeFailed)):
 			if derr := s.remove(ctx, s.users, pk, rk, old.etag); derr == nil {
 				if _, err = s.insert(ctx, s.users, r); err == nil {

@@ -59,3 +59,42 @@ func TestFailedExchangeIsClaimedAgainByOne(t *testing.T) {
 		t.Fatalf("a succeeded exchange was claimed again: %v", err)
 	}
 }
+
+// Instances' clocks differ by minutes at times: an instance whose clock runs three minutes
+// ahead does not take a pending exchange over from the instance that claimed it a moment ago
+// (two exchanges of one sign-in would race for the same parked requests).
+func TestPendingExchangeIsNotTakenOverByAnInstanceWithAFastClock(t *testing.T) {
+	e := newEnv(t)
+	s1 := e.store()
+	fast := e.store(func(o *tokenstore.Options) { o.Now = func() time.Time { return time.Now().Add(3 * time.Minute) } })
+	if err := s1.ClaimExchange(ctx, alice, "skew", 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := fast.ClaimExchange(ctx, alice, "skew", 2*time.Minute); !errors.Is(err, tokenstore.ErrDuplicate) {
+		t.Fatalf("the fast-clock instance claimed a pending exchange: %v", err)
+	}
+	// A claim whose holder is long gone (past its lifetime and the clock allowance) is taken over.
+	late := e.store(func(o *tokenstore.Options) {
+		o.Now = func() time.Time { return time.Now().Add(2*time.Minute + tokenstore.ClockSkew + time.Second) }
+	})
+	if err := late.ClaimExchange(ctx, alice, "skew", 2*time.Minute); err != nil {
+		t.Fatalf("an abandoned claim was not taken over: %v", err)
+	}
+}
+
+// An instance whose clock runs ahead reads a claim made a moment ago as expired, but must not
+// delete it: the instance that claimed it still records its outcome there, for the duplicates.
+func TestAFastClockDoesNotDeleteAnotherInstancesPendingClaim(t *testing.T) {
+	e := newEnv(t)
+	s1 := e.store()
+	fast := e.store(func(o *tokenstore.Options) { o.Now = func() time.Time { return time.Now().Add(3 * time.Minute) } })
+	if err := s1.ClaimExchange(ctx, alice, "kept", 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fast.ExchangeResult(ctx, alice, "kept"); !errors.Is(err, tokenstore.ErrNotFound) {
+		t.Fatalf("the fast clock read %v, want not found (expired by its clock)", err)
+	}
+	if err := s1.CompleteExchange(ctx, alice, "kept", tokenstore.ExchangeOutcome{State: tokenstore.ExchangeSucceeded, Status: 200}); err != nil {
+		t.Fatalf("the claim was deleted under its owner: %v", err)
+	}
+}

@@ -306,7 +306,7 @@ func keyErr(op string, err error) error {
 func (s *Store) open(ctx context.Context, t table, r *row, kind string, out any) error {
 	now := s.now()
 	if !now.Before(r.exp) {
-		s.dropExpired(ctx, t, r)
+		s.dropExpiredBy(ctx, t, r, now, r.exp)
 		return fmt.Errorf("tokenstore: %s: %w (expired)", kind, ErrNotFound)
 	}
 	if r.kind != kind {
@@ -331,7 +331,7 @@ func (s *Store) open(ctx context.Context, t table, r *row, kind string, out any)
 		return fmt.Errorf("tokenstore: open %s: %w: %w: bad envelope", kind, ErrSignInNeeded, ErrTampered)
 	}
 	if sealedExp := time.UnixMilli(env.Exp); !now.Before(sealedExp) {
-		s.dropExpired(ctx, t, r)
+		s.dropExpiredBy(ctx, t, r, now, sealedExp)
 		return fmt.Errorf("tokenstore: %s: %w (expired)", kind, ErrNotFound)
 	}
 	if out != nil {
@@ -340,6 +340,16 @@ func (s *Store) open(ctx context.Context, t table, r *row, kind string, out any)
 		}
 	}
 	return nil
+}
+
+// dropExpiredBy deletes a row that expired at exp only once it is past exp by ClockSkew
+// too: an instance whose clock runs ahead must not delete what the others still use (a
+// pending exchange claim, a sign-in state). Until then the row only reads as absent here.
+func (s *Store) dropExpiredBy(ctx context.Context, t table, r *row, now, exp time.Time) {
+	if now.Before(exp.Add(ClockSkew)) {
+		return
+	}
+	s.dropExpired(ctx, t, r)
 }
 
 // dropExpired deletes an expired row unless it changed since it was read. Failure is harmless:
