@@ -198,6 +198,12 @@ func (f *Flow) TokenExchange(ctx context.Context, t *bot.Turn) (*botframework.In
 		return f.exchangeResponse(http.StatusBadRequest, v, "The sign-in token was not accepted."), nil
 	}
 	c := Caller{User: tokenstore.UserKey{TenantID: ident.TenantID, ObjectID: ident.ObjectID}, ChannelUserID: act.From.ID, ChannelID: act.BaseChannelID()}
+	// Each new exchange id costs a token-service exchange and on-behalf-of requests: a client
+	// replaying its token under fresh ids is paced by the user's rate limit (the duplicates
+	// of one id, one per open Teams client, count once).
+	if wait, limited := t.Limited(ctx, "exchange|"+c.User.Partition()+"|"+v.ID); limited {
+		return f.exchangeResponse(http.StatusBadRequest, v, fmt.Sprintf("Too many sign-in attempts; try again in %d seconds.", int(wait.Seconds()))), nil
+	}
 
 	// Bounded, so that a store outage is answered (400) well within Teams' invoke time limit.
 	cctx, ccancel := context.WithTimeout(ctx, claimTimeout)
@@ -399,6 +405,11 @@ func (f *Flow) VerifyState(ctx context.Context, t *bot.Turn) (*botframework.Invo
 	if err != nil {
 		return &botframework.InvokeResponse{Status: http.StatusBadRequest}, nil
 	}
+	// A code costs a token-service request: guessed codes are paced by the user's rate limit,
+	// answered without a chat message.
+	if _, limited := t.Limited(ctx, ""); limited {
+		return &botframework.InvokeResponse{Status: http.StatusTooManyRequests}, nil
+	}
 	assertion, err := f.M.Assertion(ctx, c, v.State)
 	if errors.Is(err, ErrSignInNeeded) {
 		t.Outcome = "verify-not-found"
@@ -455,4 +466,20 @@ func orUnknown(s string) string {
 		return "unknown reason"
 	}
 	return s
+}
+
+// DropParked forgets the requests the caller left waiting for a sign-in, and reports how many
+// there were: when the user removes the bot, the conversation they were asked in is gone, so
+// a sign-in completed later (from an old card, after adding the bot again) signs the user in
+// and answers nothing from before.
+func (f *Flow) DropParked(ctx context.Context, c Caller) (int, error) {
+	n := 0
+	for name := range f.M.Resources {
+		ps, err := f.M.Store.TakeParked(ctx, c.User, connectorPrefix+name)
+		n += len(ps)
+		if err != nil {
+			return n, fmt.Errorf("drop parked requests: %w", err)
+		}
+	}
+	return n, nil
 }
