@@ -222,7 +222,8 @@ func TestOversizedInputChangesNothing(t *testing.T) {
 // for a bogus id, memory does not grow with the flood, and another user's real sign-in
 // completes during it.
 func TestInvokeFloodWithRandomIds(t *testing.T) {
-	h := newSSOHarness(t)
+	// The defaults of USER_RATE_LIMIT and USER_RATE_BURST.
+	h := newSSOHarness(t, map[string]string{"USER_RATE_LIMIT": "20", "USER_RATE_BURST": "10"})
 	attacker, b := h.client(alice), h.client(bob)
 	ctx := ctxTimeout(t, 90*time.Second)
 	rows := h.tableRows(t)
@@ -345,4 +346,127 @@ func TestInvokeFloodWithRandomIds(t *testing.T) {
 	}
 	t.Logf("flood of %d invokes: heap %d → %d bytes, goroutines %d → %d, attacker replies %d",
 		flood, ms0.HeapAlloc, ms1.HeapAlloc, g0, runtime.NumGoroutine(), len(attacker.Replies()))
+}
+
+// removal is what Teams sends when a user uninstalls the bot from their personal scope: an
+// installationUpdate with action "remove" and a conversationUpdate naming the bot in
+// membersRemoved; adding it back sends action "add" and membersAdded.
+func removal(c *teamsclient.Client, added bool) []map[string]any {
+	inst := c.Activity("installationUpdate")
+	upd := c.Activity("conversationUpdate")
+	bot := []map[string]any{{"id": "28:" + c.AppID}}
+	if added {
+		inst["action"] = "add"
+		upd["membersAdded"] = bot
+	} else {
+		inst["action"] = "remove"
+		upd["membersRemoved"] = bot
+	}
+	return []map[string]any{inst, upd}
+}
+
+// A user who removes the bot while a sign-in is pending and adds it back: the removal sends
+// nothing and drops the request that waited; the re-added bot welcomes them; the old card's
+// sign-in, completed afterwards, signs them in (200) and answers nothing from before; their
+// next question is answered at once.
+func TestRemoveAndReAddMidSignIn(t *testing.T) {
+	h := newSSOHarness(t)
+	a := h.client(alice)
+	ctx := ctxTimeout(t, 30*time.Second)
+	if _, err := a.Say(ctx, "whoami"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.WaitReplies(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	oldCard, err := a.LastOAuthCard()
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := userKey(alice).Partition()
+	parked := sum(h.tableRows(t), part)
+
+	h.st.Channel.RemoveBot(a.ConversationID)
+	for _, act := range removal(a, false) {
+		if r, err := a.Post(ctx, act); err != nil || r.Status != http.StatusOK {
+			t.Fatalf("%s remove: %v %+v", act["type"], err, r)
+		}
+	}
+	if got := sum(h.tableRows(t), part); got != parked-1 {
+		t.Fatalf("removal left the waiting request: %d rows, want %d", got, parked-1)
+	}
+	if n := strings.Count(h.logs.String(), `"outcome":"removed"`); n != 2 {
+		t.Fatalf("want both removal activities handled (outcome removed), got %d:\n%s", n, h.logs.String())
+	}
+
+	h.st.Channel.AddBot(a.ConversationID)
+	for _, act := range removal(a, true) {
+		if r, err := a.Post(ctx, act); err != nil || r.Status != http.StatusOK {
+			t.Fatalf("%s add: %v %+v", act["type"], err, r)
+		}
+	}
+	rep, err := a.WaitReplies(ctx, 2)
+	if err != nil || !strings.Contains(rep[1].Text(), "Type **help**") {
+		t.Fatalf("the re-added bot did not welcome the user: %v\n%s", err, texts(rep))
+	}
+
+	// The old card's silent sign-in arrives late.
+	r, err := a.Invoke(ctx, "signin/tokenExchange", map[string]any{
+		"id": oldCard.ExchangeID, "connectionName": "sso", "token": h.st.Entra.MintSSOToken(alice, withApp(entra.SSOOptions{})),
+	})
+	if err != nil || r.Status != http.StatusOK {
+		t.Fatalf("late exchange from the old card: %v %+v", err, r)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := len(a.Replies()); n != 2 {
+		t.Fatalf("the request from before the removal was answered after all:\n%s", texts(a.Replies()))
+	}
+	if _, err := a.Say(ctx, "whoami"); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = a.WaitReplies(ctx, 3)
+	if err != nil || !strings.Contains(texts(rep[2:]), "Alice Example") {
+		t.Fatalf("after re-adding, whoami is answered without another sign-in: %v\n%s", err, texts(rep))
+	}
+}
+
+// The bot removed while a sign-in completes (the removal not yet delivered): the resumed
+// answer is refused by the channel (403 BotNotInConversationRoster) and only logged; an
+// activity still arriving from that conversation is answered 200, so the channel does not
+// retry it; nothing crashes and other users are served.
+func TestRepliesToARemovedConversationCrashNothing(t *testing.T) {
+	h := newSSOHarness(t)
+	a, b := h.client(alice), h.client(bob)
+	ctx := ctxTimeout(t, 30*time.Second)
+	if _, err := a.Say(ctx, "whoami"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.WaitReplies(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	h.st.Channel.RemoveBot(a.ConversationID)
+	res, err := a.ExchangeSSO(ctx, 2, entra.SSOOptions{})
+	if err != nil || res[0].Status != http.StatusOK || res[1].Status != http.StatusOK {
+		t.Fatalf("exchange: %v %+v", err, res)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(h.logs.String(), "resuming a parked request failed") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the refused resumed answer was not logged:\n%s", h.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if r, err := a.Say(ctx, "help"); err != nil || r.Status != http.StatusOK {
+		t.Fatalf("a message from the removed conversation: %v %+v (want 200: a retry cannot succeed)", err, r)
+	}
+	if !strings.Contains(h.logs.String(), `"outcome":"bot-not-in-conversation"`) {
+		t.Fatal("the refused reply is not in the activity log")
+	}
+	if n := len(a.Replies()); n != 1 {
+		t.Fatalf("%d messages recorded in the removed conversation, want only the card from before", n)
+	}
+	h.signIn(t, b)
+	if got := texts(b.Replies()); !strings.Contains(got, "Bob Example") {
+		t.Fatalf("another user was not served: %s", got)
+	}
 }

@@ -390,6 +390,12 @@ func (f *Flow) VerifyState(ctx context.Context, t *bot.Turn) (*botframework.Invo
 		t.Outcome = "verify-malformed"
 		return &botframework.InvokeResponse{Status: http.StatusBadRequest}, nil
 	}
+	// A code costs a store lookup (an account-link code) or a token-service request (a magic
+	// code) and a chat message when wrong: guessed codes are paced by the user's rate limit,
+	// answered 429 without a chat message.
+	if _, limited := t.Limited(ctx, ""); limited {
+		return &botframework.InvokeResponse{Status: http.StatusTooManyRequests}, nil
+	}
 	for _, verify := range f.Verifiers {
 		if resp, handled, err := verify(ctx, t, v.State); handled || err != nil {
 			return resp, err
@@ -404,11 +410,6 @@ func (f *Flow) VerifyState(ctx context.Context, t *bot.Turn) (*botframework.Invo
 	c, err := CallerOf(t.Activity, f.TenantID)
 	if err != nil {
 		return &botframework.InvokeResponse{Status: http.StatusBadRequest}, nil
-	}
-	// A code costs a token-service request: guessed codes are paced by the user's rate limit,
-	// answered without a chat message.
-	if _, limited := t.Limited(ctx, ""); limited {
-		return &botframework.InvokeResponse{Status: http.StatusTooManyRequests}, nil
 	}
 	assertion, err := f.M.Assertion(ctx, c, v.State)
 	if errors.Is(err, ErrSignInNeeded) {
