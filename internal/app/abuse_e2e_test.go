@@ -470,3 +470,41 @@ func TestRepliesToARemovedConversationCrashNothing(t *testing.T) {
 		t.Fatalf("another user was not served: %s", got)
 	}
 }
+
+// A client replaying the user's own valid SSO token under fresh exchange ids is paced by the
+// user's rate limit: past the burst, each new id is answered 400 without reaching the token
+// service, and the duplicates of one id (one per open Teams client) count once.
+func TestTokenReplayUnderFreshIdsIsPaced(t *testing.T) {
+	h := newSSOHarness(t, map[string]string{"USER_RATE_LIMIT": "6", "USER_RATE_BURST": "3"})
+	a := h.client(alice)
+	ctx := ctxTimeout(t, 30*time.Second)
+	tok := h.st.Entra.MintSSOToken(alice, withApp(entra.SSOOptions{}))
+	exchange := func(id string) teamsclient.Result {
+		r, err := a.Invoke(ctx, "signin/tokenExchange", map[string]any{"id": id, "connectionName": "sso", "token": tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	first := uuid.NewString()
+	for range 3 { // three Teams clients, one id: one request of the burst
+		if r := exchange(first); r.Status != http.StatusOK {
+			t.Fatalf("first exchange: %+v", r)
+		}
+	}
+	for i := range 2 {
+		if r := exchange(uuid.NewString()); r.Status != http.StatusOK {
+			t.Fatalf("fresh id %d within the burst: %+v", i, r)
+		}
+	}
+	for i := range 5 {
+		r := exchange(uuid.NewString())
+		detail, _ := r.Body["failureDetail"].(string)
+		if r.Status != http.StatusBadRequest || !strings.Contains(detail, "try again in") {
+			t.Fatalf("fresh id %d past the burst: %+v, want 400 naming when to try again", i, r)
+		}
+	}
+	if n := h.ts.Count("exchange"); n != 3 {
+		t.Fatalf("%d token-service exchanges, want 3 (the burst)", n)
+	}
+}
