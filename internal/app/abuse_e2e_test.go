@@ -366,7 +366,8 @@ func removal(c *teamsclient.Client, added bool) []map[string]any {
 }
 
 // A user who removes the bot while a sign-in is pending and adds it back: the removal sends
-// nothing and drops the request that waited; the re-added bot welcomes them; the old card's
+// nothing and drops the request that waited in that conversation (one waiting in another
+// conversation is kept); the re-added bot welcomes them; the old card's
 // sign-in, completed afterwards, signs them in (200) and answers nothing from before; their
 // next question is answered at once.
 func TestRemoveAndReAddMidSignIn(t *testing.T) {
@@ -381,6 +382,14 @@ func TestRemoveAndReAddMidSignIn(t *testing.T) {
 	}
 	oldCard, err := a.LastOAuthCard()
 	if err != nil {
+		t.Fatal(err)
+	}
+	// The same user waits for a sign-in in another conversation, which keeps the bot.
+	other := h.client(alice)
+	if _, err := other.Say(ctx, "whoami"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.WaitReplies(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
 	part := userKey(alice).Partition()
@@ -416,6 +425,10 @@ func TestRemoveAndReAddMidSignIn(t *testing.T) {
 	})
 	if err != nil || r.Status != http.StatusOK {
 		t.Fatalf("late exchange from the old card: %v %+v", err, r)
+	}
+	// The request in the other conversation was kept and is answered now.
+	if rep, err := other.WaitReplies(ctx, 2); err != nil || !strings.Contains(texts(rep[1:]), "Alice Example") {
+		t.Fatalf("the request waiting in another conversation was not kept: %v\n%s", err, texts(other.Replies()))
 	}
 	time.Sleep(300 * time.Millisecond)
 	if n := len(a.Replies()); n != 2 {

@@ -335,7 +335,7 @@ func (a *App) onRemoved(ctx context.Context, act *botframework.Activity) error {
 	if err != nil {
 		return nil // no Entra user named: nothing of theirs is kept
 	}
-	n, err := a.SSO.DropParked(ctx, c)
+	n, err := a.SSO.DropParked(ctx, c, act.Conversation.ID)
 	if n > 0 {
 		a.log.Info("bot removed; requests waiting for sign-in dropped", slog.String("user", c.User.String()), slog.Int("dropped", n))
 	}

@@ -469,15 +469,28 @@ func orUnknown(s string) string {
 	return s
 }
 
-// DropParked forgets the requests the caller left waiting for a sign-in, and reports how many
-// there were: when the user removes the bot, the conversation they were asked in is gone, so
-// a sign-in completed later (from an old card, after adding the bot again) signs the user in
-// and answers nothing from before.
-func (f *Flow) DropParked(ctx context.Context, c Caller) (int, error) {
+// DropParked forgets the requests the caller left waiting for a sign-in in one conversation,
+// and reports how many there were: when the user removes the bot, the conversation they were
+// asked in no longer has it, so a sign-in completed later (from an old card, after adding the
+// bot again) signs the user in and answers nothing from before. Requests waiting in the
+// user's other conversations are kept, with the time they had left.
+func (f *Flow) DropParked(ctx context.Context, c Caller, conversationID string) (int, error) {
+	now := f.M.now()
 	n := 0
 	for name := range f.M.Resources {
 		ps, err := f.M.Store.TakeParked(ctx, c.User, connectorPrefix+name)
-		n += len(ps)
+		for _, p := range ps {
+			var act botframework.Activity
+			if json.Unmarshal(p.Payload, &act) == nil && act.Conversation.ID != conversationID {
+				if left := f.parkTTL() - now.Sub(p.Created); left > 0 {
+					if _, perr := f.M.Store.Park(ctx, c.User, p, left); perr != nil {
+						f.Log.Warn("keeping a parked request failed", slog.String("error", perr.Error()))
+					}
+				}
+				continue
+			}
+			n++
+		}
 		if err != nil {
 			return n, fmt.Errorf("drop parked requests: %w", err)
 		}
