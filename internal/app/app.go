@@ -29,6 +29,7 @@ import (
 	"github.com/onbehalf/onbehalf/internal/entra"
 	"github.com/onbehalf/onbehalf/internal/keyring"
 	"github.com/onbehalf/onbehalf/internal/oauthlink"
+	"github.com/onbehalf/onbehalf/internal/ratelimit"
 	"github.com/onbehalf/onbehalf/internal/server"
 	"github.com/onbehalf/onbehalf/internal/sso"
 	"github.com/onbehalf/onbehalf/internal/tokenstore"
@@ -148,6 +149,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 
 	a.Bot = bot.New(a.Connector, opts.Log)
 	a.Bot.Targeted = cfg.TargetedMessages
+	if cfg.RateLimit.PerMinute > 0 {
+		a.Bot.Limit = &ratelimit.Limiter{PerMinute: float64(cfg.RateLimit.PerMinute), Burst: cfg.RateLimit.Burst, Now: opts.Now}
+	}
 	a.Bot.Identify = func(act *botframework.Activity) (audit.User, bool) {
 		c, err := sso.CallerOf(act, cfg.TenantID)
 		if err != nil {
@@ -169,6 +173,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	if a.Entra != nil && a.Store != nil {
 		a.SSO = a.newSSO(cfg, opts)
 		a.SSO.Register(a.Bot)
+		a.Bot.Removed = a.onRemoved
 		entraapi.Register(a.Bot, a.SSO, a.SSO.M, cfg.TenantID, opts.HTTPClient.Transport)
 		needer = a.SSO
 	}
@@ -336,4 +341,19 @@ func (f *flushed) Activity(ctx context.Context, u tokenstore.UserKey, since time
 	defer cancel()
 	f.pending.Wait(wait)
 	return f.store.Activity(ctx, u, since, max)
+}
+
+// onRemoved drops what the user left waiting for a sign-in when they remove the bot: the
+// conversation it would be answered in is gone. Their sign-in itself is kept (removing an app
+// is not signing out; "sign out" does that).
+func (a *App) onRemoved(ctx context.Context, act *botframework.Activity) error {
+	c, err := sso.CallerOf(act, a.Config.TenantID)
+	if err != nil {
+		return nil // no Entra user named: nothing of theirs is kept
+	}
+	n, err := a.SSO.DropParked(ctx, c, act.Conversation.ID)
+	if n > 0 {
+		a.log.Info("bot removed; requests waiting for sign-in dropped", slog.String("user", c.User.String()), slog.Int("dropped", n))
+	}
+	return err
 }

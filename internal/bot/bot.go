@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/onbehalf/onbehalf/internal/audit"
 	"github.com/onbehalf/onbehalf/internal/botframework"
@@ -53,6 +54,14 @@ type Command struct {
 	// Slow commands may take longer than the channel waits for its request (several back-end
 	// calls, a slow search): with a Defer hook they are answered from the work queue.
 	Slow bool
+	// Local commands reach no back end (help): the per-user rate limit never applies to them.
+	Local bool
+}
+
+// Limiter decides whether a user may make one more request that reaches a back end, and if
+// not, how long until they may (ratelimit.Limiter).
+type Limiter interface {
+	Allow(key string) (bool, time.Duration)
 }
 
 // Bot routes activities. Register commands and invokes before serving; it is then safe for
@@ -84,6 +93,15 @@ type Bot struct {
 	// Active is told of every activity once it has been answered (keep-alive of the user's
 	// connections); it must not block. Nil: nothing is told.
 	Active func(ctx context.Context, act *botframework.Activity)
+	// Limit bounds how often one user runs commands, assistant turns and card actions that
+	// reach back ends; nil does not limit. A request resumed after a sign-in is counted once.
+	Limit Limiter
+	// Removed runs when the bot is removed from a conversation or uninstalled by the activity's
+	// user (for example to drop requests that waited there for a sign-in). Nothing is sent to
+	// that conversation: the bot is no longer in it. Nil does nothing.
+	Removed func(ctx context.Context, act *botframework.Activity) error
+
+	charged chargedSet
 }
 
 type inJobKey struct{}
@@ -102,7 +120,7 @@ func New(sender Sender, log *slog.Logger) *Bot {
 	b.private = privateSender{b}
 	b.HandleInvoke("adaptiveCard/action", b.actionExecute)
 	b.HandleInvoke("composeExtension/query", b.extensionQuery)
-	b.Handle(Command{Name: "help", Usage: "help", Help: "Show what I can do.", Run: b.help, Shared: true})
+	b.Handle(Command{Name: "help", Usage: "help", Help: "Show what I can do.", Run: b.help, Shared: true, Local: true})
 	return b
 }
 
@@ -241,11 +259,20 @@ func (b *Bot) OnActivity(ctx context.Context, act *botframework.Activity) (*botf
 			ctx = audit.WithUser(ctx, u)
 		}
 	}
+	if resp, refused := b.refuseOversized(ctx, t); refused {
+		return resp, t, nil
+	}
 	switch act.Type {
 	case botframework.TypeMessage:
 		return nil, t, b.onMessage(ctx, t)
 	case botframework.TypeConversationUpdate:
 		return nil, t, b.onConversationUpdate(ctx, t)
+	case botframework.TypeInstallation:
+		if strings.HasPrefix(act.Action, "remove") {
+			return nil, t, b.onRemoved(ctx, t)
+		}
+		t.Outcome = "installed"
+		return nil, t, nil
 	case botframework.TypeInvoke:
 		f, ok := b.invokes[act.Name]
 		if !ok {
@@ -323,6 +350,9 @@ func (b *Bot) RunText(ctx context.Context, t *Turn, text string) error {
 	if !ok {
 		if b.Fallback != nil {
 			t.Outcome = "fallback"
+			if !b.allow(ctx, t) {
+				return nil
+			}
 			return b.Fallback(audit.WithAsker(ctx, "message"), t, text)
 		}
 		t.Outcome = "unknown-command"
@@ -333,6 +363,9 @@ func (b *Bot) RunText(ctx context.Context, t *Turn, text string) error {
 		t.Outcome = "personal-only"
 		return t.replyPublic(ctx, mdtext.Sprintf("I answer %s only in a 1:1 chat with me, so nobody else here sees your data. "+
 			"Open a chat with me and ask there.", mdtext.Code(c.Name)))
+	}
+	if !c.Local && !b.allow(ctx, t) {
+		return nil
 	}
 	// Who asked, for the audit: typed words, or a card's button (a submit or Action.Execute).
 	asker := "command:"
@@ -374,6 +407,11 @@ func firstWords(s string, n int) string {
 }
 
 func (b *Bot) onConversationUpdate(ctx context.Context, t *Turn) error {
+	for _, m := range t.Activity.MembersRemoved {
+		if m.ID == t.Activity.Recipient.ID {
+			return b.onRemoved(ctx, t)
+		}
+	}
 	for _, m := range t.Activity.MembersAdded {
 		if m.ID == t.Activity.Recipient.ID {
 			t.Outcome = "welcome"
@@ -382,6 +420,20 @@ func (b *Bot) onConversationUpdate(ctx context.Context, t *Turn) error {
 		}
 	}
 	t.Outcome = "ignored"
+	return nil
+}
+
+// onRemoved handles the bot leaving a conversation: no reply (it would be refused), only the
+// Removed hook.
+func (b *Bot) onRemoved(ctx context.Context, t *Turn) error {
+	t.Outcome = "removed"
+	if b.Removed == nil {
+		return nil
+	}
+	if err := b.Removed(ctx, t.Activity); err != nil {
+		// The channel need not deliver this again: what was left behind expires by itself.
+		b.log.Warn("cleaning up after removal failed", slog.String("id", t.Activity.ID), slog.String("error", err.Error()))
+	}
 	return nil
 }
 

@@ -80,6 +80,9 @@ func (b *Bot) SearchByCommand(prefix, title string) InvokeFunc {
 				return resp, nil
 			}
 		}
+		if wait, limited := b.limited(ctx, t); limited {
+			return ExtensionMessage(string(LimitedText(wait))), nil
+		}
 		t.Capture()
 		c, args, ok := b.match(prefix + " " + words)
 		var err error

@@ -42,9 +42,15 @@ type Activity struct {
 	Name         string              `json:"name,omitempty"`
 	Value        json.RawMessage     `json:"value,omitempty"`
 	MembersAdded []ChannelAccount    `json:"membersAdded,omitempty"`
-	Attachments  []Attachment        `json:"attachments,omitempty"`
-	ChannelData  json.RawMessage     `json:"channelData,omitempty"`
-	Entities     []json.RawMessage   `json:"entities,omitempty"`
+	// MembersRemoved and Action tell of the bot leaving: a conversationUpdate naming the bot
+	// in membersRemoved, an installationUpdate with action "remove" (or "remove-upgrade")
+	// (botframework-sdk specs/botframework-activity/botframework-activity.md; msteams-docs
+	// bots/how-to/conversations/subscribe-to-conversation-events.md).
+	MembersRemoved []ChannelAccount  `json:"membersRemoved,omitempty"`
+	Action         string            `json:"action,omitempty"`
+	Attachments    []Attachment      `json:"attachments,omitempty"`
+	ChannelData    json.RawMessage   `json:"channelData,omitempty"`
+	Entities       []json.RawMessage `json:"entities,omitempty"`
 
 	// Targeted sends the activity as a Teams targeted message: in a group chat or channel only
 	// its Recipient sees it (msteams-docs agents-in-teams/targeted-messages.md, public developer

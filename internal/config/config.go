@@ -125,6 +125,8 @@ type Config struct {
 
 	// Work holds the work queue's settings (work.go).
 	Work Work
+	// RateLimit is the per-user limit on requests that reach back ends (ratelimit.go).
+	RateLimit RateLimit
 
 	// LogLevel is the minimum slog level.
 	LogLevel slog.Level
@@ -367,6 +369,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.checkSAMLApps(&r)
 	r.ldap(c)
 	r.work(c)
+	r.rateLimit(c)
 
 	if len(r.problems) > 0 {
 		sort.SliceStable(r.problems, func(i, j int) bool { return r.problems[i].Setting < r.problems[j].Setting })

@@ -233,6 +233,15 @@ func (m *Messages) serve(w http.ResponseWriter, r *http.Request, rec *logRecord)
 	if turn != nil {
 		rec.outcome = turn.Outcome
 	}
+	if err != nil && errors.Is(err, botframework.ErrBotNotInConversationRoster) {
+		// The user removed the bot while this activity was on its way: the channel's retry
+		// would meet the same refusal, so it is answered as done.
+		rec.reason, rec.outcome = err.Error(), "bot-not-in-conversation"
+		if entry != nil {
+			entry.finish(resp)
+		}
+		return writeInvoke(w, resp)
+	}
 	if err != nil {
 		rec.reason = err.Error()
 		if rec.outcome == "" {

@@ -204,6 +204,12 @@ func (f *Flow) TokenExchange(ctx context.Context, t *bot.Turn) (*botframework.In
 		return f.exchangeResponse(http.StatusBadRequest, v, "The sign-in token was not accepted."), nil
 	}
 	c := Caller{User: tokenstore.UserKey{TenantID: ident.TenantID, ObjectID: ident.ObjectID}, ChannelUserID: act.From.ID, ChannelID: act.BaseChannelID()}
+	// Each new exchange id costs a token-service exchange and on-behalf-of requests: a client
+	// replaying its token under fresh ids is paced by the user's rate limit (the duplicates
+	// of one id, one per open Teams client, count once).
+	if wait, limited := t.Limited(ctx, "exchange|"+c.User.Partition()+"|"+v.ID); limited {
+		return f.exchangeResponse(http.StatusBadRequest, v, fmt.Sprintf("Too many sign-in attempts; try again in %d seconds.", int(wait.Seconds()))), nil
+	}
 
 	// Bounded, so that a store outage is answered (400) well within Teams' invoke time limit.
 	cctx, ccancel := context.WithTimeout(ctx, claimTimeout)
@@ -390,6 +396,12 @@ func (f *Flow) VerifyState(ctx context.Context, t *bot.Turn) (*botframework.Invo
 		t.Outcome = "verify-malformed"
 		return &botframework.InvokeResponse{Status: http.StatusBadRequest}, nil
 	}
+	// A code costs a store lookup (an account-link code) or a token-service request (a magic
+	// code) and a chat message when wrong: guessed codes are paced by the user's rate limit,
+	// answered 429 without a chat message.
+	if _, limited := t.Limited(ctx, ""); limited {
+		return &botframework.InvokeResponse{Status: http.StatusTooManyRequests}, nil
+	}
 	for _, verify := range f.Verifiers {
 		if resp, handled, err := verify(ctx, t, v.State); handled || err != nil {
 			return resp, err
@@ -461,4 +473,33 @@ func orUnknown(s string) string {
 		return "unknown reason"
 	}
 	return s
+}
+
+// DropParked forgets the requests the caller left waiting for a sign-in in one conversation,
+// and reports how many there were: when the user removes the bot, the conversation they were
+// asked in no longer has it, so a sign-in completed later (from an old card, after adding the
+// bot again) signs the user in and answers nothing from before. Requests waiting in the
+// user's other conversations are kept, with the time they had left.
+func (f *Flow) DropParked(ctx context.Context, c Caller, conversationID string) (int, error) {
+	now := f.M.now()
+	n := 0
+	for name := range f.M.Resources {
+		ps, err := f.M.Store.TakeParked(ctx, c.User, connectorPrefix+name)
+		for _, p := range ps {
+			var act botframework.Activity
+			if json.Unmarshal(p.Payload, &act) == nil && act.Conversation.ID != conversationID {
+				if left := f.parkTTL() - now.Sub(p.Created); left > 0 {
+					if _, perr := f.M.Store.Park(ctx, c.User, p, left); perr != nil {
+						f.Log.Warn("keeping a parked request failed", slog.String("error", perr.Error()))
+					}
+				}
+				continue
+			}
+			n++
+		}
+		if err != nil {
+			return n, fmt.Errorf("drop parked requests: %w", err)
+		}
+	}
+	return n, nil
 }

@@ -111,6 +111,7 @@ type Server struct {
 	faults   []Fault
 	members  map[string][]string // conversation id → the user ids in it (group chats, channels)
 	noTarget bool                // targeted messages are refused (a tenant or client without them)
+	removed  map[string]bool     // conversations the bot was removed from (or its app uninstalled)
 	notify   chan struct{}
 	fetches  map[string]int
 	lastID   int64
@@ -311,6 +312,26 @@ func (s *Server) SetMembers(conversationID string, userIDs ...string) {
 	s.members[conversationID] = append([]string(nil), userIDs...)
 }
 
+// RemoveBot takes the bot out of a conversation (the user removed or uninstalled it): every
+// send, reply or update there is refused with 403 BotNotInConversationRoster, "The bot isn't
+// part of the conversation roster" (msteams-docs bots/build-conversational-capability.md,
+// status codes of the bot conversational APIs). AddBot puts it back.
+func (s *Server) RemoveBot(conversationID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.removed == nil {
+		s.removed = map[string]bool{}
+	}
+	s.removed[conversationID] = true
+}
+
+// AddBot undoes RemoveBot: the bot is in the conversation again.
+func (s *Server) AddBot(conversationID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.removed, conversationID)
+}
+
 // RefuseTargeted makes targeted sends fail with 400 BadArgument, as where targeted messages are
 // not available (the status is unverified).
 func (s *Server) RefuseTargeted(refuse bool) {
@@ -402,6 +423,7 @@ func (s *Server) connector(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	verify := s.verify
+	gone := s.removed[r.PathValue("conv")]
 	var fault *Fault
 	if len(s.faults) > 0 {
 		f := s.faults[0]
@@ -421,6 +443,10 @@ func (s *Server) connector(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "Authorization has been denied for this request.", "detail": err.Error()})
 			return
 		}
+	}
+	if gone {
+		writeJSON(w, http.StatusForbidden, map[string]any{"error": map[string]any{"code": "BotNotInConversationRoster", "message": "The bot is not part of the conversation roster."}})
+		return
 	}
 	if fault != nil {
 		if fault.RetryAfter != "" {
