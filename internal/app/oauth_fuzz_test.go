@@ -12,7 +12,7 @@ import (
 
 // Placeholders in the fuzzed callback query, replaced in each run by values of a sign-in that
 // a user has just started: the state the provider sends back, the provider's code for it, and
-// the card link's state (the wrong step for the callback).
+// the state of a card the user has not opened (the wrong step for the callback).
 const (
 	statePlaceholder     = "$STATE"
 	codePlaceholder      = "$CODE"
@@ -26,6 +26,7 @@ const (
 //   - the page answers 200 only for the state of a sign-in at the provider step with the
 //     provider's code for it and no error parameter (and every such callback is answered 200);
 //     anything else is a 400;
+//   - only such a callback reaches the provider's token endpoint;
 //   - exactly one pending link is parked for the user after a 200 and none otherwise;
 //   - a 200 callback replayed is refused and parks nothing more;
 //   - the page never shows the state or the provider's code, and never reflects query text
@@ -58,11 +59,15 @@ func FuzzOAuthCallback(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, query string) {
 		u := newChatUser("fuzz")
+		orig := query // failure messages quote this, not the state and code it stands for
 		var fresh, code, card string
 		if strings.Contains(query, statePlaceholder) || strings.Contains(query, codePlaceholder) || strings.Contains(query, cardStatePlaceholder) {
+			if strings.Contains(query, cardStatePlaceholder) {
+				// A card the user has not opened: its state is still at the card step.
+				cu, _ := url.Parse(startURL(t, e.say(t, 0, u, "connect jira")))
+				card = cu.Query().Get("state")
+			}
 			start := startURL(t, e.say(t, 0, u, "connect jira"))
-			su, _ := url.Parse(start)
-			card = su.Query().Get("state")
 			resp, _ := get(t, start)
 			if resp.StatusCode != http.StatusFound {
 				t.Fatalf("start: %d", resp.StatusCode)
@@ -85,12 +90,16 @@ func FuzzOAuthCallback(f *testing.F) {
 		q := target.Query()
 		want200 := fresh != "" && q.Get("state") == fresh && q.Get("code") == code && q.Get("error") == ""
 
+		calls := e.atl.TokenCalls()
 		status, body := e.fetchCallback(t, target.String())
+		if n := e.atl.TokenCalls() - calls; n != 0 && (fresh == "" || q.Get("state") != fresh || q.Get("code") == "" || q.Get("error") != "") {
+			t.Fatalf("%d code exchanges reached the provider for %q", n, orig)
+		}
 		if status != http.StatusOK && status != http.StatusBadRequest {
-			t.Fatalf("callback answered %d for %q", status, query)
+			t.Fatalf("callback answered %d for %q", status, orig)
 		}
 		if (status == http.StatusOK) != want200 {
-			t.Fatalf("callback answered %d for %q (want 200: %v)", status, query, want200)
+			t.Fatalf("callback answered %d for %q (want 200: %v)", status, orig, want200)
 		}
 		for _, secret := range []string{fresh, code, card} {
 			if secret != "" && strings.Contains(body, secret) {

@@ -141,7 +141,7 @@ func (h *tokenHarness) check(t *testing.T, authorization, channelID, serviceURL 
 	raw := strings.TrimSpace(strings.TrimPrefix(authorization, "Bearer "))
 	if err == nil {
 		if why := h.acceptable(raw, channelID, serviceURL); why != nil {
-			t.Fatalf("accepted a token the protocol refuses (%v): %q for channel %q serviceUrl %q", why, authorization, channelID, serviceURL)
+			t.Fatalf("accepted a token the protocol refuses (%v): %q for channel %q serviceUrl %q", why, unsigned(raw), channelID, serviceURL)
 		}
 		if claims == nil || claims.Issuer != channel.Issuer || claims.EntraIssued {
 			t.Fatalf("accepted with claims %+v", claims)
@@ -304,4 +304,13 @@ func FuzzAuthorizationHeader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, authorization, channelID string) {
 		h.check(t, authorization, channelID, h.ch.ServiceURL)
 	})
+}
+
+// unsigned is a token without its signature, for failure messages: the claims show what was
+// accepted, and the text is not a usable token.
+func unsigned(raw string) string {
+	if i := strings.LastIndex(raw, "."); i >= 0 {
+		return raw[:i] + ".<signature>"
+	}
+	return raw
 }
