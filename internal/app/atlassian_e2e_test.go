@@ -79,18 +79,18 @@ func (u chatUser) key() tokenstore.UserKey {
 	return tokenstore.UserKey{TenantID: stack.TenantID, ObjectID: u.aad}
 }
 
-func newAtlEnv(t *testing.T, instances int) *atlEnv { return newAtlEnvMode(t, instances, false) }
+func newAtlEnv(t testing.TB, instances int) *atlEnv { return newAtlEnvMode(t, instances, false) }
 
 // newAtlEnvMode with anonymous=true runs the handler as make dev does: BOT_ALLOW_ANONYMOUS,
 // no bot identity, activities without tokens or Entra ids (the Agents Playground).
-func newAtlEnvMode(t *testing.T, instances int, anonymous bool) *atlEnv {
+func newAtlEnvMode(t testing.TB, instances int, anonymous bool) *atlEnv {
 	t.Helper()
 	return newAtlEnvWith(t, instances, anonymous, nil, nil)
 }
 
 // newAtlEnvWith is newAtlEnvMode with extra settings, and a wrapper around each instance's
 // outbound transport (nil: none).
-func newAtlEnvWith(t *testing.T, instances int, anonymous bool, extra map[string]string, wrap func(i int, rt http.RoundTripper) http.RoundTripper) *atlEnv {
+func newAtlEnvWith(t testing.TB, instances int, anonymous bool, extra map[string]string, wrap func(i int, rt http.RoundTripper) http.RoundTripper) *atlEnv {
 	t.Helper()
 	// The log check is registered first, so it runs last: after every server has stopped.
 	logs := &syncBuffer{}

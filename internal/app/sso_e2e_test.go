@@ -120,14 +120,8 @@ func newSSOHarness(t testing.TB, extra ...map[string]string) *ssoHarness {
 }
 
 func setIdentityEnv(t testing.TB, st *stack.Stack) {
-	if tt, ok := t.(*testing.T); ok {
-		tt.Setenv("IDENTITY_ENDPOINT", st.Entra.IdentityEndpoint)
-		tt.Setenv("IDENTITY_HEADER", st.Entra.IdentityHeader)
-		return
-	}
-	b := t.(*testing.B)
-	b.Setenv("IDENTITY_ENDPOINT", st.Entra.IdentityEndpoint)
-	b.Setenv("IDENTITY_HEADER", st.Entra.IdentityHeader)
+	t.Setenv("IDENTITY_ENDPOINT", st.Entra.IdentityEndpoint)
+	t.Setenv("IDENTITY_HEADER", st.Entra.IdentityHeader)
 }
 
 func hostOf(connStr string) string {

@@ -248,15 +248,23 @@ func checkSubject(encoded, want string) error {
 	if err != nil {
 		return fmt.Errorf("%w: the assertion is not base64url", entra.ErrMalformedAnswer)
 	}
+	// An assertion has at most one Subject and a Subject one identifier (SAML 2.0 core,
+	// saml-core-2.0-os §2.3.3 and §2.4.1); more than one is refused rather than one of them
+	// picked, since whoever reads the assertion next may pick another.
 	var doc struct {
-		XMLName xml.Name `xml:"urn:oasis:names:tc:SAML:2.0:assertion Assertion"`
-		NameID  string   `xml:"urn:oasis:names:tc:SAML:2.0:assertion Subject>NameID"`
+		XMLName  xml.Name `xml:"urn:oasis:names:tc:SAML:2.0:assertion Assertion"`
+		Subjects []struct {
+			NameIDs []string `xml:"urn:oasis:names:tc:SAML:2.0:assertion NameID"`
+		} `xml:"urn:oasis:names:tc:SAML:2.0:assertion Subject"`
 	}
 	d := xml.NewDecoder(bytes.NewReader(raw))
 	if err := d.Decode(&doc); err != nil {
 		return fmt.Errorf("%w: not a SAML 2.0 assertion", entra.ErrMalformedAnswer)
 	}
-	got := strings.TrimSpace(doc.NameID)
+	if len(doc.Subjects) != 1 || len(doc.Subjects[0].NameIDs) != 1 {
+		return ErrWrongUser
+	}
+	got := strings.TrimSpace(doc.Subjects[0].NameIDs[0])
 	if got == "" || !strings.EqualFold(got, want) {
 		return ErrWrongUser
 	}
