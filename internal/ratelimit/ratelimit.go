@@ -4,7 +4,7 @@
 // Limits are kept in the memory of one instance: a token bucket per user, bounded in number,
 // with no storage round trip on the request path. With n instances a user's effective limit is
 // at most n times the configured one; the back ends' own per-user throttling remains the
-// outer bound (docs/reliability.d/abuse.md says why this trade was made).
+// outer bound (docs/reliability.md says why this trade was made).
 package ratelimit
 
 import (
