@@ -272,3 +272,20 @@ func TestForgedNoteSendsNothing(t *testing.T) {
 		t.Fatalf("forged note: %d, sent %v, trusted %v", rec.Code, snd.sent, snd.trust)
 	}
 }
+
+// A job that fails on one instance and again on another tells its user once: the second
+// worker reads from the job's row that a worker ran it before.
+func TestSecondInstanceDoesNotRepeatTheNotice(t *testing.T) {
+	fail := func(context.Context, work.Job) error { return errors.New("down") }
+	a, st, snd := newWorker(t, fail)
+	b := &work.Worker{Store: st, Sender: snd, Log: a.Log, Instance: "i2"}
+	b.Handle("k", fail)
+	for i, w := range []*work.Worker{a, b} {
+		if rec := invoke(w, http.MethodPost, "application/json", message(i+1, refItem())); rec.Code != http.StatusInternalServerError {
+			t.Fatalf("delivery %d: %d", i+1, rec.Code)
+		}
+	}
+	if len(snd.sent) != 1 || snd.sent[0] != work.DelayedText {
+		t.Fatalf("the user got %v, want one delay notice", snd.sent)
+	}
+}
