@@ -20,6 +20,7 @@ import (
 	"github.com/onbehalf/onbehalf/internal/testenv/entra"
 	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 	"github.com/onbehalf/onbehalf/internal/testenv/stack"
+	"github.com/onbehalf/onbehalf/internal/work"
 )
 
 // user is one simulated Teams user in a personal chat with the bot.
@@ -193,7 +194,7 @@ func (e *env) awaitParkedFor(u *user, from int, marker, skip string, timeout tim
 		}
 		if toldText != "" {
 			e.count.add("parked and told why", 1)
-			e.count.tell(toldText)
+			e.tellWhy(toldText)
 			return true
 		}
 		if time.Now().After(deadline) {
@@ -273,11 +274,21 @@ func (e *env) note(u *user, text string, out outcome, recs []channel.Recorded) {
 		u.told++
 		e.count.add("told why", 1)
 		if out == told && len(recs) > 0 {
-			e.count.tell(recs[len(recs)-1].Text())
+			e.tellWhy(recs[len(recs)-1].Text())
 		}
 	case silent:
 		e.count.add("silent", 1)
 		e.count.problem("silence: %s asked %q and got nothing in %s", u.name, text, replyTimeout)
+	}
+}
+
+// tellWhy records a told-why reply by its first words; the notice a queue worker sends when
+// a job failed and will be tried again (work.DelayedText) is also counted on its own: the
+// answer comes later, when the back end is back.
+func (e *env) tellWhy(text string) {
+	e.count.tell(text)
+	if text == work.DelayedText {
+		e.count.add("told the answer is delayed (its job failed and is retried)", 1)
 	}
 }
 
