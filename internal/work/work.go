@@ -15,10 +15,11 @@
 // again, the user is told once that the answer is delayed and will come, unless the job had
 // already answered them. The notice must not need Table Storage (its outage is a common cause),
 // so each queue message carries, beside the job's ref, the conversation to answer sealed for
-// that ref (a JobNote). "Once" is best effort: a delivery tells the user only if no worker ran
-// the job before it (the row's claim count is 1) or, when the row cannot be read, if this
-// instance has not told them about this job yet; so a user hears it at most once per instance,
-// and once in the common case of one outage.
+// that ref (a JobNote). A delivery again that finds the job still held for long by an earlier
+// worker (one that stopped mid-job) tells the user too. "Once" is best effort: a failed
+// delivery tells the user only if no worker ran the job before it (the row's claim count is 1)
+// or, when the row cannot be read, if this instance has not told them about this job yet; so a
+// user hears it at most once per instance, and once in the common case of one outage.
 package work
 
 import (
@@ -287,6 +288,11 @@ func (w *Worker) run(ctx context.Context, m message, msgID string, count int64) 
 			if w.Now != nil {
 				now = w.Now
 			}
+			// A delivery again finding the job held for long means an earlier worker stopped
+			// mid-job (or its clock runs ahead): the user hears that the answer is delayed.
+			if count > 1 && until.Sub(now()) > busyNotice {
+				w.tellDelayed(ctx, log, m, nil)
+			}
 			wait := until.Sub(now()) + 100*time.Millisecond
 			if wait <= 0 || wait > time.Second {
 				wait = time.Second
@@ -357,6 +363,10 @@ func (w *Worker) run(ctx context.Context, m message, msgID string, count int64) 
 	log.Info("work: job done", slog.Float64("run_ms", float64(time.Since(start).Microseconds())/1000))
 	return http.StatusOK, "done"
 }
+
+// busyNotice is how long a re-delivered job may still be held by another worker's lease
+// before its user is told the answer is delayed.
+const busyNotice = 5 * time.Second
 
 // DelayedText is what a user is told when their request's job failed and will be tried again.
 const DelayedText = "Your answer is delayed: a service I rely on is not responding right now. " +

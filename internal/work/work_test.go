@@ -29,8 +29,9 @@ type fakeStore struct {
 	claims   int
 	claimed  int // successful claims: the next one's Attempt
 	finished int
-	busy     int   // claims answered busy first
-	down     error // when set, every claim fails with it (Table Storage unreachable)
+	busy     int           // claims answered busy first
+	busyFor  time.Duration // how long a busy claim's lease still runs (zero: 50 ms)
+	down     error         // when set, every claim fails with it (Table Storage unreachable)
 }
 
 func (f *fakeStore) CreateJob(context.Context, tokenstore.UserKey, string, []byte, time.Duration) (tokenstore.JobRef, bool, error) {
@@ -46,7 +47,11 @@ func (f *fakeStore) ClaimJob(context.Context, tokenstore.JobRef, string, time.Du
 	}
 	if f.busy > 0 {
 		f.busy--
-		return tokenstore.JobClaim{}, nil, time.Now().Add(50 * time.Millisecond), tokenstore.ErrJobBusy
+		d := f.busyFor
+		if d == 0 {
+			d = 50 * time.Millisecond
+		}
+		return tokenstore.JobClaim{}, nil, time.Now().Add(d), tokenstore.ErrJobBusy
 	}
 	if f.finished > 0 {
 		return tokenstore.JobClaim{}, nil, time.Time{}, tokenstore.ErrJobDone
@@ -287,5 +292,36 @@ func TestSecondInstanceDoesNotRepeatTheNotice(t *testing.T) {
 	}
 	if len(snd.sent) != 1 || snd.sent[0] != work.DelayedText {
 		t.Fatalf("the user got %v, want one delay notice", snd.sent)
+	}
+}
+
+// A delivery again that finds the job held by a worker that stopped mid-job (its lease runs
+// for long yet) tells the user, once, that the answer is delayed, then runs the job when the
+// lease lapses. A first delivery finding it busy tells nothing.
+func TestRedeliveryHeldByAStoppedWorkerTellsTheUser(t *testing.T) {
+	runs := 0
+	w, st, snd := newWorker(t, func(context.Context, work.Job) error { runs++; return nil })
+	w.Notes = notes{}
+	msgs := &queueMessages{}
+	conv := botframework.ConversationReference{ServiceURL: "https://smba.example/emea/", Conversation: botframework.ConversationAccount{ID: "c9"}}
+	if err := (&work.Queue{Store: st, Messages: msgs, Notes: notes{}}).Enqueue(context.Background(), "a9|turn", work.Job{Kind: "k", Ref: conv}); err != nil {
+		t.Fatal(err)
+	}
+	st.busy, st.busyFor = 1, 6*time.Second
+	start := time.Now()
+	if rec := invoke(w, http.MethodPost, "application/json", message(2, msgs.got[0])); rec.Code != http.StatusOK || runs != 1 {
+		t.Fatalf("redelivery: %d, runs %d", rec.Code, runs)
+	}
+	if len(snd.sent) != 1 || snd.sent[0] != work.DelayedText || snd.to[0] != "c9" {
+		t.Fatalf("the user got %v in %v, want one delay notice in c9", snd.sent, snd.to)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("the job waited %s: the lease lapse was not looked for every second", took)
+	}
+	w2, st2, snd2 := newWorker(t, func(context.Context, work.Job) error { return nil })
+	w2.Notes = notes{}
+	st2.busy, st2.busyFor = 1, 6*time.Second
+	if rec := invoke(w2, http.MethodPost, "application/json", message(1, msgs.got[0])); rec.Code != http.StatusOK || len(snd2.sent) != 0 {
+		t.Fatalf("first delivery finding the job busy: %d, sent %v", rec.Code, snd2.sent)
 	}
 }
