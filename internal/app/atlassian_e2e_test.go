@@ -59,6 +59,7 @@ type atlEnv struct {
 	pub   string
 	world standin.World
 	table *countingTransport // Table Storage round trips of every instance
+	az    *azurite.Server    // the token store's Table Storage
 	// settings are the handler's settings beyond the stack's (for a handler process).
 	settings map[string]string
 
@@ -101,7 +102,7 @@ func newAtlEnvWith(t testing.TB, instances int, anonymous bool, extra map[string
 	t.Setenv("IDENTITY_ENDPOINT", st.Entra.IdentityEndpoint)
 	t.Setenv("IDENTITY_HEADER", st.Entra.IdentityHeader)
 
-	e := &atlEnv{clk: &fakeClock{t: time.Now()}, st: st, ch: st.Channel, anon: anonymous, logs: logs, world: standin.DefaultWorld(), inflight: map[string]bool{}}
+	e := &atlEnv{clk: &fakeClock{t: time.Now()}, st: st, ch: st.Channel, anon: anonymous, logs: logs, world: standin.DefaultWorld(), inflight: map[string]bool{}, az: az}
 	logcheck.WatchReplies(t, func() []map[string]any { return e.ch.Sent() }) // e.ch: the anonymous channel, if any
 	for range instances {
 		e.srvs = append(e.srvs, httptest.NewUnstartedServer(nil))

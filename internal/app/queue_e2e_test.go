@@ -166,14 +166,15 @@ func TestJobOfAKilledHandlerCompletesOnceAfterRestart(t *testing.T) {
 	q.srvs[0].CloseClientConnections()
 	// The dead instance's lease must lapse before anyone else runs the job.
 	time.Sleep(3 * time.Second)
-	if early := q.replies(bo, from, 1, 0); len(early) != 0 {
+	// Meanwhile the user is told, once, that the answer is delayed.
+	if early := q.replies(bo, from, 2, 0); len(early) > 1 || len(early) == 1 && early[0].Text() != work.DelayedText {
 		t.Fatalf("answered while the dead instance's lease lived:\n%s", dump(early))
 	}
 	q.clk.Advance(3 * time.Minute)
-	got := q.replies(bo, from, 1, 30*time.Second)
+	got := q.replies(bo, from, 2, 30*time.Second)
 	time.Sleep(2 * time.Second)
-	got = q.replies(bo, from, 2, 0)
-	if len(got) != 1 || !strings.Contains(dump(got), "Disk alert on build agents") {
+	got = q.replies(bo, from, 3, 0)
+	if len(got) != 2 || got[0].Text() != work.DelayedText || !strings.Contains(dump(got[1:]), "Disk alert on build agents") {
 		t.Fatalf("want the result once, got %d:\n%s\nlog:\n%s", len(got), dump(got), q.logs.String())
 	}
 	if p, _ := q.poison.PeekMessages(context.Background(), nil); p.Messages != nil && len(p.Messages) > 0 {
@@ -199,9 +200,9 @@ func TestJobFailingEveryDeliveryTellsTheUser(t *testing.T) {
 	if err := q.apps[0].Jobs.Enqueue(context.Background(), act.ID+"|x", work.Job{Kind: "always-fails", User: bo.key(), Ref: act.Reference()}); err != nil {
 		t.Fatal(err)
 	}
-	got := q.replies(bo, from, 1, 30*time.Second)
-	if len(got) != 1 || !strings.Contains(got[0].Text(), "could not finish your earlier request") {
-		t.Fatalf("the user was not told the request was given up:\n%s", dump(got))
+	got := q.replies(bo, from, 2, 30*time.Second)
+	if len(got) != 2 || got[0].Text() != work.DelayedText || !strings.Contains(got[1].Text(), "could not finish your earlier request") {
+		t.Fatalf("the user was not told of the delay, then that the request was given up:\n%s", dump(got))
 	}
 	if n := runs.Load(); n != funchost.DefaultMaxDequeueCount {
 		t.Fatalf("the job ran %d times, want maxDequeueCount = %d", n, funchost.DefaultMaxDequeueCount)
@@ -213,8 +214,67 @@ func TestJobFailingEveryDeliveryTellsTheUser(t *testing.T) {
 	if p, _ := q.poison.PeekMessages(context.Background(), nil); len(p.Messages) > 0 {
 		t.Fatal("the message still ended in the poison queue")
 	}
-	if again := q.replies(bo, from, 2, 0); len(again) != 1 {
-		t.Fatalf("told %d times", len(again))
+	if again := q.replies(bo, from, 3, 0); len(again) != 2 {
+		t.Fatalf("told %d times, want the delay notice and the give-up once each", len(again))
+	}
+}
+
+// Table Storage goes down after a slow command was queued: the worker cannot read the job,
+// yet the user is told at once, in their conversation, that the answer is delayed (through
+// the conversation sealed into the queue message); the host delivers the message again, and
+// once storage is back the user gets the answer. The notice comes once, however many
+// deliveries fail.
+func TestJobFailingWhileStorageIsDownTellsTheUserThenAnswers(t *testing.T) {
+	q := newQueueEnv(t, 1)
+	bo := newChatUser("bo")
+	q.link(t, bo, standin.Bob, true)
+	// The host stops polling while the command is queued, so the job is recorded (storage
+	// up) and first delivered with storage down.
+	q.stops[0]()
+	from := len(q.ch.Recorded())
+	q.say(t, 0, bo, "my jira issues")
+	if err := q.az.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	restarted := false
+	defer func() {
+		if !restarted {
+			_ = q.az.Restart()
+		}
+	}()
+	h := &funchost.Host{HandlerURL: q.srvs[0].URL, PollInterval: 20 * time.Millisecond}
+	f, err := funchost.QueueFunctionFrom(q.svc, "../../host.json", "../../functions", "work")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.VisibilityTimeout = time.Second
+	ctx, stop := context.WithCancel(context.Background())
+	t.Cleanup(stop)
+	go h.Poll(ctx, f)
+
+	got := q.replies(bo, from, 1, 30*time.Second)
+	if len(got) != 1 || got[0].Text() != work.DelayedText {
+		t.Fatalf("while storage is down the user heard:\n%s", dump(got))
+	}
+	// Let the host deliver it again (and fail again) at least once with storage still down.
+	deadline := time.Now().Add(20 * time.Second)
+	for strings.Count(q.logs.String(), "work: claiming the job failed") < 2 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := strings.Count(q.logs.String(), "work: claiming the job failed"); n < 2 {
+		t.Fatalf("%d failed deliveries while storage was down, want at least 2", n)
+	}
+	if err := q.az.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	restarted = true
+	got = q.replies(bo, from, 2, 60*time.Second)
+	if len(got) != 2 || got[0].Text() != work.DelayedText || !strings.Contains(dump(got[1:]), "Disk alert on build agents") {
+		t.Fatalf("after storage came back the user did not get the answer:\n%s", dump(got))
+	}
+	time.Sleep(time.Second)
+	if again := q.replies(bo, from, 3, 0); len(again) != 2 {
+		t.Fatalf("the user got %d messages, want the notice and the answer once each:\n%s", len(again), dump(again))
 	}
 }
 

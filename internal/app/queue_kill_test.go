@@ -16,6 +16,7 @@ import (
 	"github.com/onbehalf/onbehalf/internal/testenv"
 	standin "github.com/onbehalf/onbehalf/internal/testenv/atlassian"
 	"github.com/onbehalf/onbehalf/internal/testenv/funchost"
+	"github.com/onbehalf/onbehalf/internal/work"
 )
 
 // handlerProcess runs the onbehalf binary on port with the environment env.
@@ -119,9 +120,19 @@ func TestKilledHandlerProcessCompletesTheJobOnceAfterRestart(t *testing.T) {
 	ctx2, stop2 := context.WithCancel(context.Background())
 	t.Cleanup(stop2)
 	go host.Poll(ctx2, f)
-	got := q.replies(bo, from, 1, 60*time.Second)
+	// The restarted handler may first tell the user the answer is delayed (the dead
+	// process's lease still runs); the answer itself comes once.
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(dump(q.replies(bo, from, 3, 0)), "Disk alert on build agents") && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
 	time.Sleep(2 * time.Second)
-	got = q.replies(bo, from, 2, 0)
+	got := q.replies(bo, from, 0, 0)[:0]
+	for _, r := range q.replies(bo, from, 3, 0) {
+		if r.Text() != work.DelayedText {
+			got = append(got, r)
+		}
+	}
 	if len(got) != 1 || !strings.Contains(dump(got), "Disk alert on build agents") {
 		b, _ := os.ReadFile(logPath)
 		t.Fatalf("want the answer once, got %d:\n%s\nhandler log:\n%s", len(got), dump(got), b)

@@ -60,10 +60,10 @@ func (a *App) openWork(ctx context.Context, cfg *config.Config, opts Options) er
 	if _, err := q.Create(ctx, nil); err != nil && !strings.Contains(err.Error(), "QueueAlreadyExists") {
 		a.log.Warn("creating the work queue failed; assuming it exists", slog.String("error", err.Error()))
 	}
-	a.Jobs = &work.Queue{Store: a.Store, Messages: q}
+	a.Jobs = &work.Queue{Store: a.Store, Messages: q, Notes: a.Store}
 	var id [6]byte
 	_, _ = rand.Read(id[:])
-	a.Worker = &work.Worker{Store: a.Store, Sender: a.Connector, Log: opts.Log, Instance: hex.EncodeToString(id[:]), Now: opts.Now, Lease: cfg.Work.JobTimeout}
+	a.Worker = &work.Worker{Store: a.Store, Notes: a.Store, Sender: a.Connector, Log: opts.Log, Instance: hex.EncodeToString(id[:]), Now: opts.Now, Lease: cfg.Work.JobTimeout}
 	answer := func(ctx context.Context, j work.Job) error {
 		var act botframework.Activity
 		if err := json.Unmarshal(j.Data, &act); err != nil {

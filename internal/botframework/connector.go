@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -105,6 +106,7 @@ func (c *Connector) Reply(ctx context.Context, ref ConversationReference, replyT
 	}
 	var rr ResourceResponse
 	err := c.do(ctx, "reply", http.MethodPost, ref.ServiceURL, p, act, &rr)
+	delivered(ctx, act, err)
 	return rr.ID, err
 }
 
@@ -117,6 +119,7 @@ func (c *Connector) Send(ctx context.Context, ref ConversationReference, act *Ac
 	}
 	var rr ResourceResponse
 	err := c.do(ctx, "send", http.MethodPost, ref.ServiceURL, p, act, &rr)
+	delivered(ctx, act, err)
 	return rr.ID, err
 }
 
@@ -125,7 +128,33 @@ func (c *Connector) Update(ctx context.Context, ref ConversationReference, activ
 	c.address(ref, act)
 	act.ID = activityID
 	p := "/v3/conversations/" + url.PathEscape(ref.Conversation.ID) + "/activities/" + url.PathEscape(activityID)
-	return c.do(ctx, "update", http.MethodPut, ref.ServiceURL, p, act, nil)
+	err := c.do(ctx, "update", http.MethodPut, ref.ServiceURL, p, act, nil)
+	delivered(ctx, act, err)
+	return err
+}
+
+type deliveriesKey struct{}
+
+// CountDeliveries returns a context under which the Connector counts the messages (new,
+// replies and updates; not typing indicators) the channel accepted, and the counter. A queue
+// worker uses it to know whether a failed job had already answered its user.
+func CountDeliveries(ctx context.Context) (context.Context, *atomic.Int64) {
+	n := new(atomic.Int64)
+	return context.WithValue(ctx, deliveriesKey{}, n), n
+}
+
+func delivered(ctx context.Context, act *Activity, err error) {
+	if err == nil && act.Type == TypeMessage {
+		NoteDelivered(ctx)
+	}
+}
+
+// NoteDelivered counts one delivered message in ctx's counter (CountDeliveries), if any; a
+// sender other than Connector calls it for each message the channel accepted.
+func NoteDelivered(ctx context.Context) {
+	if n, ok := ctx.Value(deliveriesKey{}).(*atomic.Int64); ok {
+		n.Add(1)
+	}
 }
 
 // Delete removes the activity activityID.

@@ -120,3 +120,47 @@ func TestConnectorSendsTargetedMessages(t *testing.T) {
 		t.Fatalf("recorded %d messages, want only the one to Alice", n)
 	}
 }
+
+// Under CountDeliveries the Connector counts the messages the channel accepted (sends,
+// replies, updates), not typing indicators nor refused messages: a queue worker reads it to
+// know whether a failed job had already answered its user.
+func TestConnectorCountsDeliveredMessages(t *testing.T) {
+	var fail atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if fail.Load() {
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = w.Write([]byte(`{"error":{"code":"BotNotInConversationRoster"}}`))
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write([]byte(`{"id":"1"}`))
+	}))
+	defer srv.Close()
+	c := &botframework.Connector{HTTPClient: srv.Client()}
+	c.Trust(srv.URL)
+	ref := botframework.ConversationReference{ServiceURL: srv.URL, Conversation: botframework.ConversationAccount{ID: "a:1"}}
+	ctx, n := botframework.CountDeliveries(context.Background())
+	if err := c.Typing(ctx, ref); err != nil || n.Load() != 0 {
+		t.Fatalf("typing: %v, counted %d", err, n.Load())
+	}
+	if _, err := c.Reply(ctx, ref, "act-1", &botframework.Activity{Text: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Send(ctx, ref, &botframework.Activity{Text: "y"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Update(ctx, ref, "1", &botframework.Activity{Text: "z"}); err != nil {
+		t.Fatal(err)
+	}
+	if n.Load() != 3 {
+		t.Fatalf("counted %d, want 3", n.Load())
+	}
+	fail.Store(true)
+	if _, err := c.Send(ctx, ref, &botframework.Activity{Text: "refused"}); err == nil || n.Load() != 3 {
+		t.Fatalf("refused send: %v, counted %d", err, n.Load())
+	}
+	if _, err := c.Send(context.Background(), ref, &botframework.Activity{Text: "uncounted"}); err == nil {
+		t.Fatal("want the refusal")
+	}
+}

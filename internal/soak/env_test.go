@@ -344,6 +344,10 @@ func start(t *testing.T, cfg settings) *env {
 			"OAUTH2_DEV_SECRETS":  `{"acme-secret":"` + e.atl.ClientSecret() + `"}`,
 			"WORK_JOB_TIMEOUT":    "20s",
 			"SOAK_STATS_INTERVAL": "1s",
+			// The simulated users ask at a person's pace (a few requests a minute, one at a
+			// time), so they run under the production per-user limits (USER_RATE_LIMIT and
+			// USER_RATE_BURST unset: their defaults); a "try again in …" reply is told why.
+			"USER_RATE_LIMIT": "",
 		}
 		for k, v := range e.sso.Env() {
 			extra[k] = v

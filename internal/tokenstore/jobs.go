@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"regexp"
 	"time"
+
+	"github.com/onbehalf/onbehalf/internal/seal"
 )
 
 // Jobs are units of slow work a queue worker does for a user. The job row holds the work's
@@ -150,4 +152,52 @@ func (s *Store) FinishJob(ctx context.Context, c JobClaim) error {
 		return fmt.Errorf("tokenstore: finish job: %w", err)
 	}
 	return nil
+}
+
+// JobNote is a small value sealed for one job's queue message rather than for a row: what a
+// worker needs to reach the user when the job's row cannot be read (Table Storage down). It is
+// bound to the job's ref, so it opens only beside that ref, and needs only the sealing key.
+type JobNote struct {
+	Version string `json:"v"`
+	Data    []byte `json:"d"`
+}
+
+// jobNoteTable is the logical name sealed into a note's associated data; no table has it, so
+// a note never opens as a row's value nor a row's value as a note.
+const jobNoteTable = "jobnote"
+
+// SealJobNote seals payload for the message of job ref under the current key.
+func (s *Store) SealJobNote(ctx context.Context, ref JobRef, payload []byte) (JobNote, error) {
+	if err := ref.Validate(); err != nil {
+		return JobNote{}, err
+	}
+	k, err := s.keys.Current(ctx)
+	if err != nil {
+		return JobNote{}, keyErr("tokenstore: job note key", err)
+	}
+	b, err := seal.Seal(k, seal.Binding{Table: jobNoteTable, Partition: ref.Partition, Row: ref.Row}, payload)
+	if err != nil {
+		return JobNote{}, fmt.Errorf("tokenstore: seal job note: %w", err)
+	}
+	return JobNote{Version: k.Version(), Data: b}, nil
+}
+
+// OpenJobNote opens a note sealed by SealJobNote for the same ref. A note that was altered,
+// or copied beside another job's ref, fails with ErrTampered.
+func (s *Store) OpenJobNote(ctx context.Context, ref JobRef, n JobNote) ([]byte, error) {
+	if err := ref.Validate(); err != nil {
+		return nil, err
+	}
+	if n.Version == "" || len(n.Data) == 0 {
+		return nil, fmt.Errorf("tokenstore: job note: %w: empty", ErrTampered)
+	}
+	k, err := s.keys.Version(ctx, n.Version)
+	if err != nil {
+		return nil, keyErr("tokenstore: job note key", err)
+	}
+	p, err := seal.Open(k, seal.Binding{Table: jobNoteTable, Partition: ref.Partition, Row: ref.Row}, n.Data)
+	if err != nil {
+		return nil, fmt.Errorf("tokenstore: job note: %w", ErrTampered)
+	}
+	return p, nil
 }

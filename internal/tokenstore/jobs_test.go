@@ -123,3 +123,36 @@ func TestPurgeRemovesOnlyExpiredRowsNeverALiveRefreshToken(t *testing.T) {
 		t.Fatalf("bob's live refresh token purged: %v", err)
 	}
 }
+
+// A job note opens only beside the job it was sealed for, unaltered; it needs no table read.
+func TestJobNoteOpensOnlyForItsJob(t *testing.T) {
+	e := newEnv(t)
+	s := e.store()
+	ref, _, err := s.CreateJob(ctx, alice, "activity-n|turn", []byte(`{}`), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _, err := s.CreateJob(ctx, alice, "activity-m|turn", []byte(`{}`), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.SealJobNote(ctx, ref, []byte(`{"conversation":{"id":"c1"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := s.OpenJobNote(ctx, ref, n); err != nil || string(p) != `{"conversation":{"id":"c1"}}` {
+		t.Fatalf("OpenJobNote = %q, %v", p, err)
+	}
+	if _, err := s.OpenJobNote(ctx, other, n); !errors.Is(err, tokenstore.ErrTampered) {
+		t.Fatalf("a note beside another job's ref opened: %v", err)
+	}
+	bad := n
+	bad.Data = append([]byte(nil), n.Data...)
+	bad.Data[len(bad.Data)-1] ^= 1
+	if _, err := s.OpenJobNote(ctx, ref, bad); !errors.Is(err, tokenstore.ErrTampered) {
+		t.Fatalf("an altered note opened: %v", err)
+	}
+	if _, err := s.OpenJobNote(ctx, ref, tokenstore.JobNote{}); !errors.Is(err, tokenstore.ErrTampered) {
+		t.Fatalf("an empty note opened: %v", err)
+	}
+}

@@ -10,6 +10,16 @@
 // between sending its reply and marking the job done. When the last allowed delivery
 // (maxDequeueCount in host.json) fails too, the user is told and the operator gets an error
 // line, instead of the message silently ending in the poison queue.
+//
+// Delayed, as the user sees it: when a delivery fails and the host will deliver the message
+// again, the user is told once that the answer is delayed and will come, unless the job had
+// already answered them. The notice must not need Table Storage (its outage is a common cause),
+// so each queue message carries, beside the job's ref, the conversation to answer sealed for
+// that ref (a JobNote). A delivery again that finds the job still held for long by an earlier
+// worker (one that stopped mid-job) tells the user too. "Once" is best effort: a failed
+// delivery tells the user only if no worker ran the job before it (the row's claim count is 1)
+// or, when the row cannot be read, if this instance has not told them about this job yet; so a
+// user hears it at most once per instance, and once in the common case of one outage.
 package work
 
 import (
@@ -22,6 +32,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
@@ -48,6 +59,22 @@ type Store interface {
 
 var _ Store = (*tokenstore.Store)(nil)
 
+// Notes seals and opens the conversation a queue message carries for the delay notice
+// (implemented by *tokenstore.Store; needs only the sealing key, not Table Storage).
+type Notes interface {
+	SealJobNote(ctx context.Context, ref tokenstore.JobRef, payload []byte) (tokenstore.JobNote, error)
+	OpenJobNote(ctx context.Context, ref tokenstore.JobRef, n tokenstore.JobNote) ([]byte, error)
+}
+
+var _ Notes = (*tokenstore.Store)(nil)
+
+// message is a queue message's content: the job's ref and, when Notes was set, the sealed
+// conversation reference to tell the user of a delay through.
+type message struct {
+	tokenstore.JobRef
+	Note *tokenstore.JobNote `json:"n,omitempty"`
+}
+
 // Messages is the part of a Storage queue client the enqueuer uses.
 type Messages interface {
 	EnqueueMessage(ctx context.Context, content string, o *azqueue.EnqueueMessageOptions) (azqueue.EnqueueMessagesResponse, error)
@@ -62,6 +89,9 @@ const DefaultJobTTL = 24 * time.Hour
 type Queue struct {
 	Store    Store
 	Messages Messages
+	// Notes, when set, seals the job's conversation into its message so a worker can tell
+	// the user of a delay while the job's row cannot be read. Nil: no notice then.
+	Notes Notes
 	// TTL of job rows; zero means DefaultJobTTL.
 	TTL time.Duration
 }
@@ -86,7 +116,16 @@ func (q *Queue) Enqueue(ctx context.Context, key string, j Job) error {
 	if err != nil {
 		return fmt.Errorf("work: record job: %w", err)
 	}
-	msg, _ := json.Marshal(ref)
+	m := message{JobRef: ref}
+	if q.Notes != nil {
+		// Best effort: without a note the job still runs; only the delay notice is lost.
+		if rb, err := json.Marshal(j.Ref); err == nil {
+			if n, err := q.Notes.SealJobNote(ctx, ref, rb); err == nil {
+				m.Note = &n
+			}
+		}
+	}
+	msg, _ := json.Marshal(m)
 	// The queue trigger's default messageEncoding is base64 (host.json extensions.queues).
 	if _, err := q.Messages.EnqueueMessage(ctx, base64.StdEncoding.EncodeToString(msg), nil); err != nil {
 		return fmt.Errorf("work: enqueue: %w", err)
@@ -112,6 +151,9 @@ type Worker struct {
 	Store  Store
 	Sender Sender
 	Log    *slog.Logger
+	// Notes opens the conversation a message carries, to tell the user of a delay when the
+	// job's row cannot be read. Nil: the notice is sent only when the row was read.
+	Notes Notes
 	// Instance distinguishes this process's leases from other instances'.
 	Instance string
 	// Lease bounds one run of a job; a worker that dies holds the job this long. Zero: 2 min.
@@ -125,6 +167,7 @@ type Worker struct {
 	Now func() time.Time
 
 	runners map[string]Runner
+	told    toldSet
 }
 
 // Handle registers the runner of a job kind.
@@ -208,18 +251,19 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	_ = json.Unmarshal(req.Metadata["Id"], &msgID)
 	_ = json.Unmarshal(req.Metadata["DequeueCount"], &count)
 	var item string
-	var ref tokenstore.JobRef
-	if err := json.Unmarshal(req.Data[binding], &item); err != nil || json.Unmarshal([]byte(item), &ref) != nil || ref.Validate() != nil {
+	var m message
+	if err := json.Unmarshal(req.Data[binding], &item); err != nil || json.Unmarshal([]byte(item), &m) != nil || m.Validate() != nil {
 		// Delivering it again cannot make it readable: drop it, loudly.
 		w.Log.Error("work: dropped a queue message that names no job", slog.String("message", msgID))
 		answer(rw, http.StatusOK, "dropped: not a job reference")
 		return
 	}
-	status, line := w.run(r.Context(), ref, msgID, count)
+	status, line := w.run(r.Context(), m, msgID, count)
 	answer(rw, status, line)
 }
 
-func (w *Worker) run(ctx context.Context, ref tokenstore.JobRef, msgID string, count int64) (int, string) {
+func (w *Worker) run(ctx context.Context, m message, msgID string, count int64) (int, string) {
+	ref := m.JobRef
 	owner := w.Instance + "/" + msgID
 	log := w.Log.With(slog.String("message", msgID), slog.Int64("dequeueCount", count))
 	var (
@@ -244,6 +288,11 @@ func (w *Worker) run(ctx context.Context, ref tokenstore.JobRef, msgID string, c
 			if w.Now != nil {
 				now = w.Now
 			}
+			// A delivery again finding the job held for long means an earlier worker stopped
+			// mid-job (or its clock runs ahead): the user hears that the answer is delayed.
+			if count > 1 && until.Sub(now()) > busyNotice {
+				w.tellDelayed(ctx, log, m, nil)
+			}
 			wait := until.Sub(now()) + 100*time.Millisecond
 			if wait <= 0 || wait > time.Second {
 				wait = time.Second
@@ -256,6 +305,9 @@ func (w *Worker) run(ctx context.Context, ref tokenstore.JobRef, msgID string, c
 			continue
 		default:
 			log.Error("work: claiming the job failed", slog.String("error", err.Error()))
+			if count < w.maxDequeue() {
+				w.tellDelayed(ctx, log, m, nil)
+			}
 			return http.StatusInternalServerError, "claim failed"
 		}
 		break
@@ -280,12 +332,17 @@ func (w *Worker) run(ctx context.Context, ref tokenstore.JobRef, msgID string, c
 		log.Debug("work: typing indicator failed", slog.String("error", err.Error()))
 	}
 	jctx, cancel := context.WithTimeout(ctx, w.lease())
+	jctx, sent := botframework.CountDeliveries(jctx)
 	start := time.Now()
 	err := runner(jctx, j)
 	cancel()
 	if err != nil {
 		if count < w.maxDequeue() {
 			log.Warn("work: job failed; it will be delivered again", slog.String("error", err.Error()))
+			// Told only by the first worker to run the job, and only if it said nothing yet.
+			if claim.Attempt == 1 && sent.Load() == 0 {
+				w.tellDelayed(ctx, log, m, &j.Ref)
+			}
 			return http.StatusInternalServerError, "failed; retrying"
 		}
 		log.Error("work: job failed on its last delivery; the user was told", slog.String("error", err.Error()))
@@ -305,6 +362,81 @@ func (w *Worker) run(ctx context.Context, ref tokenstore.JobRef, msgID string, c
 	}
 	log.Info("work: job done", slog.Float64("run_ms", float64(time.Since(start).Microseconds())/1000))
 	return http.StatusOK, "done"
+}
+
+// busyNotice is how long a re-delivered job may still be held by another worker's lease
+// before its user is told the answer is delayed.
+const busyNotice = 5 * time.Second
+
+// DelayedText is what a user is told when their request's job failed and will be tried again.
+const DelayedText = "Your answer is delayed: a service I rely on is not responding right now. " +
+	"I will answer here when it is back, so there is no need to ask again."
+
+// tellDelayed tells the user of job m that the answer is delayed, once per job on this
+// instance: through to when the row was read, through m's sealed note otherwise.
+func (w *Worker) tellDelayed(ctx context.Context, log *slog.Logger, m message, to *botframework.ConversationReference) {
+	if !w.told.add(m.Partition + "/" + m.Row) {
+		return
+	}
+	if to == nil {
+		if m.Note == nil || w.Notes == nil {
+			log.Info("work: the user could not be told of the delay: the message carries no note")
+			return
+		}
+		b, err := w.Notes.OpenJobNote(ctx, m.JobRef, *m.Note)
+		var ref botframework.ConversationReference
+		if err == nil {
+			err = json.Unmarshal(b, &ref)
+		}
+		if err != nil || ref.Conversation.ID == "" {
+			log.Warn("work: the message's note does not open; the user was not told of the delay")
+			return
+		}
+		// The note was sealed by this app beside this job's ref, from an authenticated
+		// activity's reference, so its serviceUrl is as trustworthy as the row's.
+		w.Sender.Trust(ref.ServiceURL)
+		to = &ref
+	}
+	if _, err := w.Sender.Send(ctx, *to, &botframework.Activity{Type: botframework.TypeMessage, Text: DelayedText}); err != nil {
+		w.told.remove(m.Partition + "/" + m.Row)
+		log.Warn("work: telling the user of the delay failed", slog.String("error", err.Error()))
+		return
+	}
+	log.Info("work: the user was told the answer is delayed")
+}
+
+// toldSet remembers, bounded, the jobs whose users this instance told of a delay.
+type toldSet struct {
+	mu    sync.Mutex
+	seen  map[string]struct{}
+	order []string
+}
+
+// maxTold bounds toldSet; the oldest entries go first.
+const maxTold = 4096
+
+func (t *toldSet) add(k string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.seen[k]; ok {
+		return false
+	}
+	if t.seen == nil {
+		t.seen = map[string]struct{}{}
+	}
+	if len(t.order) >= maxTold {
+		delete(t.seen, t.order[0])
+		t.order = t.order[1:]
+	}
+	t.seen[k] = struct{}{}
+	t.order = append(t.order, k)
+	return true
+}
+
+func (t *toldSet) remove(k string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.seen, k)
 }
 
 // Purger removes expired rows (implemented by *tokenstore.Store).

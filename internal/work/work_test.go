@@ -2,6 +2,7 @@ package work_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 
 	"github.com/onbehalf/onbehalf/internal/botframework"
 	"github.com/onbehalf/onbehalf/internal/tokenstore"
@@ -24,8 +27,11 @@ type fakeStore struct {
 	mu       sync.Mutex
 	payload  []byte
 	claims   int
+	claimed  int // successful claims: the next one's Attempt
 	finished int
-	busy     int // claims answered busy first
+	busy     int           // claims answered busy first
+	busyFor  time.Duration // how long a busy claim's lease still runs (zero: 50 ms)
+	down     error         // when set, every claim fails with it (Table Storage unreachable)
 }
 
 func (f *fakeStore) CreateJob(context.Context, tokenstore.UserKey, string, []byte, time.Duration) (tokenstore.JobRef, bool, error) {
@@ -36,14 +42,22 @@ func (f *fakeStore) ClaimJob(context.Context, tokenstore.JobRef, string, time.Du
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.claims++
+	if f.down != nil {
+		return tokenstore.JobClaim{}, nil, time.Time{}, f.down
+	}
 	if f.busy > 0 {
 		f.busy--
-		return tokenstore.JobClaim{}, nil, time.Now().Add(50 * time.Millisecond), tokenstore.ErrJobBusy
+		d := f.busyFor
+		if d == 0 {
+			d = 50 * time.Millisecond
+		}
+		return tokenstore.JobClaim{}, nil, time.Now().Add(d), tokenstore.ErrJobBusy
 	}
 	if f.finished > 0 {
 		return tokenstore.JobClaim{}, nil, time.Time{}, tokenstore.ErrJobDone
 	}
-	return tokenstore.JobClaim{Ref: ref, Attempt: 1}, f.payload, time.Time{}, nil
+	f.claimed++
+	return tokenstore.JobClaim{Ref: ref, Attempt: f.claimed}, f.payload, time.Time{}, nil
 }
 
 func (f *fakeStore) FinishJob(context.Context, tokenstore.JobClaim) error {
@@ -56,14 +70,16 @@ func (f *fakeStore) FinishJob(context.Context, tokenstore.JobClaim) error {
 type fakeSender struct {
 	mu     sync.Mutex
 	sent   []string
+	to     []string // conversation of each sent message
 	typing int
 	trust  []string
 }
 
-func (s *fakeSender) Send(_ context.Context, _ botframework.ConversationReference, act *botframework.Activity) (string, error) {
+func (s *fakeSender) Send(_ context.Context, r botframework.ConversationReference, act *botframework.Activity) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sent = append(s.sent, act.Text)
+	s.to = append(s.to, r.Conversation.ID)
 	return "1", nil
 }
 
@@ -159,17 +175,153 @@ func TestJobRunsOnceAndRedeliveryIsSkipped(t *testing.T) {
 	}
 }
 
-// A failure before the last delivery asks for another (500) and tells the user nothing; the
-// last failure tells the user once and ends the job.
+// A failure before the last delivery asks for another (500); the first tells the user, once,
+// that the answer is delayed; the last failure tells the user it gave up and ends the job.
 func TestFailuresRetryThenTellTheUser(t *testing.T) {
 	w, st, snd := newWorker(t, func(context.Context, work.Job) error { return errors.New("down") })
-	if rec := invoke(w, http.MethodPost, "application/json", message(4, refItem())); rec.Code != http.StatusInternalServerError || len(snd.sent) != 0 || st.finished != 0 {
-		t.Fatalf("4th delivery: %d, sent %v, finished %d", rec.Code, snd.sent, st.finished)
+	for n := 1; n <= 4; n++ {
+		if rec := invoke(w, http.MethodPost, "application/json", message(n, refItem())); rec.Code != http.StatusInternalServerError || len(snd.sent) != 1 || st.finished != 0 {
+			t.Fatalf("delivery %d: %d, sent %v, finished %d", n, rec.Code, snd.sent, st.finished)
+		}
 	}
-	if rec := invoke(w, http.MethodPost, "application/json", message(5, refItem())); rec.Code != http.StatusOK || len(snd.sent) != 1 || st.finished != 1 {
+	if snd.sent[0] != work.DelayedText {
+		t.Fatalf("first failure told %q, want the delay notice", snd.sent[0])
+	}
+	if rec := invoke(w, http.MethodPost, "application/json", message(5, refItem())); rec.Code != http.StatusOK || len(snd.sent) != 2 || st.finished != 1 {
 		t.Fatalf("last delivery: %d, sent %v, finished %d", rec.Code, snd.sent, st.finished)
 	}
-	if !strings.Contains(snd.sent[0], "could not finish your earlier request") {
-		t.Fatalf("told %q", snd.sent[0])
+	if !strings.Contains(snd.sent[1], "could not finish your earlier request") {
+		t.Fatalf("told %q", snd.sent[1])
+	}
+}
+
+// A job that failed after it had already answered its user (say while recording itself done
+// elsewhere) is retried without a delay notice: the user has heard back.
+func TestFailureAfterAnAnswerSendsNoNotice(t *testing.T) {
+	// The runner's answer is counted as the Connector counts a delivered message.
+	w, _, snd := newWorker(t, func(ctx context.Context, _ work.Job) error {
+		botframework.NoteDelivered(ctx)
+		return errors.New("down after answering")
+	})
+	if rec := invoke(w, http.MethodPost, "application/json", message(1, refItem())); rec.Code != http.StatusInternalServerError || len(snd.sent) != 0 {
+		t.Fatalf("first delivery: %d, sent %v", rec.Code, snd.sent)
+	}
+}
+
+// notes seals nothing: it marks the payload and checks the ref, standing in for the sealing
+// key (tokenstore's own tests cover the sealing).
+type notes struct{}
+
+func (notes) SealJobNote(_ context.Context, r tokenstore.JobRef, p []byte) (tokenstore.JobNote, error) {
+	return tokenstore.JobNote{Version: r.Row, Data: p}, nil
+}
+
+func (notes) OpenJobNote(_ context.Context, r tokenstore.JobRef, n tokenstore.JobNote) ([]byte, error) {
+	if n.Version != r.Row {
+		return nil, tokenstore.ErrTampered
+	}
+	return n.Data, nil
+}
+
+type queueMessages struct{ got []string }
+
+func (q *queueMessages) EnqueueMessage(_ context.Context, content string, _ *azqueue.EnqueueMessageOptions) (azqueue.EnqueueMessagesResponse, error) {
+	b, err := base64.StdEncoding.DecodeString(content)
+	q.got = append(q.got, string(b))
+	return azqueue.EnqueueMessagesResponse{}, err
+}
+
+// While Table Storage is down the job's row cannot be read, yet the user is told at once,
+// through the conversation sealed into the message, that the answer is delayed — once, however
+// often the host delivers it in the outage; when storage is back the job runs and answers.
+func TestStorageDownTellsTheUserThroughTheMessage(t *testing.T) {
+	runs := 0
+	w, st, snd := newWorker(t, func(context.Context, work.Job) error { runs++; return nil })
+	w.Notes = notes{}
+	msgs := &queueMessages{}
+	q := &work.Queue{Store: st, Messages: msgs, Notes: notes{}}
+	conv := botframework.ConversationReference{ServiceURL: "https://smba.example/emea/", Conversation: botframework.ConversationAccount{ID: "c7"}}
+	if err := q.Enqueue(context.Background(), "a1|turn", work.Job{Kind: "k", Ref: conv}); err != nil || len(msgs.got) != 1 {
+		t.Fatalf("Enqueue: %v, %d messages", err, len(msgs.got))
+	}
+	st.down = tokenstore.ErrUnavailable
+	for n := 1; n <= 2; n++ {
+		if rec := invoke(w, http.MethodPost, "application/json", message(n, msgs.got[0])); rec.Code != http.StatusInternalServerError {
+			t.Fatalf("delivery %d while storage is down: %d, want 500 (deliver again)", n, rec.Code)
+		}
+	}
+	if len(snd.sent) != 1 || snd.sent[0] != work.DelayedText || snd.to[0] != "c7" {
+		t.Fatalf("while storage is down the user got %v in %v, want one delay notice in c7", snd.sent, snd.to)
+	}
+	if len(snd.trust) != 1 || snd.trust[0] != conv.ServiceURL {
+		t.Fatalf("trusted %v", snd.trust)
+	}
+	st.down = nil
+	if rec := invoke(w, http.MethodPost, "application/json", message(3, msgs.got[0])); rec.Code != http.StatusOK || runs != 1 || st.finished != 1 {
+		t.Fatalf("after the outage: %d, runs %d, finished %d", rec.Code, runs, st.finished)
+	}
+	if len(snd.sent) != 1 {
+		t.Fatalf("after the outage the user got another notice: %v", snd.sent)
+	}
+}
+
+// A message whose note does not open for its ref (altered, or copied from another job) sends
+// nothing while storage is down: a forged note cannot steer the bot at another conversation.
+func TestForgedNoteSendsNothing(t *testing.T) {
+	w, st, snd := newWorker(t, func(context.Context, work.Job) error { return nil })
+	w.Notes = notes{}
+	st.down = tokenstore.ErrUnavailable
+	forged, _ := json.Marshal(map[string]any{"p": ref.Partition, "r": ref.Row,
+		"n": tokenstore.JobNote{Version: "job|" + strings.Repeat("c", 64), Data: []byte(`{"serviceUrl":"https://evil.example/","conversation":{"id":"x"}}`)}})
+	if rec := invoke(w, http.MethodPost, "application/json", message(1, string(forged))); rec.Code != http.StatusInternalServerError || len(snd.sent) != 0 || len(snd.trust) != 0 {
+		t.Fatalf("forged note: %d, sent %v, trusted %v", rec.Code, snd.sent, snd.trust)
+	}
+}
+
+// A job that fails on one instance and again on another tells its user once: the second
+// worker reads from the job's row that a worker ran it before.
+func TestSecondInstanceDoesNotRepeatTheNotice(t *testing.T) {
+	fail := func(context.Context, work.Job) error { return errors.New("down") }
+	a, st, snd := newWorker(t, fail)
+	b := &work.Worker{Store: st, Sender: snd, Log: a.Log, Instance: "i2"}
+	b.Handle("k", fail)
+	for i, w := range []*work.Worker{a, b} {
+		if rec := invoke(w, http.MethodPost, "application/json", message(i+1, refItem())); rec.Code != http.StatusInternalServerError {
+			t.Fatalf("delivery %d: %d", i+1, rec.Code)
+		}
+	}
+	if len(snd.sent) != 1 || snd.sent[0] != work.DelayedText {
+		t.Fatalf("the user got %v, want one delay notice", snd.sent)
+	}
+}
+
+// A delivery again that finds the job held by a worker that stopped mid-job (its lease runs
+// for long yet) tells the user, once, that the answer is delayed, then runs the job when the
+// lease lapses. A first delivery finding it busy tells nothing.
+func TestRedeliveryHeldByAStoppedWorkerTellsTheUser(t *testing.T) {
+	runs := 0
+	w, st, snd := newWorker(t, func(context.Context, work.Job) error { runs++; return nil })
+	w.Notes = notes{}
+	msgs := &queueMessages{}
+	conv := botframework.ConversationReference{ServiceURL: "https://smba.example/emea/", Conversation: botframework.ConversationAccount{ID: "c9"}}
+	if err := (&work.Queue{Store: st, Messages: msgs, Notes: notes{}}).Enqueue(context.Background(), "a9|turn", work.Job{Kind: "k", Ref: conv}); err != nil {
+		t.Fatal(err)
+	}
+	st.busy, st.busyFor = 1, 6*time.Second
+	start := time.Now()
+	if rec := invoke(w, http.MethodPost, "application/json", message(2, msgs.got[0])); rec.Code != http.StatusOK || runs != 1 {
+		t.Fatalf("redelivery: %d, runs %d", rec.Code, runs)
+	}
+	if len(snd.sent) != 1 || snd.sent[0] != work.DelayedText || snd.to[0] != "c9" {
+		t.Fatalf("the user got %v in %v, want one delay notice in c9", snd.sent, snd.to)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("the job waited %s: the lease lapse was not looked for every second", took)
+	}
+	w2, st2, snd2 := newWorker(t, func(context.Context, work.Job) error { return nil })
+	w2.Notes = notes{}
+	st2.busy, st2.busyFor = 1, 6*time.Second
+	if rec := invoke(w2, http.MethodPost, "application/json", message(1, msgs.got[0])); rec.Code != http.StatusOK || len(snd2.sent) != 0 {
+		t.Fatalf("first delivery finding the job busy: %d, sent %v", rec.Code, snd2.sent)
 	}
 }
