@@ -138,9 +138,21 @@ func (h *Host) PollOnce(ctx context.Context, f QueueFunction) (int, error) {
 		return 0, errors.New("funchost: batchSize must be 1–32")
 	}
 	vis := int32(RunningVisibility / time.Second)
-	resp, err := f.Queue.DequeueMessages(ctx, &azqueue.DequeueMessagesOptions{NumberOfMessages: &batch, VisibilityTimeout: &vis})
+	// A dequeue under way finishes even when polling stops meanwhile: cancelled after
+	// Azurite took the messages, it would leave them invisible for RunningVisibility with
+	// nobody running them. What it took once polling has stopped is released at once, as a
+	// host shutting down gives back messages it has not started.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	resp, err := f.Queue.DequeueMessages(dctx, &azqueue.DequeueMessagesOptions{NumberOfMessages: &batch, VisibilityTimeout: &vis})
+	cancel()
 	if err != nil {
 		return 0, fmt.Errorf("funchost: dequeue: %w", err)
+	}
+	if ctx.Err() != nil {
+		for _, m := range resp.Messages {
+			h.release(context.WithoutCancel(ctx), f, m)
+		}
+		return len(resp.Messages), nil
 	}
 	var wg sync.WaitGroup
 	for _, m := range resp.Messages {
@@ -214,6 +226,14 @@ func (h *Host) process(ictx context.Context, f QueueFunction, m *azqueue.Dequeue
 func (h *Host) fail(ctx context.Context, f QueueFunction, m *azqueue.DequeuedMessage) {
 	vis := int32(f.VisibilityTimeout / time.Second)
 	if _, err := f.Queue.UpdateMessage(ctx, deref(m.MessageID), deref(m.PopReceipt), deref(m.MessageText), &azqueue.UpdateMessageOptions{VisibilityTimeout: &vis}); err != nil {
+		h.log().Warn("funchost: release failed", slog.String("error", err.Error()))
+	}
+}
+
+// release makes a message taken but not run visible again at once.
+func (h *Host) release(ctx context.Context, f QueueFunction, m *azqueue.DequeuedMessage) {
+	zero := int32(0)
+	if _, err := f.Queue.UpdateMessage(ctx, deref(m.MessageID), deref(m.PopReceipt), deref(m.MessageText), &azqueue.UpdateMessageOptions{VisibilityTimeout: &zero}); err != nil {
 		h.log().Warn("funchost: release failed", slog.String("error", err.Error()))
 	}
 }

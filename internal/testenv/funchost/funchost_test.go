@@ -7,7 +7,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -228,5 +231,75 @@ func TestTimerInvocationShape(t *testing.T) {
 	sort.Strings(keys)
 	if path != "/purge" || len(keys) != 3 || keys[0] != "IsPastDue" || keys[1] != "Schedule" || keys[2] != "ScheduleStatus" {
 		t.Fatalf("timer invocation %s with %v", path, keys)
+	}
+}
+
+// slowDequeue answers a dequeue (GET of the messages) only after delay, once Azurite has
+// already taken the messages; every other request passes through at once.
+type slowDequeue struct {
+	next  http.RoundTripper
+	delay time.Duration
+}
+
+func (s slowDequeue) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := s.next.RoundTrip(r.WithContext(context.WithoutCancel(r.Context())))
+	if err == nil && r.Method == http.MethodGet && r.URL.Query().Has("visibilitytimeout") {
+		select {
+		case <-time.After(s.delay):
+		case <-r.Context().Done():
+			resp.Body.Close()
+			return nil, r.Context().Err()
+		}
+	}
+	return resp, err
+}
+
+// Polling stops while a dequeue is under way, after Azurite has taken the message: the host
+// gives the message back at once instead of leaving it invisible for the running visibility
+// timeout with nobody running it, and does not invoke the handler.
+func TestStoppingDuringADequeueGivesTheMessageBack(t *testing.T) {
+	az := azurite.StartService(t, azurite.Queue)
+	target, _ := url.Parse(az.QueueEndpoint())
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: target.Scheme, Host: target.Host})
+	rp.Transport = slowDequeue{next: http.DefaultTransport, delay: 700 * time.Millisecond}
+	proxy := httptest.NewServer(rp)
+	defer proxy.Close()
+	svc, err := azqueue.NewServiceClientFromConnectionString(strings.Replace(az.QueueConnectionString(), target.Host, strings.TrimPrefix(proxy.URL, "http://"), 1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := svc.NewQueueClient("work")
+	ctx := context.Background()
+	if _, err := q.Create(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.EnqueueMessage(ctx, base64.StdEncoding.EncodeToString([]byte(`job`)), nil); err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls++
+		mu.Unlock()
+		_, _ = io.WriteString(w, `{"Outputs":{}}`)
+	}))
+	defer srv.Close()
+	h := &funchost.Host{HandlerURL: srv.URL}
+	f := funchost.QueueFunction{Name: "work", Binding: "job", Queue: q, VisibilityTimeout: time.Minute}
+	pctx, stop := context.WithCancel(ctx)
+	time.AfterFunc(200*time.Millisecond, stop)
+	_, _ = h.PollOnce(pctx, f)
+	left, err := q.PeekMessages(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left.Messages) != 1 {
+		t.Fatal("the message taken while polling stopped is not visible again")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != 0 {
+		t.Fatalf("the handler was invoked %d times after polling stopped", calls)
 	}
 }
