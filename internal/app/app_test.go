@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,29 +23,11 @@ import (
 	"github.com/onbehalf/onbehalf/internal/testenv/stack"
 )
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type harness struct {
 	st   *stack.Stack
 	app  *app.App
 	srv  *httptest.Server
-	logs *syncBuffer
+	logs *logcheck.Buffer
 }
 
 // newHarness runs the handler in-process against the stand-ins, configured only through
@@ -54,7 +35,7 @@ type harness struct {
 func newHarness(t *testing.T, extra map[string]string) *harness {
 	t.Helper()
 	// The log check is registered first, so it runs last: after every server has stopped.
-	logs := &syncBuffer{}
+	logs := &logcheck.Buffer{}
 	logcheck.Watch(t, logs.String)
 	st := stack.New()
 	t.Cleanup(st.Close)

@@ -55,7 +55,7 @@ type atlEnv struct {
 	atl   *standin.Server
 	apps  []*app.App
 	srvs  []*httptest.Server
-	logs  *syncBuffer
+	logs  *logcheck.Buffer
 	pub   string
 	world standin.World
 	table *countingTransport // Table Storage round trips of every instance
@@ -94,7 +94,7 @@ func newAtlEnvMode(t testing.TB, instances int, anonymous bool) *atlEnv {
 func newAtlEnvWith(t testing.TB, instances int, anonymous bool, extra map[string]string, wrap func(i int, rt http.RoundTripper) http.RoundTripper) *atlEnv {
 	t.Helper()
 	// The log check is registered first, so it runs last: after every server has stopped.
-	logs := &syncBuffer{}
+	logs := &logcheck.Buffer{}
 	logcheck.Watch(t, logs.String)
 	az := azurite.Start(t)
 	st := stack.New()

@@ -191,7 +191,7 @@ func TestAnonymousModeLocal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs logcheck.Buffer
 	logcheck.Watch(t, logs.String)
 	logcheck.WatchReplies(t, ch.Sent)
 	a, err := app.New(context.Background(), cfg, app.Options{HTTPClient: stack.New().HTTPClient(), Log: slog.New(slog.NewJSONHandler(&logs, nil))})
@@ -304,7 +304,7 @@ func TestAnonymousModeServiceURLOnlyLoopbackHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs logcheck.Buffer
 	logcheck.Watch(t, logs.String)
 	a, err := app.New(context.Background(), cfg, app.Options{Log: slog.New(slog.NewJSONHandler(&logs, nil))})
 	if err != nil {

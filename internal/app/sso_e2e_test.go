@@ -73,7 +73,7 @@ func (c *countingTransport) count() int { c.mu.Lock(); defer c.mu.Unlock(); retu
 func newSSOHarness(t testing.TB, extra ...map[string]string) *ssoHarness {
 	t.Helper()
 	// The log check is registered first, so it runs last: after every server has stopped.
-	logs := &syncBuffer{}
+	logs := &logcheck.Buffer{}
 	logcheck.Watch(t, logs.String)
 	st := stack.New()
 	t.Cleanup(st.Close)

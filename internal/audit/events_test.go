@@ -1,14 +1,12 @@
 package audit_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 	"github.com/onbehalf/onbehalf/internal/testenv"
 	"github.com/onbehalf/onbehalf/internal/testenv/appinsights"
 	"github.com/onbehalf/onbehalf/internal/testenv/azuretoken"
+	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 )
 
 const ikey = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
@@ -30,16 +29,8 @@ func verify(tok, aud string) (map[string]any, error) {
 	return map[string]any{"oid": f[2]}, nil
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-func newSink(ai *appinsights.Server, tokens map[string]string) (*audit.EventSink, *syncBuf) {
-	logs := &syncBuf{}
+func newSink(ai *appinsights.Server, tokens map[string]string) (*audit.EventSink, *logcheck.Buffer) {
+	logs := &logcheck.Buffer{}
 	return &audit.EventSink{
 		Endpoint: ai.URL + "/", IKey: ikey, Credential: azuretoken.New(tokens),
 		HTTPClient: testenv.SharedCA().Client(), Log: slog.New(slog.NewJSONHandler(logs, nil)),

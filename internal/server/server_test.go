@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/onbehalf/onbehalf/internal/bot"
@@ -20,23 +19,6 @@ import (
 )
 
 const appID = "b07a0000-0000-4000-8000-000000000002"
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // answered is a bot that answers every activity without doing anything.
 type answered struct{}
@@ -50,7 +32,7 @@ func (answered) OnActivity(context.Context, *botframework.Activity) (*botframewo
 func TestRequestLogNeverHoldsTheChannelToken(t *testing.T) {
 	ch := channel.New()
 	defer ch.Close()
-	var logs lockedBuffer
+	var logs logcheck.Buffer
 	logcheck.Watch(t, logs.String)
 	keys := &botframework.KeySet{MetadataURL: ch.MetadataURL, HTTPClient: testenv.SharedCA().Client()}
 	m := &server.Messages{

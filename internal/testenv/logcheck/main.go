@@ -39,7 +39,7 @@ func RunMain(m Runner) int {
 // JSON to a buffer, and records at info level and above as text to also (nil: nowhere else,
 // as the default logger did before). It returns what the buffer holds so far.
 func CaptureDefault(also io.Writer) func() string {
-	buf := &lockedBuffer{}
+	buf := &Buffer{}
 	hs := []slog.Handler{slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})}
 	if also != nil {
 		hs = append(hs, slog.NewTextHandler(also, nil))
@@ -48,18 +48,22 @@ func CaptureDefault(also io.Writer) func() string {
 	return buf.String
 }
 
-type lockedBuffer struct {
+// Buffer is a log sink safe for concurrent writes; tests hand it to a slog handler and read
+// (or scan) what was logged with String.
+type Buffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (l *Buffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+// String is everything written so far.
+func (l *Buffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
