@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"github.com/onbehalf/onbehalf/internal/activity"
 	"github.com/onbehalf/onbehalf/internal/assistant"
@@ -50,6 +49,8 @@ type Options struct {
 	// ModelCredential authenticates the assistant to Azure OpenAI; nil uses the managed
 	// identity (BOT_MANAGED_IDENTITY_CLIENT_ID).
 	ModelCredential azcore.TokenCredential
+
+	identity *identity // the managed identity, shared once built (set by New)
 }
 
 // App is the assembled handler.
@@ -95,6 +96,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = DefaultHTTPClient()
 	}
+	opts.identity = &identity{}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
@@ -242,11 +244,9 @@ func openStore(ctx context.Context, cfg *config.Config, opts Options) (*tokensto
 		setup.DevKey = k
 	}
 	if cfg.TokenStore.TableEndpoint != "" || cfg.TokenStore.KeyVaultURL != "" {
-		mi, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
-			ID: azidentity.ClientID(cfg.ManagedIdentityClientID), ClientOptions: azcore.ClientOptions{Transport: opts.HTTPClient},
-		})
+		mi, err := managedIdentity(cfg, opts)
 		if err != nil {
-			return nil, fmt.Errorf("managed identity: %w", err)
+			return nil, err
 		}
 		setup.Credential = mi
 	}

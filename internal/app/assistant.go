@@ -3,9 +3,6 @@ package app
 import (
 	"fmt"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
-
 	"github.com/onbehalf/onbehalf/internal/assistant"
 	"github.com/onbehalf/onbehalf/internal/bot"
 	"github.com/onbehalf/onbehalf/internal/botframework"
@@ -24,11 +21,9 @@ func (a *App) registerAssistant(cfg *config.Config, opts Options) error {
 	cred := opts.ModelCredential
 	if cred == nil {
 		// The managed identity's own token for Cognitive Services: no API key exists anywhere.
-		mi, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
-			ID: azidentity.ClientID(cfg.ManagedIdentityClientID), ClientOptions: azcore.ClientOptions{Transport: opts.HTTPClient},
-		})
+		mi, err := managedIdentity(cfg, opts)
 		if err != nil {
-			return fmt.Errorf("managed identity: %w", err)
+			return err
 		}
 		cred = mi
 	}

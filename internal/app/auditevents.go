@@ -1,11 +1,7 @@
 package app
 
 import (
-	"fmt"
 	"strings"
-
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"github.com/onbehalf/onbehalf/internal/audit"
 	"github.com/onbehalf/onbehalf/internal/config"
@@ -19,11 +15,9 @@ func (a *App) sendAuditEvents(cfg *config.Config, opts Options) error {
 	}
 	cred := opts.MonitorCredential
 	if cred == nil {
-		mi, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
-			ID: azidentity.ClientID(cfg.ManagedIdentityClientID), ClientOptions: azcore.ClientOptions{Transport: opts.HTTPClient},
-		})
+		mi, err := managedIdentity(cfg, opts)
 		if err != nil {
-			return fmt.Errorf("managed identity: %w", err)
+			return err
 		}
 		cred = mi
 	}

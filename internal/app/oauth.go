@@ -3,13 +3,9 @@ package app
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
-
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"github.com/onbehalf/onbehalf/internal/activity"
 	"github.com/onbehalf/onbehalf/internal/assistant"
@@ -121,11 +117,9 @@ func connectorSecrets(cfg *config.Config, opts Options) (secrets.Func, error) {
 	}
 	var vault secrets.Func
 	if cfg.TokenStore.KeyVaultURL != "" {
-		mi, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
-			ID: azidentity.ClientID(cfg.ManagedIdentityClientID), ClientOptions: azcore.ClientOptions{Transport: opts.HTTPClient},
-		})
+		mi, err := managedIdentity(cfg, opts)
 		if err != nil {
-			return nil, fmt.Errorf("managed identity: %w", err)
+			return nil, err
 		}
 		v, err := secrets.NewVault(secrets.VaultOptions{VaultURL: cfg.TokenStore.KeyVaultURL, Credential: mi, HTTPClient: opts.HTTPClient, Now: opts.Now})
 		if err != nil {

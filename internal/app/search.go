@@ -2,10 +2,6 @@ package app
 
 import (
 	"errors"
-	"fmt"
-
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"github.com/onbehalf/onbehalf/internal/assistant"
 	"github.com/onbehalf/onbehalf/internal/config"
@@ -29,11 +25,9 @@ func (a *App) registerSearch(cfg *config.Config, opts Options) error {
 	if a.SSO == nil {
 		return errors.New("AZURE_SEARCH_ENDPOINT needs single sign-on (a bot identity and a token store): every search carries the user's own token")
 	}
-	mi, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
-		ID: azidentity.ClientID(cfg.ManagedIdentityClientID), ClientOptions: azcore.ClientOptions{Transport: opts.HTTPClient},
-	})
+	mi, err := managedIdentity(cfg, opts)
 	if err != nil {
-		return fmt.Errorf("managed identity: %w", err)
+		return err
 	}
 	c, err := aisearch.New(aisearch.Config{
 		Endpoint: cfg.Search.Endpoint, Index: cfg.Search.Index, APIVersion: cfg.Search.APIVersion,

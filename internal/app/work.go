@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 
 	"github.com/onbehalf/onbehalf/internal/bot"
@@ -47,11 +46,9 @@ func (a *App) openWork(ctx context.Context, cfg *config.Config, opts Options) er
 		}
 		q = svc.NewQueueClient(config.WorkQueueName)
 	} else {
-		mi, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
-			ID: azidentity.ClientID(cfg.ManagedIdentityClientID), ClientOptions: azcore.ClientOptions{Transport: opts.HTTPClient},
-		})
+		mi, err := managedIdentity(cfg, opts)
 		if err != nil {
-			return fmt.Errorf("work queue: managed identity: %w", err)
+			return fmt.Errorf("work queue: %w", err)
 		}
 		if q, err = azqueue.NewQueueClient(strings.TrimRight(cfg.Work.QueueServiceURI, "/")+"/"+config.WorkQueueName, mi, co); err != nil {
 			return fmt.Errorf("work queue: %w", err)
