@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"regexp"
@@ -229,10 +230,21 @@ func TestAssistantTableRoundTripsPerTurn(t *testing.T) {
 	ada := newChatUser("ada")
 	e.link(t, ada, atlassian.Alice, false)
 	e.submit(t, ada, "jira site "+atlassian.AcmeSite)
+	// Each turn is counted with its background writes (the audit record of a tool call) in,
+	// and none of the turn before it.
+	settled := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if !e.apps[0].Wait(ctx) {
+			t.Fatal("background writes did not finish")
+		}
+	}
 	turn := func(turns ...openai.Turn) int {
 		model.Script(turns...)
+		settled()
 		before := e.table.count()
 		e.say(t, 0, ada, "what's the status of PROJ-1?")
+		settled()
 		return e.table.count() - before
 	}
 	jira := []openai.Turn{{ToolCalls: toolCall("jira_issue", `{"key":"PROJ-1"}`)}, {Content: "In Progress."}}
