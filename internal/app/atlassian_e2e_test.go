@@ -170,7 +170,10 @@ func newAtlEnvWith(t testing.TB, instances int, anonymous bool, extra map[string
 // bot sent in reply to it, plus proactive messages to u's conversation sent meanwhile.
 func (e *atlEnv) send(t *testing.T, i int, u chatUser, act map[string]any) (int, []channel.Recorded) {
 	t.Helper()
-	id := uuid.NewString()
+	id, _ := act["id"].(string) // set: the channel sends that activity again
+	if id == "" {
+		id = uuid.NewString()
+	}
 	act["id"] = id
 	act["serviceUrl"] = e.ch.ServiceURL
 	act["channelId"] = "msteams"

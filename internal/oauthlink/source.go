@@ -141,7 +141,15 @@ func (s *Service) ask(ctx context.Context, t *bot.Turn, u tokenstore.UserKey, p 
 		if err != nil {
 			return err
 		}
-		if _, err := s.Store.Park(ctx, u, tokenstore.Parked{Connector: askPrefix + p.name(), Payload: payload}, parkTTL); err != nil {
+		// Parked under the conversation and activity ids: when the channel sends the same
+		// activity again (an earlier attempt failed after parking it), it waits once and is
+		// answered once. An activity without an id gets a random one (Park).
+		id := ""
+		if t.Activity.ID != "" {
+			id = t.Activity.Conversation.ID + "|" + t.Activity.ID
+		}
+		_, err = s.Store.Park(ctx, u, tokenstore.Parked{ID: id, Connector: askPrefix + p.name(), Payload: payload}, parkTTL)
+		if err != nil && !errors.Is(err, tokenstore.ErrConflict) {
 			return fmt.Errorf("oauthlink: park question: %w", err)
 		}
 	} else if s.Resume == nil {
