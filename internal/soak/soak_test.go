@@ -280,6 +280,14 @@ func (e *env) checks(lost, finalFail, revoked, linkedJira, linkedSSO int) []chec
 		fmt.Sprintf("%d secrets issued, %d KiB of logs and %d KiB of replies scanned; found: %d in logs, %d in replies %v",
 			len(logcheck.Issued()), logs.Len()/1024, replies.Len()/1024, len(inLogs), len(inReplies), kinds)})
 
+	// Only the vault's host may go through the handlers' HTTPS_PROXY: anything else refused
+	// there is a back end this soak does not stand in for.
+	if r := e.kvTunnel.Refused(); len(r) > 0 {
+		e.count.problem("a handler asked the Key Vault tunnel for other targets: %v", r)
+	}
+	e.count.add("key vault: tunnels the handlers opened", e.kvTunnel.Tunnels())
+	e.count.add("key vault: requests (incl. challenges and cut ones)", int(e.kv.Requests()))
+
 	e.count.mu.Lock()
 	np := len(e.count.problems)
 	e.count.mu.Unlock()
