@@ -26,7 +26,7 @@ var markerRE = regexp.MustCompile(`mk[0-9]{4}x[0-9a-f]{4}`)
 
 // TestSoak runs the soak: SOAK_DURATION of load from SOAK_USERS users over SOAK_INSTANCES
 // handler processes while the seeded fault schedule runs, then a final pass with every fault
-// lifted, then the checks. `go test` runs a short version (30 s of load, 30 users); `make soak` the
+// lifted, then the checks. `go test` runs a short version (40 s of load, 30 users); `make soak` the
 // long one.
 func TestSoak(t *testing.T) {
 	if testing.Short() {

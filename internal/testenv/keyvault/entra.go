@@ -27,8 +27,8 @@ import (
 //   - exp is present and in the future; nbf, if present, is not in the future. No clock skew
 //     is allowed here (stricter than the service may be; unverified).
 //   - The caller (oid) must hold a data-plane role on the vault, else 403 with inner code
-//     ForbiddenByRbac (learn.microsoft.com/azure/key-vault/general/rbac-guide,
-//     "Troubleshooting").
+//     ForbiddenByRbac (learn.microsoft.com/azure/key-vault/general/rbac-guide; the answer
+//     observed in learn.microsoft.com/answers/questions/2139767).
 func (s *Server) verifyEntra(tok string) (int, string) {
 	const invalid = "The access token is not valid for this vault."
 	parsed, err := jwt.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256})

@@ -337,8 +337,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if status, msg := s.authorize(r); status != 0 {
 		s.refused.Add(1)
 		if status == http.StatusForbidden {
-			// learn.microsoft.com/azure/key-vault/general/rbac-guide (troubleshooting: 403
-			// "Caller is not authorized to perform action on resource", inner code ForbiddenByRbac).
+			// The service's answer to a caller without a role: 403 "Caller is not authorized to
+			// perform action on resource.", inner code ForbiddenByRbac (learn.microsoft.com
+			// azure/key-vault/general/rbac-guide; observed in learn.microsoft.com/answers
+			// questions/2139767).
 			writeError(w, status, "Forbidden", msg, "ForbiddenByRbac")
 			return
 		}
