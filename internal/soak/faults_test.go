@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/onbehalf/onbehalf/internal/testenv/channel"
@@ -31,9 +32,10 @@ const (
 var faultKinds = []string{fAzurite, fEntra429, fEntra503, fTokenSvc500, fAtl429, fAtl5xx, fConnector429, fKillExchange, fKillRefresh, fKeyVault}
 
 // kvMinWindow is the shortest Key Vault outage: long enough for a process to start while the
-// vault is down and for a question to reach it then (the Key Vault client retries a dropped
-// connection three times, about six seconds, before the user is told).
-const kvMinWindow = 8 * time.Second
+// vault is down and to answer a question then (its Key Vault client retries a dropped
+// connection three times, 6 to 9 s in all, before the instance gives up). The vault stays down
+// until that answer has come, if later.
+const kvMinWindow = 10 * time.Second
 
 // restarts reports whether a kind kills and restarts an instance (never 0).
 func restarts(kind string) bool { return strings.HasPrefix(kind, "kill") || kind == fKeyVault }
@@ -219,10 +221,22 @@ func (e *env) keyVaultDown(s step, end time.Time) {
 		e.kv.SetDown(false)
 		return
 	}
+	// A question for the new process while the vault is down; the vault comes back at the end
+	// of the window or when the process has answered, whichever is later. The channel's resends
+	// and the reply are awaited beside it.
+	answeredByIt := make(chan struct{})
 	if u := e.idleSSOUser(); u != nil {
-		out, st := e.askAt(u, in, "whoami", u.marker)
-		u.busy.Unlock()
-		e.count.add(fmt.Sprintf("key vault down: a whoami sent to the instance started meanwhile: HTTP %d from it; the user %s", st, out), 1)
+		e.bg.Add(1)
+		go func() {
+			defer e.bg.Done()
+			out, st := e.askAt(u, in, "whoami", u.marker, sync.OnceFunc(func() { close(answeredByIt) }))
+			u.busy.Unlock()
+			e.count.add(fmt.Sprintf("key vault down: a whoami sent first to the instance started meanwhile: HTTP %d from it; the user %s", st, out), 1)
+		}()
+		select {
+		case <-answeredByIt:
+		case <-time.After(30 * time.Second):
+		}
 	}
 	time.Sleep(time.Until(end))
 	e.kv.SetDown(false)
@@ -238,7 +252,7 @@ func (e *env) keyVaultDown(s step, end time.Time) {
 				time.Sleep(200 * time.Millisecond)
 				continue
 			}
-			out, st := e.askAt(u, in, "whoami", u.marker)
+			out, st := e.askAt(u, in, "whoami", u.marker, nil)
 			u.busy.Unlock()
 			if st == http.StatusOK && out == answered {
 				e.count.add("key vault back: the instance started during the outage answered", 1)

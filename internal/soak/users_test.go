@@ -101,13 +101,14 @@ func (e *env) postTo(ctx context.Context, in *instance, act map[string]any, kind
 // bots/bot-basics.md: Teams retries a timed-out request; MicrosoftDocs/msteams-docs#8998: and
 // some failure statuses — which ones is unverified).
 func (e *env) post(act map[string]any, kind string) (int, []byte, error) {
-	st, body, _, err := e.postFrom(nil, act, kind)
+	st, body, _, err := e.postFrom(nil, nil, act, kind)
 	return st, body, err
 }
 
-// postFrom is post with the first attempt sent to instance first (nil: a live one); it also
-// returns first's own status (0: no answer).
-func (e *env) postFrom(first *instance, act map[string]any, kind string) (int, []byte, int, error) {
+// postFrom is post with the first attempt sent to instance first (nil: a live one), calling
+// firstDone (if not nil) when that attempt has ended; it also returns first's own status (0:
+// no answer).
+func (e *env) postFrom(first *instance, firstDone func(), act map[string]any, kind string) (int, []byte, int, error) {
 	var err error
 	firstStatus := 0
 	for try := 0; try < 3; try++ {
@@ -124,6 +125,9 @@ func (e *env) postFrom(first *instance, act map[string]any, kind string) (int, [
 		st, body, err = e.postTo(context.Background(), in, act, kind)
 		if try == 0 {
 			firstStatus = st
+			if firstDone != nil {
+				firstDone()
+			}
 		}
 		if err == nil && st < 500 {
 			return st, body, firstStatus, nil
@@ -281,11 +285,12 @@ func (e *env) ask(u *user, text, want string) (outcome, []channel.Recorded) {
 }
 
 // askAt is ask with the activity sent to instance in first (the channel sends it again to
-// another instance after a 5xx or no answer); it also returns in's own status (0: none).
-func (e *env) askAt(u *user, in *instance, text, want string) (outcome, int) {
+// another instance after a 5xx or no answer), calling firstDone (if not nil) when in has
+// answered or failed; it also returns in's own status (0: none).
+func (e *env) askAt(u *user, in *instance, text, want string, firstDone func()) (outcome, int) {
 	first := 0
 	out, _ := e.askVia(u, text, want, "after the channel's retries", func(act map[string]any) (int, []byte, error) {
-		st, body, fs, err := e.postFrom(in, act, "message")
+		st, body, fs, err := e.postFrom(in, firstDone, act, "message")
 		first = fs
 		return st, body, err
 	})
