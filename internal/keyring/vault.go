@@ -148,7 +148,7 @@ func (v *Vault) Current(ctx context.Context) (seal.Key, error) {
 }
 
 func (v *Vault) chooseCurrent(ctx context.Context) (seal.Key, error) {
-	if err := v.coldFailure(v.current); err != nil {
+	if err := v.coldFailure(""); err != nil {
 		return seal.Key{}, err
 	}
 	ver, err := v.newestEnabled(ctx)
@@ -308,9 +308,13 @@ func (v *Vault) fetch(ctx context.Context, ver string, justListed bool) (seal.Ke
 // process that starts during an outage then fails its requests at once (the channel sends
 // them again, perhaps to an instance that holds the key) instead of each one waiting out the
 // client's retries. It asks again after that interval.
+// An empty ver means the current version.
 func (v *Vault) coldFailure(ver string) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if ver == "" {
+		ver = v.current
+	}
 	if ver != "" && v.keys[ver] != nil {
 		return nil
 	}
