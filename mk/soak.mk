@@ -1,9 +1,10 @@
 # Soak with faults: three handler processes (a soak build: go build -tags soak) sharing one
 # Azurite, simulated Teams users signing in and asking, while a fault schedule drawn from
 # SOAK_SEED stops Azurite, throttles and fails Entra, the token service, Atlassian and the
-# connector, kills instances with kill -9 and skews one instance's clock. It stops by itself
-# and prints a summary of checks; it fails if any check fails. `make test` runs a short version
-# (internal/soak, 30 s of load, 30 users).
+# connector, kills instances with kill -9, takes Key Vault (which holds the token-store key)
+# down while an instance restarts, and skews one instance's clock. It stops by itself and
+# prints a summary of checks; it fails if any check fails. `make test` runs a short version
+# (internal/soak, 40 s of load, 30 users).
 #
 #   make soak                                     10 minutes, 300 users
 #   make soak SOAK_DURATION=3m SOAK_USERS=100 SOAK_SEED=7

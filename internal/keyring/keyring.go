@@ -3,7 +3,8 @@
 //
 // New writes use the newest enabled version; a stored value names the version that sealed it
 // and is opened with exactly that version. Keys are cached for a bounded time; while Key Vault
-// is unreachable, cached keys keep working and the failure is logged at most once per interval.
+// is unreachable, cached keys keep working and the failure is logged at most once per interval;
+// a key not cached then fails at once for a few seconds before the vault is asked again.
 // A version that is disabled, deleted, never existed, or holds a malformed value is reported as
 // ErrKeyUnavailable, which the token store turns into "sign-in needed".
 package keyring

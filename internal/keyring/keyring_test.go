@@ -201,6 +201,47 @@ func TestColdStartWithVaultDownFails(t *testing.T) {
 	}
 }
 
+// A process that starts while the vault is down fails its requests at once after the first
+// attempt, instead of each waiting out the client's retries, and fetches the key once the
+// vault is back.
+func TestColdStartWithVaultDownFailsFastThenRecovers(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	v1 := f.kv.SetSecret(keyring.DefaultSecretName, newKey())
+	f.kv.SetDown(true)
+	if _, err := f.ring.Current(ctx); !errors.Is(err, keyring.ErrVaultUnavailable) {
+		t.Fatalf("err = %v, want ErrVaultUnavailable", err)
+	}
+	asked := f.kv.Requests()
+	f.clock.Advance(9 * time.Second)
+	if _, err := f.ring.Current(ctx); !errors.Is(err, keyring.ErrVaultUnavailable) {
+		t.Fatalf("Current within the back-off: err = %v, want ErrVaultUnavailable", err)
+	}
+	if _, err := f.ring.Version(ctx, v1); !errors.Is(err, keyring.ErrVaultUnavailable) {
+		t.Fatalf("Version within the back-off: err = %v, want ErrVaultUnavailable", err)
+	}
+	if n := f.kv.Requests() - asked; n != 0 {
+		t.Fatalf("%d requests reached the vault within the back-off, want 0", n)
+	}
+
+	// Past the back-off the vault is asked again: still down, then back.
+	f.clock.Advance(2 * time.Second)
+	if _, err := f.ring.Version(ctx, v1); !errors.Is(err, keyring.ErrVaultUnavailable) {
+		t.Fatalf("err = %v, want ErrVaultUnavailable", err)
+	}
+	if f.kv.Requests() == asked {
+		t.Fatal("the vault was not asked again after the back-off")
+	}
+	f.kv.SetDown(false)
+	f.clock.Advance(11 * time.Second)
+	if k, err := f.ring.Current(ctx); err != nil || k.Version() != v1 {
+		t.Fatalf("after the vault came back: Current = %q, %v; want %s", k.Version(), err, v1)
+	}
+	if k, err := f.ring.Version(ctx, v1); err != nil || k.Version() != v1 {
+		t.Fatalf("after the vault came back: Version = %q, %v", k.Version(), err)
+	}
+}
+
 func TestDevKey(t *testing.T) {
 	good := newKey()
 	if _, err := keyring.NewDev(good, true); err == nil || !strings.Contains(err.Error(), "refused when running in Azure") {

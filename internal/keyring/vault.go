@@ -75,6 +75,9 @@ type Vault struct {
 	curCheck  time.Time // when the current version must be re-chosen
 	lastWarn  time.Time
 	warnCount int
+	// coldUntil: the vault could not be reached for a key not cached; until then, keys not
+	// cached fail at once instead of each waiting out the client's retries again.
+	coldUntil time.Time
 }
 
 type cached struct {
@@ -123,7 +126,8 @@ func NewVault(opts VaultOptions) (*Vault, error) {
 }
 
 // retryAfterFailure is how long a cached key is used without asking the vault again after a
-// failed check, so an outage does not turn every read into a vault request.
+// failed check, so an outage does not turn every read into a vault request; and how long a key
+// not cached fails at once after the vault could not be reached for one.
 func (v *Vault) retryAfterFailure() time.Duration { return min(v.ttl, 10*time.Second) }
 
 // Current returns the newest enabled key version, for sealing new writes.
@@ -144,6 +148,9 @@ func (v *Vault) Current(ctx context.Context) (seal.Key, error) {
 }
 
 func (v *Vault) chooseCurrent(ctx context.Context) (seal.Key, error) {
+	if err := v.coldFailure(""); err != nil {
+		return seal.Key{}, err
+	}
 	ver, err := v.newestEnabled(ctx)
 	if err != nil {
 		if errors.Is(err, ErrKeyUnavailable) {
@@ -156,6 +163,7 @@ func (v *Vault) chooseCurrent(ctx context.Context) (seal.Key, error) {
 			v.curCheck = v.now().Add(v.retryAfterFailure())
 			return c.key, nil
 		}
+		v.markColdLocked(ctx)
 		return seal.Key{}, fmt.Errorf("%w: list versions of %q: %w", ErrVaultUnavailable, v.name, err)
 	}
 	k, err := v.fetch(ctx, ver, true)
@@ -164,6 +172,7 @@ func (v *Vault) chooseCurrent(ctx context.Context) (seal.Key, error) {
 	}
 	v.mu.Lock()
 	v.current, v.curCheck = ver, v.now().Add(v.ttl)
+	v.coldUntil = time.Time{}
 	v.mu.Unlock()
 	return k, nil
 }
@@ -248,6 +257,9 @@ func (v *Vault) fetch(ctx context.Context, ver string, justListed bool) (seal.Ke
 		v.mu.Unlock()
 	}
 	res, err, _ := v.flight.Do(ver, func() (any, error) {
+		if err := v.coldFailure(ver); err != nil {
+			return seal.Key{}, err
+		}
 		resp, err := v.client.GetSecret(ctx, v.name, ver, nil)
 		if err != nil {
 			v.mu.Lock()
@@ -261,6 +273,7 @@ func (v *Vault) fetch(ctx context.Context, ver string, justListed bool) (seal.Ke
 				c.nextCheck = v.now().Add(v.retryAfterFailure())
 				return c.key, nil
 			}
+			v.markColdLocked(ctx)
 			return seal.Key{}, fmt.Errorf("%w: get %q version %s: %w", ErrVaultUnavailable, v.name, ver, err)
 		}
 		if resp.Value == nil {
@@ -277,6 +290,7 @@ func (v *Vault) fetch(ctx context.Context, ver string, justListed bool) (seal.Ke
 		}
 		v.mu.Lock()
 		defer v.mu.Unlock()
+		v.coldUntil = time.Time{}
 		if len(v.keys) >= maxCached {
 			v.evictOldestLocked()
 		}
@@ -287,6 +301,35 @@ func (v *Vault) fetch(ctx context.Context, ver string, justListed bool) (seal.Ke
 		return seal.Key{}, err
 	}
 	return res.(seal.Key), nil
+}
+
+// coldFailure returns ErrVaultUnavailable, without asking the vault, when ver is not cached
+// and the vault was found unreachable for an uncached key less than retryAfterFailure ago: a
+// process that starts during an outage then fails its requests at once (the channel sends
+// them again, perhaps to an instance that holds the key) instead of each one waiting out the
+// client's retries. It asks again after that interval.
+// An empty ver means the current version.
+func (v *Vault) coldFailure(ver string) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if ver == "" {
+		ver = v.current
+	}
+	if ver != "" && v.keys[ver] != nil {
+		return nil
+	}
+	if now := v.now(); now.Before(v.coldUntil) {
+		return fmt.Errorf("%w: unreachable moments ago; asking again in %s", ErrVaultUnavailable, v.coldUntil.Sub(now).Round(time.Second))
+	}
+	return nil
+}
+
+// markColdLocked records that the vault could not be reached for an uncached key; a request
+// that was cancelled proves nothing about the vault.
+func (v *Vault) markColdLocked(ctx context.Context) {
+	if ctx.Err() == nil {
+		v.coldUntil = v.now().Add(v.retryAfterFailure())
+	}
 }
 
 func (v *Vault) evictOldestLocked() {

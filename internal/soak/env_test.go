@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +31,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 	"github.com/google/uuid"
 
+	"github.com/onbehalf/onbehalf/internal/config"
 	"github.com/onbehalf/onbehalf/internal/testenv"
 	standin "github.com/onbehalf/onbehalf/internal/testenv/atlassian"
 	"github.com/onbehalf/onbehalf/internal/testenv/azurite"
@@ -38,8 +40,10 @@ import (
 	"github.com/onbehalf/onbehalf/internal/testenv/faultproxy"
 	"github.com/onbehalf/onbehalf/internal/testenv/funchost"
 	"github.com/onbehalf/onbehalf/internal/testenv/graphuser"
+	"github.com/onbehalf/onbehalf/internal/testenv/keyvault"
 	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 	"github.com/onbehalf/onbehalf/internal/testenv/stack"
+	"github.com/onbehalf/onbehalf/internal/testenv/tunnel"
 )
 
 // settings are the soak's knobs, from the environment.
@@ -53,7 +57,7 @@ type settings struct {
 }
 
 func loadSettings(t *testing.T) settings {
-	s := settings{Duration: 30 * time.Second, Users: 30, Instances: 3, Workers: 6, Seed: 1, Skew: 3 * time.Minute}
+	s := settings{Duration: 40 * time.Second, Users: 30, Instances: 3, Workers: 6, Seed: 1, Skew: 3 * time.Minute}
 	if v := os.Getenv("SOAK_DURATION"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 20*time.Second {
@@ -131,6 +135,12 @@ type env struct {
 
 	entraProxy, tsProxy *faultproxy.Proxy
 	atlProxies          []*faultproxy.Proxy
+
+	// The token-store key's vault, reached by the handlers under its real host name through
+	// kvTunnel (their HTTPS_PROXY), with their managed identity's tokens.
+	kv       *keyvault.Server
+	kvTunnel *tunnel.Proxy
+	bg       sync.WaitGroup // checks a fault left running after its window
 
 	insts []*instance
 	lb    *httptest.Server // the public URL: spreads browser requests over live instances
@@ -299,6 +309,20 @@ func start(t *testing.T, cfg settings) *env {
 	t.Cleanup(e.tsProxy.Close)
 	e.sso.TokenService.URL = e.tsProxy.URL
 
+	// The vault trusts the tenant's tokens (issued under the proxy's URL) and grants the bot's
+	// managed identity its secrets role; it holds the token-store key.
+	if e.kv, err = keyvault.New(keyvault.Options{VaultName: "onbehalf-soak", TenantID: stack.TenantID, Entra: &keyvault.EntraTrust{
+		Issuer: e.st.Entra.Issuer(), Keys: e.st.Entra.PublicKeys, Principals: []string{e.st.MIPrincipal},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.kv.Close)
+	if e.kvTunnel, err = tunnel.Start(map[string]string{e.kv.Host() + ":443": e.kv.Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.kvTunnel.Close)
+	e.kv.SetSecret(config.DefaultTokenStoreKeyName, newKey())
+
 	// The public URL (BOT_PUBLIC_URL): one address in front of every instance.
 	e.lb = httptest.NewUnstartedServer(nil)
 	pub := "http://" + e.lb.Listener.Addr().String()
@@ -322,22 +346,24 @@ func start(t *testing.T, cfg settings) *env {
 	}
 	caPEM, _ := os.ReadFile(ca)
 	bundle := filepath.Join(e.dir, "bundle.pem")
-	if err := os.WriteFile(bundle, append(caPEM, e.atl.CertificatePEM()...), 0o600); err != nil {
+	if err := os.WriteFile(bundle, slices.Concat(caPEM, e.atl.CertificatePEM(), e.kv.CertificatePEM()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	key := newKey()
 	for i := 0; i < cfg.Instances; i++ {
 		atlURL := e.atlProxies[i].URL
 		extra := map[string]string{
 			"SSL_CERT_FILE":                bundle,
 			"TOKENSTORE_CONNECTION_STRING": e.azt.ConnectionString(),
 			"WORK_QUEUE_CONNECTION_STRING": e.azq.QueueConnectionString(),
-			"TOKENSTORE_DEV_KEY":           key,
-			"BOT_PUBLIC_URL":               pub,
-			"ATLASSIAN_CLIENT_ID":          e.atl.ClientID(),
-			"ATLASSIAN_CLIENT_SECRET":      e.atl.ClientSecret(),
-			"ATLASSIAN_AUTH_URL":           atlURL,
-			"ATLASSIAN_API_URL":            atlURL,
+			"TOKENSTORE_KEYVAULT_URL":      e.kv.URL(),
+			// Only the vault's host goes through the tunnel: Go never proxies loopback
+			// addresses, where every other stand-in listens.
+			"HTTPS_PROXY":             e.kvTunnel.URL,
+			"BOT_PUBLIC_URL":          pub,
+			"ATLASSIAN_CLIENT_ID":     e.atl.ClientID(),
+			"ATLASSIAN_CLIENT_SECRET": e.atl.ClientSecret(),
+			"ATLASSIAN_AUTH_URL":      atlURL,
+			"ATLASSIAN_API_URL":       atlURL,
 			"OAUTH2_CONNECTORS": `[{"name":"acme","displayName":"Acme API","authURL":"` + atlURL + `/authorize","tokenURL":"` + atlURL +
 				`/oauth/token","apiBaseURL":"` + atlURL + `","scopes":["read:me","offline_access"],"clientID":"` + e.atl.ClientID() +
 				`","clientSecretName":"acme-secret","authParams":{"audience":"api.atlassian.com","prompt":"consent"}}]`,

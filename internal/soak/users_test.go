@@ -101,23 +101,42 @@ func (e *env) postTo(ctx context.Context, in *instance, act map[string]any, kind
 // bots/bot-basics.md: Teams retries a timed-out request; MicrosoftDocs/msteams-docs#8998: and
 // some failure statuses — which ones is unverified).
 func (e *env) post(act map[string]any, kind string) (int, []byte, error) {
+	st, body, _, err := e.postFrom(nil, nil, act, kind)
+	return st, body, err
+}
+
+// postFrom is post with the first attempt sent to instance first (nil: a live one), calling
+// firstDone (if not nil) when that attempt has ended; it also returns first's own status (0:
+// no answer).
+func (e *env) postFrom(first *instance, firstDone func(), act map[string]any, kind string) (int, []byte, int, error) {
 	var err error
+	firstStatus := 0
 	for try := 0; try < 3; try++ {
 		if try > 0 {
 			e.count.add("activities the channel sent again after a 5xx or no answer", 1)
 			time.Sleep(time.Second)
 		}
+		in := e.pick()
+		if try == 0 && first != nil {
+			in = first
+		}
 		var st int
 		var body []byte
-		st, body, err = e.postTo(context.Background(), e.pick(), act, kind)
+		st, body, err = e.postTo(context.Background(), in, act, kind)
+		if try == 0 {
+			firstStatus = st
+			if firstDone != nil {
+				firstDone()
+			}
+		}
 		if err == nil && st < 500 {
-			return st, body, nil
+			return st, body, firstStatus, nil
 		}
 		if err == nil {
 			err = fmt.Errorf("HTTP %d", st)
 		}
 	}
-	return 0, nil, err
+	return 0, nil, firstStatus, err
 }
 
 // outcome is how one request ended for the user.
@@ -244,14 +263,64 @@ func (e *env) awaitMode(u *user, from int, want string, timeout time.Duration, o
 	}
 }
 
+func (o outcome) String() string {
+	switch o {
+	case answered:
+		return "answered"
+	case signin:
+		return "sent a sign-in card"
+	case told:
+		return "told why"
+	case silent:
+		return "was silent"
+	}
+	return "did not take the message"
+}
+
 // ask sends text from u and waits for its outcome.
 func (e *env) ask(u *user, text, want string) (outcome, []channel.Recorded) {
+	return e.askVia(u, text, want, "after the channel's retries", func(act map[string]any) (int, []byte, error) {
+		return e.post(act, "message")
+	})
+}
+
+// askAt is ask with the activity sent to instance in first (the channel sends it again to
+// another instance after a 5xx or no answer), calling firstDone (if not nil) when in has
+// answered or failed; it also returns in's own status (0: none).
+func (e *env) askAt(u *user, in *instance, text, want string, firstDone func()) (outcome, int) {
+	first := 0
+	out, _ := e.askVia(u, text, want, "after the channel's retries", func(act map[string]any) (int, []byte, error) {
+		st, body, fs, err := e.postFrom(in, firstDone, act, "message")
+		first = fs
+		return st, body, err
+	})
+	return out, first
+}
+
+// idleSSOUser returns a user signed in with SSO who is not acting now, holding its busy
+// lock, or nil.
+func (e *env) idleSSOUser() *user {
+	off := int(e.rr.Add(1))
+	for i := range e.users {
+		u := e.users[(off+i)%len(e.users)]
+		if !u.busy.TryLock() {
+			continue
+		}
+		if u.sso && !u.late {
+			return u
+		}
+		u.busy.Unlock()
+	}
+	return nil
+}
+
+func (e *env) askVia(u *user, text, want, how string, send func(map[string]any) (int, []byte, error)) (outcome, []channel.Recorded) {
 	from := e.idx.len(u.conv)
 	act := e.activity(u, "message")
 	act["text"] = text
-	st, _, err := e.post(act, "message")
+	st, _, err := send(act)
 	if err != nil {
-		e.count.add("undelivered after the channel's retries ("+err.Error()+")", 1)
+		e.count.add("undelivered "+how+" ("+err.Error()+")", 1)
 		return undelivered, nil
 	}
 	if st != http.StatusOK {

@@ -154,6 +154,12 @@ func TestKeyVaultDownCachedKeysKeepWorking(t *testing.T) {
 		t.Fatalf("cold instance with vault down: err = %v, want ErrUnavailable", err)
 	}
 	e.kv.SetDown(false)
+	// It asks the vault again only after a short back-off (keyring's retryAfterFailure), and
+	// then reads.
+	if _, err := cold.GetToken(ctx, alice, jira); !errors.Is(err, tokenstore.ErrUnavailable) {
+		t.Fatalf("cold instance within the back-off: err = %v, want ErrUnavailable", err)
+	}
+	e.kclock.Advance(11 * time.Second)
 	if _, err := cold.GetToken(ctx, alice, jira); err != nil {
 		t.Fatalf("after the vault is back: %v", err)
 	}

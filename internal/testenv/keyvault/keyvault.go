@@ -11,8 +11,12 @@
 //     resource is not a suffix of the vault host (azure-sdk-for-go
 //     sdk/security/keyvault/internal/challenge_policy.go), so the vault is addressed as
 //     https://<name>.vault.azure.net and the stand-in's Client routes that host to itself.
-//   - Only tokens issued by this stand-in's Credential for that scope and tenant, unexpired,
-//     are accepted; anything else is 401.
+//   - Tokens issued by this stand-in's Credential for that scope and tenant, unexpired, are
+//     accepted. With Options.Entra set, so are the access tokens an Entra tenant issues, as
+//     Key Vault checks them (see verifyEntra): an RS256 JWT signed by one of the tenant's keys,
+//     iss the tenant's issuer, aud exactly "https://vault.azure.net", tid the vault's tenant,
+//     exp in the future; and the caller (oid) must hold a data-plane role on the vault, else
+//     403 ForbiddenByRbac. Anything else is 401.
 //   - api-version is a required query parameter (.../general/common-parameters-and-headers).
 //   - Set Secret (PUT /secrets/{name}) creates a new version; Get Secret
 //     (GET /secrets/{name}/{version}, empty version = current) returns the value; a disabled
@@ -28,6 +32,9 @@
 //
 // Test code can also change state directly (SetSecret, SetEnabled, DeleteSecret) and simulate
 // an outage (SetDown) in which every connection is dropped without a response.
+//
+// Other processes reach the vault host through a CONNECT proxy (internal/testenv/tunnel) that
+// maps <name>.vault.azure.net:443 to Addr, trusting CertificatePEM.
 package keyvault
 
 import (
@@ -40,6 +47,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"math/big"
 	"net"
@@ -56,6 +64,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/go-jose/go-jose/v4"
 
 	"github.com/onbehalf/onbehalf/internal/testenv/logcheck"
 )
@@ -79,6 +88,21 @@ type Options struct {
 	TokenLifetime time.Duration
 	// Now is the clock for secret timestamps and token expiry. Nil: time.Now.
 	Now func() time.Time
+	// Entra, if set, is a tenant whose access tokens the vault also accepts (a managed
+	// identity's, from another process). Its tenant must be TenantID.
+	Entra *EntraTrust
+}
+
+// EntraTrust describes the Entra tenant of the vault: who issues the tokens it accepts and who
+// holds a role on it.
+type EntraTrust struct {
+	// Issuer is the tenant's token issuer, compared exactly with iss.
+	Issuer string
+	// Keys returns the tenant's current signing keys (its JWKS).
+	Keys func() jose.JSONWebKeySet
+	// Principals are the object ids (oid) granted a secrets role on the vault (Azure RBAC
+	// "Key Vault Secrets User" or an access policy). A valid token of anyone else is 403.
+	Principals []string
 }
 
 // Server is a running stand-in. Its methods are safe for concurrent use.
@@ -90,8 +114,12 @@ type Server struct {
 	now    func() time.Time
 	pool   *x509.CertPool
 
+	entra   *EntraTrust
+	certPEM []byte
+
 	down     atomic.Bool
 	requests atomic.Int64
+	refused  atomic.Int64
 
 	mu      sync.Mutex
 	secrets map[string][]*version // oldest first
@@ -116,6 +144,7 @@ func New(opts Options) (*Server, error) {
 		tenant:  opts.TenantID,
 		life:    opts.TokenLifetime,
 		now:     opts.Now,
+		entra:   opts.Entra,
 		secrets: map[string][]*version{},
 		tokens:  map[string]time.Time{},
 	}
@@ -132,11 +161,15 @@ func New(opts Options) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	if s.entra != nil && (s.entra.Issuer == "" || s.entra.Keys == nil || len(s.entra.Principals) == 0) {
+		return nil, fmt.Errorf("keyvault stand-in: Options.Entra needs Issuer, Keys and Principals")
+	}
 	cert, pool, err := selfSigned(s.host)
 	if err != nil {
 		return nil, err
 	}
 	s.pool = pool
+	s.certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
 	s.srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	s.srv.StartTLS()
@@ -162,6 +195,18 @@ func (s *Server) URL() string { return "https://" + s.host + "/" }
 
 // TenantID is the tenant named in the challenge.
 func (s *Server) TenantID() string { return s.tenant }
+
+// Host is the vault's host name, <name>.vault.azure.net.
+func (s *Server) Host() string { return s.host }
+
+// Addr is the loopback address the server listens on, for a proxy that routes Host to it.
+func (s *Server) Addr() string { return s.srv.Listener.Addr().String() }
+
+// CertificatePEM is the server's self-signed certificate, for another process's trust bundle.
+func (s *Server) CertificatePEM() []byte { return s.certPEM }
+
+// Refused counts requests answered 401 or 403 for their token (missing, invalid, or no role).
+func (s *Server) Refused() int64 { return s.refused.Load() }
 
 // Client returns an HTTP client that sends every request for the vault host to this server
 // and trusts its certificate. Other hosts are refused, so nothing leaves the machine.
@@ -289,10 +334,19 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		// HTTP/2 connections cannot be hijacked; abort the stream instead.
 		panic(http.ErrAbortHandler)
 	}
-	if !s.authorized(r) {
+	if status, msg := s.authorize(r); status != 0 {
+		s.refused.Add(1)
+		if status == http.StatusForbidden {
+			// The service's answer to a caller without a role: 403 "Caller is not authorized to
+			// perform action on resource.", inner code ForbiddenByRbac (learn.microsoft.com
+			// azure/key-vault/general/rbac-guide; observed in learn.microsoft.com/answers
+			// questions/2139767).
+			writeError(w, status, "Forbidden", msg, "ForbiddenByRbac")
+			return
+		}
 		w.Header().Set("WWW-Authenticate",
 			fmt.Sprintf(`Bearer authorization="https://login.microsoftonline.com/%s", resource="%s"`, s.tenant, Resource))
-		writeError(w, http.StatusUnauthorized, "Unauthorized", "AKV10000: Request is missing a Bearer or PoP token.", "")
+		writeError(w, http.StatusUnauthorized, "Unauthorized", msg, "")
 		return
 	}
 	apiVersion := r.URL.Query().Get("api-version")
@@ -327,16 +381,26 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) authorized(r *http.Request) bool {
+// authorize returns 0 for an accepted bearer token, else the status (401 or 403) and message.
+func (s *Server) authorize(r *http.Request) (int, string) {
 	h := r.Header.Get("Authorization")
 	tok, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok || tok == "" {
-		return false
+		return http.StatusUnauthorized, "AKV10000: Request is missing a Bearer or PoP token."
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	exp, ok := s.tokens[tok]
-	return ok && s.now().Before(exp)
+	exp, own := s.tokens[tok]
+	s.mu.Unlock()
+	if own {
+		if s.now().Before(exp) {
+			return 0, ""
+		}
+		return http.StatusUnauthorized, "The access token is expired."
+	}
+	if s.entra == nil {
+		return http.StatusUnauthorized, "The access token is not valid."
+	}
+	return s.verifyEntra(tok)
 }
 
 type attributesJSON struct {
