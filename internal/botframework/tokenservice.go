@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -108,7 +110,9 @@ func (t *TokenService) GetSignInResource(ctx context.Context, connection string,
 	}
 	q := url.Values{"state": {base64.StdEncoding.EncodeToString(st)}}
 	var out SignInResource
-	if err := t.do(ctx, "GetSignInResource", http.MethodGet, "/api/botsignin/GetSignInResource?"+q.Encode(), nil, &out); err != nil {
+	if err := t.retried(ctx, func() error {
+		return t.do(ctx, "GetSignInResource", http.MethodGet, "/api/botsignin/GetSignInResource?"+q.Encode(), nil, &out)
+	}); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -122,7 +126,16 @@ func (t *TokenService) GetToken(ctx context.Context, userID, connection, channel
 		q.Set("code", code)
 	}
 	var out UserToken
-	if err := t.do(ctx, "GetToken", http.MethodGet, "/api/usertoken/GetToken?"+q.Encode(), nil, &out); err != nil {
+	get := func() error {
+		return t.do(ctx, "GetToken", http.MethodGet, "/api/usertoken/GetToken?"+q.Encode(), nil, &out)
+	}
+	var err error
+	if code == "" {
+		err = t.retried(ctx, get)
+	} else {
+		err = get() // a sign-in code is single-use: never sent twice
+	}
+	if err != nil {
 		return nil, err
 	}
 	if out.Token == "" {
@@ -156,6 +169,42 @@ func (t *TokenService) SignOut(ctx context.Context, userID, connection, channelI
 		return nil
 	}
 	return err
+}
+
+// transientRetryDelay is the pause before the one retry of a read that failed transiently.
+const transientRetryDelay = 250 * time.Millisecond
+
+// retried runs a read (GetSignInResource, GetToken without a code: nothing changes on the
+// service) and runs it once more, after transientRetryDelay, when it failed transiently: a
+// one-off fault of the service then costs the user a quarter of a second instead of their
+// message. Transient is the rule of the retry strategy the Bot Framework's .NET clients inherit
+// from Microsoft.Rest.ClientRuntime (TransientFaultHandling/HttpStatusCodeErrorDetectionStrategy:
+// HTTP 408, or 500 and above except 501 and 505), plus a request that never got an answer.
+func (t *TokenService) retried(ctx context.Context, read func() error) error {
+	err := read()
+	if err == nil || !transient(err) {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		return err
+	case <-time.After(transientRetryDelay):
+	}
+	return read()
+}
+
+// transient reports whether a token-service failure is worth one retry.
+func transient(err error) bool {
+	var tse *TokenServiceError
+	if errors.As(err, &tse) {
+		return tse.Status == http.StatusRequestTimeout ||
+			tse.Status >= 500 && tse.Status != http.StatusNotImplemented && tse.Status != http.StatusHTTPVersionNotSupported
+	}
+	if errors.Is(err, ErrNoUserToken) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }
 
 func (t *TokenService) do(ctx context.Context, op, method, pathQuery string, body []byte, out any) error {
