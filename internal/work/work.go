@@ -315,7 +315,7 @@ func (w *Worker) run(ctx context.Context, m message, msgID string, count int64) 
 	var j Job
 	if err := json.Unmarshal(payload, &j); err != nil {
 		log.Error("work: job row unreadable; dropped")
-		_ = w.Store.FinishJob(ctx, claim)
+		_ = w.finish(ctx, claim)
 		return http.StatusOK, "dropped: unreadable job"
 	}
 	log = log.With(slog.String("kind", j.Kind), slog.String("user", j.User.String()), slog.Int("attempt", claim.Attempt))
@@ -325,7 +325,7 @@ func (w *Worker) run(ctx context.Context, m message, msgID string, count int64) 
 	runner := w.runners[j.Kind]
 	if runner == nil {
 		log.Error("work: no runner for this kind of job; dropped")
-		_ = w.Store.FinishJob(ctx, claim)
+		_ = w.finish(ctx, claim)
 		return http.StatusOK, "dropped: unknown kind"
 	}
 	if err := w.Sender.Typing(ctx, j.Ref); err != nil {
@@ -351,18 +351,30 @@ func (w *Worker) run(ctx context.Context, m message, msgID string, count int64) 
 		if serr != nil {
 			log.Error("work: telling the user failed", slog.String("error", serr.Error()))
 		}
-		if ferr := w.Store.FinishJob(ctx, claim); ferr != nil {
+		if ferr := w.finish(ctx, claim); ferr != nil {
 			log.Warn("work: marking the job done failed", slog.String("error", ferr.Error()))
 		}
 		return http.StatusOK, "given up"
 	}
-	if err := w.Store.FinishJob(ctx, claim); err != nil {
+	if err := w.finish(ctx, claim); err != nil {
 		// The user has the answer; a re-delivery would repeat it only if the lease lapsed.
 		log.Warn("work: marking the job done failed", slog.String("error", err.Error()))
 	}
 	log.Info("work: job done", slog.Float64("run_ms", float64(time.Since(start).Microseconds())/1000))
 	return http.StatusOK, "done"
 }
+
+// finish records the job done even when the invocation was abandoned meanwhile (the host
+// stopped, or its connection broke): by then the user may have the answer, and a delivery
+// again must not repeat it.
+func (w *Worker) finish(ctx context.Context, claim tokenstore.JobClaim) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
+	return w.Store.FinishJob(ctx, claim)
+}
+
+// finishTimeout bounds recording a job done once its invocation was abandoned.
+const finishTimeout = 10 * time.Second
 
 // busyNotice is how long a re-delivered job may still be held by another worker's lease
 // before its user is told the answer is delayed.

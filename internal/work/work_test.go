@@ -60,9 +60,12 @@ func (f *fakeStore) ClaimJob(context.Context, tokenstore.JobRef, string, time.Du
 	return tokenstore.JobClaim{Ref: ref, Attempt: f.claimed}, f.payload, time.Time{}, nil
 }
 
-func (f *fakeStore) FinishJob(context.Context, tokenstore.JobClaim) error {
+func (f *fakeStore) FinishJob(ctx context.Context, _ tokenstore.JobClaim) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err // as Table Storage's client does with a context already ended
+	}
 	f.finished++
 	return nil
 }
@@ -323,5 +326,23 @@ func TestRedeliveryHeldByAStoppedWorkerTellsTheUser(t *testing.T) {
 	st2.busy, st2.busyFor = 1, 6*time.Second
 	if rec := invoke(w2, http.MethodPost, "application/json", message(1, msgs.got[0])); rec.Code != http.StatusOK || len(snd2.sent) != 0 {
 		t.Fatalf("first delivery finding the job busy: %d, sent %v", rec.Code, snd2.sent)
+	}
+}
+
+// The host gives up on the invocation (it stops, or its connection to the handler breaks)
+// after the job answered the user: the job is still recorded as done, so a delivery again
+// does not answer twice.
+func TestJobIsRecordedDoneWhenTheInvocationIsAbandonedAfterAnswering(t *testing.T) {
+	ctx, abandon := context.WithCancel(context.Background())
+	runs := 0
+	w, st, _ := newWorker(t, func(context.Context, work.Job) error { runs++; abandon(); return nil })
+	r := httptest.NewRequest(http.MethodPost, "/work", strings.NewReader(message(1, refItem()))).WithContext(ctx)
+	r.Header.Set("Content-Type", "application/json")
+	w.ServeHTTP(httptest.NewRecorder(), r)
+	if st.finished != 1 {
+		t.Fatalf("the answered job was not recorded done (finished %d)", st.finished)
+	}
+	if rec := invoke(w, http.MethodPost, "application/json", message(2, refItem())); rec.Code != http.StatusOK || runs != 1 {
+		t.Fatalf("delivered again: %d, runs %d", rec.Code, runs)
 	}
 }
