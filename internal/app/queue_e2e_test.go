@@ -270,7 +270,7 @@ func TestJobFailingWhileStorageIsDownTellsTheUserThenAnswers(t *testing.T) {
 	restarted = true
 	got = q.replies(bo, from, 2, 60*time.Second)
 	if len(got) != 2 || got[0].Text() != work.DelayedText || !strings.Contains(dump(got[1:]), "Disk alert on build agents") {
-		t.Fatalf("after storage came back the user did not get the answer:\n%s", dump(got))
+		t.Fatalf("after storage came back the user did not get the answer:\n%s\nlog:\n%s", dump(got), q.logs.String())
 	}
 	time.Sleep(time.Second)
 	if again := q.replies(bo, from, 3, 0); len(again) != 2 {

@@ -208,7 +208,11 @@ func (h *Host) process(ictx context.Context, f QueueFunction, m *azqueue.Dequeue
 			"sys":             h.sys("QueueTrigger"),
 		},
 	}
-	if _, err := h.Invoke(ictx, f.Name, req); err != nil {
+	// An invocation under way finishes even when polling stops meanwhile, as in the host's
+	// drain mode (listeners stop; running functions complete), bounded by RunningVisibility.
+	run, cancel := context.WithTimeout(ctx, RunningVisibility)
+	defer cancel()
+	if _, err := h.Invoke(run, f.Name, req); err != nil {
 		h.log().Info("funchost: invocation failed", slog.String("function", f.Name), slog.String("id", id), slog.Int64("dequeueCount", count), slog.String("error", err.Error()))
 		if count >= maxDequeue(f) {
 			h.poison(ctx, f, m)

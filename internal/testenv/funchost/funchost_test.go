@@ -303,3 +303,50 @@ func TestStoppingDuringADequeueGivesTheMessageBack(t *testing.T) {
 		t.Fatalf("the handler was invoked %d times after polling stopped", calls)
 	}
 }
+
+// Polling stops while the handler is running a message: the invocation completes (as in the
+// host's drain mode) and the message is deleted, not released to run again.
+func TestStoppingDuringAnInvocationLetsItFinish(t *testing.T) {
+	q, poison := newQueue(t)
+	ctx := context.Background()
+	if _, err := q.EnqueueMessage(ctx, base64.StdEncoding.EncodeToString([]byte(`job`)), nil); err != nil {
+		t.Fatal(err)
+	}
+	started, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() { close(started) })
+		<-release
+		_, _ = io.WriteString(w, `{"Outputs":{}}`)
+	}))
+	defer srv.Close()
+	h := &funchost.Host{HandlerURL: srv.URL, PollInterval: 20 * time.Millisecond}
+	f := funchost.QueueFunction{Name: "work", Binding: "job", Queue: q, Poison: poison}
+	pctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { h.Poll(pctx, f); close(done) }()
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler was never invoked")
+	}
+	stop()
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("polling did not stop")
+	}
+	props, err := q.GetProperties(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := props.ApproximateMessagesCount; n == nil || *n != 0 {
+		left := int32(-1)
+		if n != nil {
+			left = *n
+		}
+		t.Fatalf("%d messages left after the invocation completed; want it deleted", left)
+	}
+}
