@@ -195,26 +195,14 @@ func (l *live) load(ctx context.Context, extra OfflineFiles) (*Snapshot, error) 
 
 	// Role assignments on the token-key vault.
 	if s.vaultName() != "" {
-		path := s.vaultID() + "/providers/Microsoft.Authorization/roleAssignments?api-version=" + AuthorizationAPIVersion + "&$filter=" + url.QueryEscape("atScope()")
-		var page struct {
-			Value []struct {
-				Properties struct {
-					Scope            string `json:"scope"`
-					RoleDefinitionID string `json:"roleDefinitionId"`
-					PrincipalID      string `json:"principalId"`
-				} `json:"properties"`
-			} `json:"value"`
-		}
-		if err := l.arm.do(ctx, http.MethodGet, path, nil, &page); err != nil {
+		roles, err := l.rolesAt(ctx, s.vaultID())
+		if err != nil {
 			if e := unread("roles", err); e != nil {
 				return nil, e
 			}
 		} else {
 			s.RolesKnown = true
-			for _, v := range page.Value {
-				p := v.Properties
-				s.RoleAssignments = append(s.RoleAssignments, RoleAssignment{Scope: p.Scope, RoleDefinitionID: p.RoleDefinitionID, PrincipalID: p.PrincipalID})
-			}
+			s.RoleAssignments = append(s.RoleAssignments, roles...)
 		}
 	} else {
 		s.Absent["roles"] = "no TOKENSTORE_KEYVAULT_URL in the Function App settings"
