@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf16"
 
@@ -112,13 +111,13 @@ func (b *Bot) spend(ctx context.Context, t *Turn, once string) (time.Duration, b
 		return 0, false
 	}
 	act := t.Activity
-	if once != "" && b.charged.has(once) {
+	if once != "" && b.charged.Has(once) {
 		return 0, false
 	}
 	ok, wait := b.Limit.Allow(limitKey(act))
 	if ok {
 		if once != "" {
-			b.charged.add(once)
+			b.charged.Add(once)
 		}
 		return 0, false
 	}
@@ -148,36 +147,4 @@ func humanWait(d time.Duration) string {
 	default:
 		return strconv.Itoa((s+59)/60) + " minutes"
 	}
-}
-
-// chargedSet remembers the ids of recently counted activities (bounded), so an activity
-// resumed after a sign-in is not counted twice.
-type chargedSet struct {
-	mu   sync.Mutex
-	ids  map[string]struct{}
-	ring []string
-	next int
-}
-
-const chargedMax = 4096
-
-func (c *chargedSet) has(id string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, ok := c.ids[id]
-	return ok
-}
-
-func (c *chargedSet) add(id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ids == nil {
-		c.ids, c.ring = map[string]struct{}{}, make([]string, chargedMax)
-	}
-	if old := c.ring[c.next]; old != "" {
-		delete(c.ids, old)
-	}
-	c.ring[c.next] = id
-	c.ids[id] = struct{}{}
-	c.next = (c.next + 1) % chargedMax
 }

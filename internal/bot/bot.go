@@ -18,6 +18,7 @@ import (
 	"github.com/onbehalf/onbehalf/internal/audit"
 	"github.com/onbehalf/onbehalf/internal/botframework"
 	"github.com/onbehalf/onbehalf/internal/mdtext"
+	"github.com/onbehalf/onbehalf/internal/recent"
 )
 
 // Sender delivers the bot's activities to the channel.
@@ -101,7 +102,7 @@ type Bot struct {
 	// that conversation: the bot is no longer in it. Nil does nothing.
 	Removed func(ctx context.Context, act *botframework.Activity) error
 
-	charged chargedSet
+	charged recent.Set // ids of activities already counted, so a resumed one is not counted twice
 }
 
 type inJobKey struct{}

@@ -32,12 +32,12 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 
 	"github.com/onbehalf/onbehalf/internal/botframework"
+	"github.com/onbehalf/onbehalf/internal/recent"
 	"github.com/onbehalf/onbehalf/internal/tokenstore"
 )
 
@@ -167,7 +167,7 @@ type Worker struct {
 	Now func() time.Time
 
 	runners map[string]Runner
-	told    toldSet
+	told    recent.Set // jobs whose users this instance told of a delay
 }
 
 // Handle registers the runner of a job kind.
@@ -387,7 +387,7 @@ const DelayedText = "Your answer is delayed: a service I rely on is not respondi
 // tellDelayed tells the user of job m that the answer is delayed, once per job on this
 // instance: through to when the row was read, through m's sealed note otherwise.
 func (w *Worker) tellDelayed(ctx context.Context, log *slog.Logger, m message, to *botframework.ConversationReference) {
-	if !w.told.add(m.Partition + "/" + m.Row) {
+	if !w.told.Add(m.Partition + "/" + m.Row) {
 		return
 	}
 	if to == nil {
@@ -410,45 +410,11 @@ func (w *Worker) tellDelayed(ctx context.Context, log *slog.Logger, m message, t
 		to = &ref
 	}
 	if _, err := w.Sender.Send(ctx, *to, &botframework.Activity{Type: botframework.TypeMessage, Text: DelayedText}); err != nil {
-		w.told.remove(m.Partition + "/" + m.Row)
+		w.told.Remove(m.Partition + "/" + m.Row)
 		log.Warn("work: telling the user of the delay failed", slog.String("error", err.Error()))
 		return
 	}
 	log.Info("work: the user was told the answer is delayed")
-}
-
-// toldSet remembers, bounded, the jobs whose users this instance told of a delay.
-type toldSet struct {
-	mu    sync.Mutex
-	seen  map[string]struct{}
-	order []string
-}
-
-// maxTold bounds toldSet; the oldest entries go first.
-const maxTold = 4096
-
-func (t *toldSet) add(k string) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if _, ok := t.seen[k]; ok {
-		return false
-	}
-	if t.seen == nil {
-		t.seen = map[string]struct{}{}
-	}
-	if len(t.order) >= maxTold {
-		delete(t.seen, t.order[0])
-		t.order = t.order[1:]
-	}
-	t.seen[k] = struct{}{}
-	t.order = append(t.order, k)
-	return true
-}
-
-func (t *toldSet) remove(k string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.seen, k)
 }
 
 // Purger removes expired rows (implemented by *tokenstore.Store).
